@@ -1,0 +1,213 @@
+"""The one error tree of provcfg.
+
+Every failure a user can meet is one of these, so callers catch one vocabulary::
+
+    ProvcfgError                      root: catch this to catch everything provcfg raises
+    ├── ManifestError                 the manifest is unreadable or invalid (.problems)
+    ├── BackendUnavailableError       an optional extra (redis, memcached) is not installed
+    ├── RuntimeClosedError            the Runtime was closed (aclose) and cannot serve
+    ├── UnknownProviderError          rt.provider(name) / translate_model for a name not declared
+    ├── UnknownModelError             a model alias is unknown and the policy says "error"
+    └── ProviderError                 a provider failed; .kind says how (see ErrorKind)
+        └── CLINotFoundError          kind == "cli_not_found": the agent CLI is not installed
+
+Messages name the place and the fix. No message, ``repr`` or ``str`` of any of these
+ever holds a secret's value: secrets travel as ``pydantic.SecretStr`` and are never
+formatted into text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = [
+    "BackendUnavailableError",
+    "CLINotFoundError",
+    "ErrorKind",
+    "ManifestError",
+    "Problem",
+    "ProvcfgError",
+    "ProviderError",
+    "RuntimeClosedError",
+    "UnknownModelError",
+    "UnknownProviderError",
+]
+
+ErrorKind = Literal[
+    "authentication",
+    "permission",
+    "rate_limit",
+    "overloaded",
+    "model_not_found",
+    "invalid_request",
+    "timeout",
+    "network",
+    "pool_exhausted",
+    "cli_not_found",
+    "cli_failed",
+    "stream_incomplete",
+    "server_error",
+    "cancelled",
+]
+
+
+class ProvcfgError(Exception):
+    """Root of every error provcfg raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Problem:
+    """One positioned problem in a manifest.
+
+    ``line`` and ``column`` are 1-based; 0 means "no position" (for example a
+    problem that comes from an environment variable rather than the file).
+    ``loc`` is the dotted path inside the manifest (``providers.api.base_url``);
+    empty for whole-file problems.
+    """
+
+    file: str
+    line: int
+    column: int
+    loc: str
+    message: str
+
+    def __str__(self) -> str:
+        """``FILE:LINE:COL: dotted.path: message``, the form editors and CI annotate."""
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.loc}: {self.message}" if self.loc else f"{where}: {self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serializable form used by ``provcfg validate --format json``."""
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "loc": self.loc,
+            "message": self.message,
+        }
+
+
+class ManifestError(ProvcfgError):
+    """The manifest could not be read or is invalid.
+
+    ``problems`` holds every problem found in one run, sorted by position.
+    """
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(sorted(problems))
+        if not self.problems:
+            raise ValueError("ManifestError needs at least one problem")
+        super().__init__(self._text())
+
+    @classmethod
+    def single(
+        cls, file: str | Path, message: str, *, line: int = 0, column: int = 0, loc: str = ""
+    ) -> ManifestError:
+        """Build an error holding exactly one problem."""
+        return cls([Problem(str(file), line, column, loc, message)])
+
+    def _text(self) -> str:
+        count = len(self.problems)
+        head = f"{count} problem{'s' if count != 1 else ''} in manifest"
+        return head + "\n" + "\n".join(str(p) for p in self.problems)
+
+
+class BackendUnavailableError(ProvcfgError):
+    """A cache backend needs an optional dependency that is not installed."""
+
+    def __init__(self, backend: str, extra: str, module: str) -> None:
+        self.backend = backend
+        self.extra = extra
+        self.module = module
+        super().__init__(
+            f"cache backend {backend!r} needs the Python package {module!r}; "
+            f"install it with: pip install 'provcfg[{extra}]'"
+        )
+
+
+class RuntimeClosedError(ProvcfgError):
+    """The Runtime has been closed with ``aclose()``; load a new one."""
+
+
+class UnknownProviderError(ProvcfgError, KeyError):
+    """A provider name that the manifest does not declare."""
+
+    def __init__(self, name: str, known: Sequence[str], suggestion: str | None = None) -> None:
+        self.name = name
+        self.known = tuple(known)
+        hint = f"; did you mean {suggestion!r}?" if suggestion else ""
+        listed = ", ".join(self.known) or "(none)"
+        super().__init__(f"no provider named {name!r}{hint} (declared: {listed})")
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would repr() the message; keep it readable.
+        return str(self.args[0])
+
+
+class UnknownModelError(ProvcfgError, LookupError):
+    """A model alias that is not in the table for this provider."""
+
+    def __init__(self, provider: str, alias: str, suggestion: str | None, known: Sequence[str]):
+        self.provider = provider
+        self.alias = alias
+        self.known = tuple(known)
+        hint = f"; did you mean {suggestion!r}?" if suggestion else ""
+        listed = ", ".join(self.known) or "(none)"
+        super().__init__(
+            f"provider {provider!r}: unknown model alias {alias!r}{hint} "
+            f"(aliases: {listed}; or give a complete model id)"
+        )
+
+
+@dataclass(eq=False)
+class ProviderError(ProvcfgError):
+    """A provider call failed.
+
+    ``kind`` classifies the failure so callers can react without parsing text:
+    retry on ``rate_limit`` after ``retry_after`` seconds, fix credentials on
+    ``authentication``, install the CLI on ``cli_not_found``, and so on.
+    """
+
+    message: str
+    kind: ErrorKind
+    provider: str = ""
+    status: int | None = None
+    retry_after: float | None = None
+    exit_code: int | None = None
+    stderr_tail: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        where = f"provider {self.provider!r}: " if self.provider else ""
+        text = f"{where}{self.kind}: {self.message}"
+        if self.retry_after is not None:
+            text += f" (retry after {self.retry_after:g}s)"
+        if self.exit_code is not None:
+            text += f" (exit code {self.exit_code})"
+        return text
+
+
+class CLINotFoundError(ProviderError):
+    """The agent CLI a provider needs was not found; the message says where we looked."""
+
+    def __init__(
+        self,
+        command: str,
+        searched: Sequence[str],
+        install_hint: str,
+        provider: str = "",
+    ) -> None:
+        self.command = command
+        self.searched = tuple(searched)
+        looked = ", ".join(self.searched) or "(nowhere)"
+        super().__init__(
+            message=f"CLI {command!r} not found; looked in: {looked}. {install_hint}",
+            kind="cli_not_found",
+            provider=provider,
+        )
