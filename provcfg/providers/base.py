@@ -9,7 +9,10 @@ Plugins register a ``ProviderKind`` under the entry-point group ``provcfg.provid
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import importlib
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -308,6 +311,9 @@ class BaseProvider:
         self.name = ctx.name
         self.spec = ctx.spec
         self._closed = False
+        self._prepared = False
+        self._prepare_lock = threading.Lock()
+        self._prepare_future: concurrent.futures.Future[None] | None = None
 
     def stream(
         self,
@@ -372,8 +378,51 @@ class BaseProvider:
             tool_uses=tuple(tool_uses),
         )
 
+    def prepare(self) -> None:
+        """Heavy synchronous one-time set-up; override it (CLI detection, ``import anthropic``).
+
+        The Runtime calls it in ``load()`` for ``init: eager``, in a worker thread for
+        ``init: background``, and :meth:`initialize` runs it (in a thread, once) for
+        ``init: lazy`` on first use. It must not create event-loop-bound objects (HTTP
+        clients): those are made per loop on first use.
+
+        Raises:
+            ProvcfgError: for example CLINotFoundError when the CLI is missing.
+        """
+
     async def initialize(self) -> None:
-        """Nothing heavy by default."""
+        """Run :meth:`prepare` once, off the event loop; concurrent callers share one run.
+
+        A failed run is not remembered: the next call tries again.
+        """
+        if self._prepared:
+            return
+        with self._prepare_lock:
+            future = self._prepare_future
+            owner = future is None
+            if future is None:
+                future = self._prepare_future = concurrent.futures.Future()
+        if owner:
+            try:
+                await asyncio.to_thread(self.prepare)
+            except BaseException as exc:
+                with self._prepare_lock:
+                    self._prepare_future = None
+                future.set_exception(exc)
+                raise
+            self._prepared = True
+            future.set_result(None)
+            return
+        await asyncio.wrap_future(future)
+
+    def prepare_now(self) -> None:
+        """Run :meth:`prepare` synchronously if it has not succeeded yet (eager init)."""
+        if self._prepared:
+            return
+        with self._prepare_lock:
+            if not self._prepared:
+                self.prepare()
+                self._prepared = True
 
     async def aclose(self) -> None:
         """Mark closed; subclasses release their resources and call this."""
