@@ -395,6 +395,15 @@ class BaseProvider:
 
         A failed run is not remembered: the next call tries again.
         """
+        if not self._prepared:
+            await asyncio.to_thread(self.prepare_now)
+
+    def prepare_now(self) -> None:
+        """Run :meth:`prepare` synchronously unless it already succeeded.
+
+        Callers arriving while another thread runs it wait for that run and get its
+        result or its exception; they do not run it again one after another.
+        """
         if self._prepared:
             return
         with self._prepare_lock:
@@ -402,27 +411,18 @@ class BaseProvider:
             owner = future is None
             if future is None:
                 future = self._prepare_future = concurrent.futures.Future()
-        if owner:
-            try:
-                await asyncio.to_thread(self.prepare)
-            except BaseException as exc:
-                with self._prepare_lock:
-                    self._prepare_future = None
-                future.set_exception(exc)
-                raise
-            self._prepared = True
-            future.set_result(None)
+        if not owner:
+            future.result()
             return
-        await asyncio.wrap_future(future)
-
-    def prepare_now(self) -> None:
-        """Run :meth:`prepare` synchronously if it has not succeeded yet (eager init)."""
-        if self._prepared:
-            return
-        with self._prepare_lock:
-            if not self._prepared:
-                self.prepare()
-                self._prepared = True
+        try:
+            self.prepare()
+        except BaseException as exc:
+            with self._prepare_lock:
+                self._prepare_future = None
+            future.set_exception(exc)
+            raise
+        self._prepared = True
+        future.set_result(None)
 
     async def aclose(self) -> None:
         """Mark closed; subclasses release their resources and call this."""

@@ -1,0 +1,59 @@
+"""Stable digests of specs: what decides that a part of the Runtime can be reused.
+
+A digest is the sha256 of the canonical JSON of a spec. Secrets contribute a keyed
+fingerprint (HMAC-SHA256) instead of their value, so a changed API key still
+changes the digest while the digest itself reveals nothing usable: it is never a
+plain hash of the secret. The key is ``PROVCFG_FINGERPRINT_KEY`` when set (set it
+to the same value in every process that shares a redis region), else a constant,
+so that two processes with the same manifest agree on their digests.
+
+Never ``hash()`` (salted per process) nor ``str()`` (leaks secrets, not canonical).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, SecretStr
+
+__all__ = ["canonical", "spec_digest"]
+
+_DEFAULT_KEY = b"provcfg/spec-digest/v1"
+
+
+def _fingerprint_key() -> bytes:
+    key = os.environ.get("PROVCFG_FINGERPRINT_KEY")
+    return key.encode() if key else _DEFAULT_KEY
+
+
+def canonical(value: Any, *, key: bytes | None = None) -> Any:
+    """Turn a spec (or any nested value) into JSON-ready data with secrets fingerprinted."""
+    if isinstance(value, BaseModel):
+        # Iterate declared fields (not model_dump) so SecretStr stays recognizable.
+        return {
+            name: canonical(getattr(value, name), key=key)
+            for name in sorted(type(value).model_fields)
+        }
+    if isinstance(value, SecretStr):
+        mac = hmac.new(key or _fingerprint_key(), value.get_secret_value().encode(), "sha256")
+        return {"$secret": mac.hexdigest()[:32]}
+    if isinstance(value, Mapping):
+        return {str(k): canonical(v, key=key) for k, v in sorted(value.items())}
+    if isinstance(value, list | tuple | frozenset | set):
+        items = [canonical(v, key=key) for v in value]
+        return sorted(items, key=json.dumps) if isinstance(value, frozenset | set) else items
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def spec_digest(value: Any) -> str:
+    """sha256 hex digest of the canonical JSON of ``value`` (secrets fingerprinted)."""
+    key = _fingerprint_key()
+    text = json.dumps(canonical(value, key=key), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
