@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The main job, offline: install, validate the example manifest, start the embedded
+# stub server on the `local` provider's loopback address, stream one answer, print timings.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+.venv/bin/provcfg validate providers.yaml
+.venv/bin/provcfg run --stub --timings -p local "Write a haiku about configuration files"

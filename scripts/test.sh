@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh machine: system services, the venv with the dev
+# extra, the pinned agent CLIs (project-local), then lint, types and pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/system-deps.sh
+scripts/bootstrap.sh dev
+if [ -x scripts/install-clis.sh ]; then
+    scripts/install-clis.sh
+fi
+.venv/bin/ruff check provcfg tests benchmarks
+.venv/bin/ruff format --check provcfg tests benchmarks
+.venv/bin/mypy
+.venv/bin/python -m pytest -p no:cacheprovider "$@"
