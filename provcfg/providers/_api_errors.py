@@ -1,0 +1,223 @@
+"""Translate Anthropic API failures into :class:`~provcfg.errors.ProviderError` kinds.
+
+Both anthropic-api transports end here, so a failure looks the same whichever one
+met it: an HTTP error status (with its JSON body and ``retry-after`` headers), an
+``error`` event inside an SSE stream, an httpx2 transport exception, or an anthropic
+SDK exception (which wraps the same three). Every message names the endpoint and
+the fix and is scrubbed of the API key, whatever the server or a library echoed.
+No exception is chained (``from None``): a ``__cause__`` could carry request headers.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx2
+
+from provcfg.errors import ErrorKind, ProviderError
+
+__all__ = [
+    "ErrorMapper",
+    "parse_retry_after",
+]
+
+# error.type of an Anthropic error body -> kind.
+_TYPE_KINDS: dict[str, ErrorKind] = {
+    "invalid_request_error": "invalid_request",
+    "request_too_large": "invalid_request",
+    "authentication_error": "authentication",
+    "permission_error": "permission",
+    "billing_error": "permission",
+    "not_found_error": "invalid_request",  # refined to model_not_found below
+    "rate_limit_error": "rate_limit",
+    "overloaded_error": "overloaded",
+    "api_error": "server_error",
+    "timeout_error": "timeout",
+}
+
+_HINTS: dict[str, str] = {
+    "authentication": "check providers.{name}.api_key (for example ${{ANTHROPIC_API_KEY}})",
+    "permission": "the API key is not allowed to do this; check its workspace and model access",
+    "model_not_found": "check the model id or alias (providers.{name}.model or the models: table)",
+    "invalid_request": "fix the request (model, max_tokens, system or the options passed)",
+    "rate_limit": "slow down, lower concurrency, or raise providers.{name}.max_retries",
+    "overloaded": "the API is overloaded; retry later or raise providers.{name}.max_retries",
+    "server_error": "the API failed; retry later",
+    "timeout": "raise providers.{name}.timeout or pass timeout=",
+    "network": "check providers.{name}.base_url and that the server is reachable",
+    "pool_exhausted": (
+        "every connection of the pool is busy; raise pools.<pool>.max_connections "
+        "or pools.<pool>.timeouts.pool, or lower concurrency"
+    ),
+    "stream_incomplete": "the connection dropped mid-answer; retry the request",
+}
+
+_MESSAGE_LIMIT = 300
+
+
+def _status_kind(status: int) -> ErrorKind:
+    if status == 401:
+        return "authentication"
+    if status in (402, 403):
+        return "permission"
+    if status == 408:
+        return "timeout"
+    if status == 429:
+        return "rate_limit"
+    if status == 529:
+        return "overloaded"
+    if status >= 500:
+        return "server_error"
+    return "invalid_request"
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait from ``retry-after-ms``, or ``retry-after`` (seconds or an HTTP date).
+
+    Returns None when neither header is present or parseable; never a negative number.
+    """
+    if not headers:
+        return None
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        try:
+            return max(0.0, float(value) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class ErrorMapper:
+    """Builds ProviderErrors for one provider: its name, endpoint and secret to scrub."""
+
+    __slots__ = ("_name", "_place", "_secrets")
+
+    def __init__(self, name: str, url: str, secrets: tuple[str, ...]) -> None:
+        self._name = name
+        self._place = f"POST {url}"
+        # Never scrub with an empty or trivially short string (it would shred the text).
+        self._secrets = tuple(s for s in secrets if len(s) >= 4)
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "**********")
+        return text
+
+    def make(
+        self,
+        kind: ErrorKind,
+        what: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> ProviderError:
+        """A ProviderError whose message is ``<place>: <what>; <fix>``, scrubbed of secrets."""
+        hint = _HINTS.get(kind, "").format(name=self._name)
+        text = f"{self._place}: {what}" + (f"; {hint}" if hint else "")
+        return ProviderError(
+            message=self._scrub(text),
+            kind=kind,
+            provider=self._name,
+            status=status,
+            retry_after=retry_after,
+            details={k: self._scrub(v) if isinstance(v, str) else v for k, v in details.items()}
+            if details
+            else {},
+        )
+
+    def from_body(
+        self, status: int, body: object, headers: Mapping[str, str] | None = None
+    ) -> ProviderError:
+        """Map an error status (or, with status 200, an SSE ``error`` event) and its body.
+
+        ``body`` is the decoded JSON body, or its text when it was not JSON.
+        """
+        error = body.get("error") if isinstance(body, dict) else None
+        err_type = error.get("type") if isinstance(error, dict) else None
+        message = error.get("message") if isinstance(error, dict) else None
+        if not isinstance(message, str):
+            message = body if isinstance(body, str) else ""
+        message = " ".join(message.split())[:_MESSAGE_LIMIT]
+        kind: ErrorKind | None = _TYPE_KINDS.get(err_type) if isinstance(err_type, str) else None
+        if kind is None:
+            kind = _status_kind(status) if status >= 400 else "server_error"
+        if (status == 404 or err_type == "not_found_error") and "model" in message.lower():
+            kind = "model_not_found"
+        where = f"HTTP {status}" if status >= 400 else "error event in the stream"
+        label = f" {err_type}" if isinstance(err_type, str) else ""
+        what = f"{where}{label}" + (f": {message}" if message else "")
+        retry_after = parse_retry_after(headers)
+        return self.make(
+            kind,
+            what,
+            status=status if status >= 400 else None,
+            retry_after=retry_after if kind in ("rate_limit", "overloaded") else None,
+            details={"error_type": err_type} if isinstance(err_type, str) else None,
+        )
+
+    def from_event_data(self, data: str) -> ProviderError:
+        """Map the data of an SSE ``error`` event."""
+        try:
+            body: object = json.loads(data)
+        except ValueError:
+            body = data
+        return self.from_body(200, body)
+
+    def from_transport(self, exc: BaseException, *, streaming: bool) -> ProviderError:
+        """Map an httpx2 exception; ``streaming`` says the response headers had arrived."""
+        name = type(exc).__name__
+        if isinstance(exc, httpx2.PoolTimeout):
+            return self.make("pool_exhausted", f"no free connection in time ({name})")
+        if isinstance(exc, httpx2.TimeoutException):
+            phase = "reading the stream" if streaming else "connecting or sending"
+            return self.make("timeout", f"timed out while {phase} ({name})")
+        if streaming and isinstance(exc, httpx2.TransportError):
+            return self.make(
+                "stream_incomplete", f"the stream broke before message_stop ({name}: {exc})"
+            )
+        if isinstance(exc, httpx2.TransportError):
+            return self.make("network", f"cannot reach the API ({name}: {exc})")
+        return self.make("network", f"unexpected transport failure ({name}: {exc})")
+
+    def incomplete(self, why: str) -> ProviderError:
+        """The stream ended without ``message_stop``."""
+        return self.make("stream_incomplete", why)
+
+    def deadline(self, seconds: float) -> ProviderError:
+        """The request's total deadline passed."""
+        return self.make("timeout", f"no complete answer within the deadline of {seconds:g}s")
+
+    def from_sdk(self, exc: BaseException, *, streaming: bool) -> ProviderError:
+        """Map an anthropic SDK exception (or an httpx2 one raised through the SDK)."""
+        import anthropic
+
+        if isinstance(exc, anthropic.APIStatusError):
+            return self.from_body(exc.status_code, exc.body, exc.response.headers)
+        if isinstance(exc, anthropic.APIConnectionError):
+            cause = exc.__cause__
+            if isinstance(cause, httpx2.HTTPError):
+                return self.from_transport(cause, streaming=streaming)
+            kind: ErrorKind = "timeout" if isinstance(exc, anthropic.APITimeoutError) else "network"
+            return self.make(kind, f"{type(exc).__name__}")
+        if isinstance(exc, httpx2.HTTPError):
+            return self.from_transport(exc, streaming=streaming)
+        if isinstance(exc, anthropic.APIResponseValidationError):
+            return self.make("server_error", "the API answered with an unexpected shape")
+        return self.make("network", f"anthropic SDK failure ({type(exc).__name__})")

@@ -1,0 +1,535 @@
+"""The ``anthropic-api`` provider kind: the Anthropic Messages API, streamed, on a pooled client.
+
+Two transports give the same chunks, usage and errors:
+
+* ``sdk``: the anthropic SDK (``messages.create(stream=True)``, raw events; the
+  ``messages.stream()`` helper costs about 2.3x per chunk) on the runtime's pooled
+  httpx2 client, one ``AsyncAnthropic`` per provider per event loop, SDK retries off.
+* ``fast``: provcfg speaks the streaming protocol itself over the same pooled client:
+  :class:`~provcfg.providers._sse.SSEParser` over ``aiter_bytes()``, one ``json.loads``
+  per event, text deltas forwarded without building SDK objects. It never imports
+  ``anthropic`` (0.7 s).
+
+Both share the retry policy (:mod:`provcfg.providers._retry`), the error mapping
+(:mod:`provcfg.providers._api_errors`) and the message bookkeeping below, and both
+raise ``stream_incomplete`` when a stream ends without ``message_stop``: the SDK on
+its own returns the partial text as if it had succeeded.
+
+Per chunk, nothing but the :class:`Chunk` is allocated: no lock, log or metrics
+call. A request's total deadline (``timeout=`` or the spec's ``timeout``) caps
+every httpx2 phase timeout at the time left and is checked once per network read
+(``fast``) or per event (``sdk``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx2
+import structlog
+
+from provcfg.errors import ProviderError, RuntimeClosedError
+from provcfg.providers._api_errors import ErrorMapper
+from provcfg.providers._retry import RetryPolicy
+from provcfg.providers._sse import SSEParser
+from provcfg.providers.base import BaseProvider, Chunk, ProviderContext, Timings, Usage
+
+if TYPE_CHECKING:
+    import anthropic
+
+__all__ = ["AnthropicApiProvider"]
+
+log = structlog.get_logger(__name__)
+
+_USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+)
+_TOOL_BLOCKS = frozenset({"tool_use", "server_tool_use"})
+# After message_stop the body's last bytes are read so the connection returns to the
+# pool; a server that keeps the stream open past this is cut (its connection discarded).
+_DRAIN_SECONDS = 1.0
+
+
+class _Clock:
+    """Per-request times, in seconds from ``start`` (perf_counter)."""
+
+    __slots__ = ("connect", "first", "start")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.connect: float | None = None
+        self.first: float | None = None
+
+
+class _Message:
+    """What one streamed message accumulates besides its text: ids, usage, tool inputs."""
+
+    __slots__ = ("id", "model", "stop_reason", "stopped", "tools", "usage")
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.model: str | None = None
+        self.stop_reason: str | None = None
+        self.stopped = False
+        self.usage: dict[str, int] = {}
+        self.tools: dict[int, tuple[str, str, list[str], Any]] = {}
+
+    def add_usage(self, values: Mapping[str, Any]) -> None:
+        # message_delta's counts are cumulative: the latest non-null value wins.
+        for field in _USAGE_FIELDS:
+            value = values.get(field)
+            if value is not None:
+                self.usage[field] = value
+
+    def block_start(
+        self, index: int, block_type: str, text: str, tool: tuple[str, str, Any] | None
+    ) -> Chunk | None:
+        if block_type in _TOOL_BLOCKS and tool is not None:
+            self.tools[index] = (tool[0], tool[1], [], tool[2])
+        elif text:
+            return Chunk("thinking" if block_type == "thinking" else "text", text)
+        return None
+
+    def add_json(self, index: int, partial: str) -> None:
+        tool = self.tools.get(index)
+        if tool is not None:
+            tool[2].append(partial)
+
+    def block_stop(self, index: int) -> Chunk | None:
+        tool = self.tools.pop(index, None)
+        if tool is None:
+            return None
+        tool_id, name, parts, initial = tool
+        raw = "".join(parts)
+        value = json.loads(raw) if raw.strip() else (initial if initial is not None else {})
+        return Chunk("tool_use", data={"id": tool_id, "name": name, "input": value})
+
+    def result(self, clock: _Clock) -> Chunk:
+        total = time.perf_counter() - clock.start
+        timings = Timings(
+            connect=clock.connect,
+            first_chunk=clock.first if clock.first is not None else total,
+            total=total,
+        )
+        return Chunk(
+            "result",
+            data={
+                "usage": Usage(**self.usage),
+                "stop_reason": self.stop_reason,
+                "model": self.model,
+                "session_id": self.id,
+                "cost_usd": None,
+                "timings": timings,
+            },
+        )
+
+
+def _on_json_event(state: _Message, event: Mapping[str, Any]) -> Chunk | None:
+    """Every event other than a text or thinking delta, as decoded JSON (fast transport)."""
+    kind = event.get("type")
+    if kind == "content_block_delta":
+        delta = event["delta"]
+        dtype = delta.get("type")
+        if dtype == "input_json_delta":
+            state.add_json(event["index"], delta["partial_json"])
+        elif dtype == "text_delta":
+            return Chunk("text", delta["text"])
+        elif dtype == "thinking_delta":
+            return Chunk("thinking", delta["thinking"])
+        # signature_delta and citations_delta carry nothing a chunk reports.
+    elif kind == "content_block_start":
+        block = event["content_block"]
+        btype = block.get("type", "")
+        tool = (block.get("id", ""), block.get("name", ""), block.get("input"))
+        return state.block_start(
+            event["index"], btype, block.get("text") or block.get("thinking") or "", tool
+        )
+    elif kind == "content_block_stop":
+        return state.block_stop(event["index"])
+    elif kind == "message_start":
+        message = event["message"]
+        state.id = message.get("id")
+        state.model = message.get("model")
+        state.add_usage(message.get("usage") or {})
+    elif kind == "message_delta":
+        state.stop_reason = (event.get("delta") or {}).get("stop_reason", state.stop_reason)
+        state.add_usage(event.get("usage") or {})
+    elif kind == "message_stop":
+        state.stopped = True
+    return None
+
+
+def _on_sdk_event(state: _Message, event: Any) -> Chunk | None:
+    """The same as :func:`_on_json_event` for the SDK's event objects."""
+    kind = event.type
+    if kind == "content_block_delta":
+        delta = event.delta
+        if delta.type == "input_json_delta":
+            state.add_json(event.index, delta.partial_json)
+    elif kind == "content_block_start":
+        block = event.content_block
+        btype = block.type
+        tool = (getattr(block, "id", ""), getattr(block, "name", ""), getattr(block, "input", None))
+        text = getattr(block, "text", None) or getattr(block, "thinking", None) or ""
+        return state.block_start(event.index, btype, text, tool)
+    elif kind == "content_block_stop":
+        return state.block_stop(event.index)
+    elif kind == "message_start":
+        message = event.message
+        state.id = message.id
+        state.model = message.model
+        state.add_usage(_sdk_usage(message.usage))
+    elif kind == "message_delta":
+        state.stop_reason = getattr(event.delta, "stop_reason", state.stop_reason)
+        state.add_usage(_sdk_usage(event.usage))
+    elif kind == "message_stop":
+        state.stopped = True
+    return None
+
+
+def _sdk_usage(usage: Any) -> dict[str, Any]:
+    return {field: getattr(usage, field, None) for field in _USAGE_FIELDS}
+
+
+def _decode_body(raw: bytes) -> object:
+    text = raw.decode("utf-8", "replace")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+async def _drain(events: AsyncIterator[Any]) -> None:
+    try:
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            async for _ in events:
+                pass
+    except TimeoutError:
+        pass
+
+
+class AnthropicApiProvider(BaseProvider):
+    """A provider of kind ``anthropic-api``; built by the Runtime as ``AnthropicApiProvider(ctx)``.
+
+    ``stream()`` yields ``text``, ``thinking`` and ``tool_use`` chunks as they
+    arrive, then one ``result`` chunk (usage, stop_reason, model, session_id = the
+    message id, timings). ``kind_options`` are added to the request body as they
+    are (``temperature``, ``tools``, ``thinking``, ``stop_sequences``, ``metadata``,
+    or ``messages`` to send a whole conversation instead of ``prompt``).
+    """
+
+    kind = "anthropic-api"
+
+    def __init__(self, ctx: ProviderContext) -> None:
+        super().__init__(ctx)
+        spec: Any = ctx.spec
+        self._base_url: str = spec.base_url.rstrip("/")
+        self._url = self._base_url + "/v1/messages"
+        self._transport: str = spec.transport
+        self._default_max_tokens: int = spec.max_tokens
+        self._timeout: float | None = spec.timeout
+        self._version: str = spec.anthropic_version
+        self._policy = RetryPolicy(max_retries=spec.max_retries, max_wait=spec.retry_max_wait)
+        key = spec.api_key.get_secret_value() if spec.api_key is not None else None
+        self._api_key: str | None = key or os.environ.get("ANTHROPIC_API_KEY") or None
+        self._errors = ErrorMapper(ctx.name, self._url, (self._api_key,) if self._api_key else ())
+        self._headers = {
+            "x-api-key": self._api_key or "",
+            "anthropic-version": self._version,
+            "content-type": "application/json",
+            "accept": "text/event-stream",
+        }
+        self._sdk_clients: dict[
+            asyncio.AbstractEventLoop, tuple[httpx2.AsyncClient, anthropic.AsyncAnthropic]
+        ] = {}
+
+    def __repr__(self) -> str:
+        return f"AnthropicApiProvider(name={self.name!r}, transport={self._transport!r})"
+
+    def prepare(self) -> None:
+        """Import the anthropic SDK (about 0.7 s) for ``transport: sdk``; nothing for ``fast``."""
+        if self._transport == "sdk":
+            import anthropic  # noqa: F401
+
+    async def stream(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        max_tokens: int | None = None,
+        cwd: str | Path | None = None,
+        timeout: float | None = None,
+        **kind_options: Any,
+    ) -> AsyncIterator[Chunk]:
+        """Stream one message; ``cwd`` is ignored (the API has no working folder).
+
+        Yields:
+            ``text``, ``thinking`` and ``tool_use`` chunks, then one ``result`` chunk.
+
+        Raises:
+            ProviderError: kind authentication, permission, rate_limit, overloaded,
+                model_not_found, invalid_request, server_error, timeout, network,
+                pool_exhausted or stream_incomplete; retried first where
+                :mod:`provcfg.providers._retry` allows, never after a chunk was yielded.
+            RuntimeClosedError: the provider was closed.
+        """
+        if self._closed:
+            raise RuntimeClosedError(
+                f"provider {self.name!r} was closed; get a fresh one with rt.provider()"
+            )
+        clock = _Clock(time.perf_counter())
+        model_id = self.ctx.resolve_model(model)
+        if not model_id:
+            raise self._errors.make(
+                "invalid_request",
+                f"no model given; set providers.{self.name}.model or pass model=",
+            )
+        if not self._api_key:
+            raise self._errors.make("authentication", "no API key is configured")
+        total = timeout if timeout is not None else self._timeout
+        deadline = clock.start + total if total is not None else None
+        limit = max_tokens if max_tokens is not None else self._default_max_tokens
+        messages = [{"role": "user", "content": prompt}]
+        attempt: AsyncGenerator[Chunk, None]
+        if self._transport == "fast":
+            body: dict[str, Any] = {"model": model_id, "max_tokens": limit, "messages": messages}
+            if system is not None:
+                body["system"] = system
+            body.update(kind_options)
+            body["stream"] = True
+            payload = json.dumps(body).encode()
+        else:
+            params: dict[str, Any] = {"model": model_id, "max_tokens": limit, "messages": messages}
+            if system is not None:
+                params["system"] = system
+            if kind_options:
+                params["extra_body"] = kind_options
+        metrics = self.ctx.metrics
+        retries = 0
+        while True:
+            clock.connect = None
+            if self._transport == "fast":
+                attempt = self._attempt_fast(payload, deadline, total, clock)
+            else:
+                attempt = self._attempt_sdk(params, deadline, total, clock)
+            try:
+                async with aclosing(attempt) as chunks:
+                    async for chunk in chunks:
+                        if clock.first is None:
+                            clock.first = time.perf_counter() - clock.start
+                        yield chunk
+            except ProviderError as error:
+                wait = None if clock.first is not None else self._policy.delay(error, retries)
+                if wait is not None and deadline is not None:
+                    wait = None if time.perf_counter() + wait >= deadline else wait
+                if wait is None:
+                    metrics.incr("errors", self.name)
+                    raise
+                retries += 1
+                metrics.incr("retries", self.name)
+                log.info(
+                    "provider.retry",
+                    provider=self.name,
+                    kind=error.kind,
+                    status=error.status,
+                    attempt=retries,
+                    wait=round(wait, 3),
+                )
+                await asyncio.sleep(wait)
+                continue
+            return
+
+    def _phase_timeouts(self, client: httpx2.AsyncClient, deadline: float) -> httpx2.Timeout:
+        left = max(deadline - time.perf_counter(), 0.001)
+        base = client.timeout
+
+        def cap(value: float | None) -> float:
+            return left if value is None else min(value, left)
+
+        return httpx2.Timeout(
+            connect=cap(base.connect),
+            read=cap(base.read),
+            write=cap(base.write),
+            pool=cap(base.pool),
+        )
+
+    def _finish(self, state: _Message, clock: _Clock) -> Chunk:
+        result = state.result(clock)
+        metrics = self.ctx.metrics
+        timings: Timings = result.data["timings"]  # type: ignore[index]
+        if timings.connect is not None:
+            metrics.observe("connect_seconds", timings.connect, self.name)
+        if timings.first_chunk is not None:
+            metrics.observe("first_chunk_seconds", timings.first_chunk, self.name)
+        if timings.total is not None:
+            metrics.observe("total_seconds", timings.total, self.name)
+        metrics.incr("requests", self.name)
+        return result
+
+    async def _attempt_fast(
+        self, payload: bytes, deadline: float | None, total: float | None, clock: _Clock
+    ) -> AsyncGenerator[Chunk, None]:
+        client = self.ctx.http_client()
+        errors = self._errors
+        state = _Message()
+        streaming = False
+        timeout: Any = (
+            httpx2.USE_CLIENT_DEFAULT
+            if deadline is None
+            else self._phase_timeouts(client, deadline)
+        )
+        try:
+            async with client.stream(
+                "POST", self._url, content=payload, headers=self._headers, timeout=timeout
+            ) as response:
+                clock.connect = time.perf_counter() - clock.start
+                if response.status_code != 200:
+                    raise errors.from_body(
+                        response.status_code,
+                        _decode_body(await response.aread()),
+                        response.headers,
+                    )
+                streaming = True
+                parser = SSEParser()
+                feed = parser.feed
+                loads = json.loads
+                perf = time.perf_counter
+                raws = response.aiter_bytes()
+                async for raw in raws:
+                    if deadline is not None and perf() > deadline:
+                        raise errors.deadline(total or 0.0)
+                    for event, data in feed(raw):
+                        if event == "content_block_delta":
+                            parsed = loads(data)
+                            delta = parsed["delta"]
+                            dtype = delta["type"]
+                            if dtype == "text_delta":
+                                yield Chunk("text", delta["text"])
+                            elif dtype == "thinking_delta":
+                                yield Chunk("thinking", delta["thinking"])
+                            elif dtype == "input_json_delta":
+                                state.add_json(parsed["index"], delta["partial_json"])
+                        elif event == "error":
+                            raise errors.from_event_data(data)
+                        elif event and event != "ping":
+                            chunk = _on_json_event(state, loads(data))
+                            if chunk is not None:
+                                yield chunk
+                            elif state.stopped:
+                                break
+                    if state.stopped:
+                        break
+                if state.stopped:
+                    await _drain(raws)
+                else:
+                    for event, data in parser.finish():
+                        if event == "error":
+                            raise errors.from_event_data(data)
+                        if event and event != "ping":
+                            chunk = _on_json_event(state, loads(data))
+                            if chunk is not None:
+                                yield chunk
+                    if not state.stopped:
+                        cut = " mid-event" if parser.pending else ""
+                        raise errors.incomplete(f"the stream ended{cut} before message_stop")
+        except ProviderError:
+            raise
+        except httpx2.HTTPError as exc:
+            raise errors.from_transport(exc, streaming=streaming) from None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise errors.make(
+                "server_error", f"malformed stream event ({type(exc).__name__})"
+            ) from None
+        yield self._finish(state, clock)
+
+    async def _sdk_client(self) -> tuple[httpx2.AsyncClient, anthropic.AsyncAnthropic]:
+        loop = asyncio.get_running_loop()
+        http = self.ctx.http_client()
+        entry = self._sdk_clients.get(loop)
+        if entry is not None and entry[0] is http:
+            return entry
+        await self.initialize()
+        import anthropic
+
+        client = anthropic.AsyncAnthropic(
+            api_key=self._api_key,
+            base_url=self._base_url,
+            http_client=http,
+            max_retries=0,
+            timeout=http.timeout,
+            default_headers={"anthropic-version": self._version},
+        )
+        # One client per live loop; entries of closed loops go (their clients went with them).
+        live = {lp: e for lp, e in self._sdk_clients.items() if not lp.is_closed()}
+        live[loop] = (http, client)
+        self._sdk_clients = live
+        return http, client
+
+    async def _attempt_sdk(
+        self, params: dict[str, Any], deadline: float | None, total: float | None, clock: _Clock
+    ) -> AsyncGenerator[Chunk, None]:
+        errors = self._errors
+        state = _Message()
+        streaming = False
+        try:
+            http, sdk = await self._sdk_client()
+            if deadline is not None:
+                params = {**params, "timeout": self._phase_timeouts(http, deadline)}
+            stream = await sdk.messages.create(**params, stream=True)
+            clock.connect = time.perf_counter() - clock.start
+            streaming = True
+            try:
+                perf = time.perf_counter
+                events = stream.__aiter__()
+                async for event in events:
+                    if deadline is not None and perf() > deadline:
+                        raise errors.deadline(total or 0.0)
+                    if event.type == "content_block_delta":
+                        delta = event.delta
+                        dtype = delta.type
+                        if dtype == "text_delta":
+                            yield Chunk("text", delta.text)
+                            continue
+                        if dtype == "thinking_delta":
+                            yield Chunk("thinking", delta.thinking)
+                            continue
+                    chunk = _on_sdk_event(state, event)
+                    if chunk is not None:
+                        yield chunk
+                    elif state.stopped:
+                        break
+                if state.stopped:
+                    await _drain(events)
+                else:
+                    raise errors.incomplete("the stream ended before message_stop")
+            finally:
+                await stream.close()
+        except ProviderError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise errors.make(
+                "server_error", f"malformed stream event ({type(exc).__name__})"
+            ) from None
+        except Exception as exc:
+            import anthropic
+
+            if isinstance(exc, anthropic.AnthropicError | httpx2.HTTPError):
+                raise errors.from_sdk(exc, streaming=streaming) from None
+            raise
+        yield self._finish(state, clock)
+
+    async def aclose(self) -> None:
+        """Forget the SDK clients (the pooled httpx2 clients belong to the Runtime); idempotent."""
+        self._sdk_clients = {}
+        await super().aclose()
