@@ -5,6 +5,7 @@ Every failure a user can meet is one of these, so callers catch one vocabulary::
     ProvcfgError                      root: catch this to catch everything provcfg raises
     ├── ManifestError                 the manifest is unreadable or invalid (.problems)
     ├── BackendUnavailableError       an optional extra (redis, memcached) is not installed
+    ├── CacheBackendError             a cache region's server or file failed (.region, .server)
     ├── RuntimeClosedError            the Runtime was closed (aclose) and cannot serve
     ├── UnknownProviderError          rt.provider(name) / translate_model for a name not declared
     ├── UnknownModelError             a model alias is unknown and the policy says "error"
@@ -26,6 +27,7 @@ from typing import Any, Literal
 __all__ = [
     "BackendUnavailableError",
     "CLINotFoundError",
+    "CacheBackendError",
     "ErrorKind",
     "ManifestError",
     "Problem",
@@ -126,6 +128,20 @@ class BackendUnavailableError(ProvcfgError):
             f"cache backend {backend!r} needs the Python package {module!r}; "
             f"install it with: pip install 'provcfg[{extra}]'"
         )
+
+
+class CacheBackendError(ProvcfgError):
+    """A cache region could not be configured, or its server or file failed.
+
+    ``server`` is ``host:port`` (or a socket or file path) and never holds a
+    password; ``operation`` is what failed (``configure``, ``get``, ``set``, ...).
+    """
+
+    def __init__(self, region: str, server: str, operation: str, reason: str, fix: str) -> None:
+        self.region = region
+        self.server = server
+        self.operation = operation
+        super().__init__(f"cache region {region!r} ({server}): {operation} failed: {reason}; {fix}")
 
 
 class RuntimeClosedError(ProvcfgError):

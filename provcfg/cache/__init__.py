@@ -1,0 +1,47 @@
+"""Cache regions: manifest ``cache:`` specs -> configured dogpile.cache regions.
+
+Public API (the runtime calls these)::
+
+    region = build_region("responses", spec, namespace=digest, metrics=metrics)
+    region.get_or_create("key", create)      # plain dogpile CacheRegion API
+    close_region(region)                     # release sockets; safe to call twice
+
+Backends: ``memory`` -> :class:`BoundedMemoryBackend` (LRU, ``max_size``,
+``on_discard``), ``file`` -> dogpile's dbm backend, ``redis`` -> dogpile's
+redis backend (extra ``redis``), ``memcached`` -> dogpile's pymemcache backend
+(extra ``memcached``). See docs/cache.md for keys, cross-process invalidation
+and what a server outage does.
+
+Global state: importing this package registers provcfg's backends in dogpile's
+process-wide backend registry (``dogpile.cache.register_backend``), the one
+place dogpile looks names up. Registration only records a module path; nothing
+is imported or connected until a region is configured.
+"""
+
+from __future__ import annotations
+
+from dogpile.cache import register_backend
+
+from ._keys import MAX_KEY_LENGTH, generation_key, key_prefix, make_key_mangler
+from ._memory import BoundedMemoryBackend, DiscardCallback
+from ._regions import Region, build_region, close_region
+from ._remote import OnError, SharedBackendProxy
+
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "BoundedMemoryBackend",
+    "DiscardCallback",
+    "OnError",
+    "Region",
+    "SharedBackendProxy",
+    "build_region",
+    "close_region",
+    "generation_key",
+    "key_prefix",
+    "make_key_mangler",
+]
+
+# dogpile ships no annotations for register_backend.
+register_backend("provcfg.memory_lru", "provcfg.cache", "BoundedMemoryBackend")  # type: ignore[no-untyped-call]
+register_backend("provcfg.file", "provcfg.cache._backends", "FileBackend")  # type: ignore[no-untyped-call]
+register_backend("provcfg.pymemcache", "provcfg.cache._backends", "PyMemcacheBackend")  # type: ignore[no-untyped-call]

@@ -1,0 +1,81 @@
+"""Small subclasses of dogpile's file and pymemcache backends that provcfg needs.
+
+- :class:`FileBackend` reads several keys with one open of the dbm file
+  (dogpile's opens it once per key), because every provcfg get reads the data
+  key and the generation marker together.
+- :class:`PyMemcacheBackend` passes connect and socket timeouts to pymemcache
+  (dogpile does not) and remembers every per-thread client it creates, so
+  :func:`provcfg.cache.close_region` can close them all and leak no socket.
+
+Neither module imports its client library at import time: dogpile's backend
+modules import ``pymemcache`` only when a backend is constructed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from dogpile.cache.api import NO_VALUE
+from dogpile.cache.backends.file import DBMBackend
+from dogpile.cache.backends.memcached import PyMemcacheBackend as _DogpilePyMemcache
+
+__all__ = ["FileBackend", "PyMemcacheBackend"]
+
+
+class FileBackend(DBMBackend):
+    """dogpile's dbm backend, reading many keys under one lock and one open."""
+
+    def get_serialized_multi(self, keys: Iterable[str]) -> list[Any]:
+        """Raw stored bytes for ``keys`` in order, ``NO_VALUE`` where absent."""
+        with self._dbm_file(False) as dbm_obj:
+            values: list[Any] = []
+            for key in keys:
+                try:
+                    values.append(dbm_obj[key])
+                except KeyError:
+                    values.append(NO_VALUE)
+            return values
+
+    def close(self) -> None:
+        """Nothing stays open between operations; present so every backend closes alike."""
+
+
+class PyMemcacheBackend(_DogpilePyMemcache):
+    """dogpile's pymemcache backend with timeouts and closable per-thread clients.
+
+    Extra arguments: ``connect_timeout`` and ``timeout`` (seconds, default 5).
+    """
+
+    def __init__(self, arguments: Mapping[str, Any]) -> None:
+        super().__init__(arguments)  # type: ignore[no-untyped-call]
+        self.connect_timeout: float = float(arguments.get("connect_timeout", 5.0))
+        self.timeout: float = float(arguments.get("timeout", 5.0))
+        self._created: list[Any] = []
+        self._created_lock = threading.Lock()
+
+    def _create_client(self) -> Any:
+        import pymemcache.client.hash
+
+        client = pymemcache.client.hash.HashClient(
+            self.url,
+            serde=self.serde,
+            default_noreply=self.default_noreply,
+            tls_context=self.tls_context,
+            retry_attempts=self.hashclient_retry_attempts,
+            retry_timeout=self.hashclient_retry_timeout,
+            dead_timeout=self.dead_timeout,
+            connect_timeout=self.connect_timeout,
+            timeout=self.timeout,
+        )
+        with self._created_lock:
+            self._created.append(client)
+        return client
+
+    def close(self) -> None:
+        """Close the client of every thread that used this backend."""
+        with self._created_lock:
+            clients, self._created = self._created, []
+        for client in clients:
+            client.close()
