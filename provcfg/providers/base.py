@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import importlib
 import threading
 import time
@@ -306,11 +307,26 @@ class BaseProvider:
 
     kind: str = ""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Wrap a subclass's ``stream`` once, so every kind gets the same guarantees.
+
+        The wrapper (one async-generator layer, ~50 ns per chunk) refuses a closed
+        provider, runs lazy initialization on first use, counts in-flight streams
+        (a reload closes a provider only once they finish) and always closes the
+        inner generator, so breaking out of ``async for`` or cancelling the task
+        reaches the transport (connection released, process group killed).
+        """
+        super().__init_subclass__(**kwargs)
+        impl = cls.__dict__.get("stream")
+        if impl is not None and not getattr(impl, "_provcfg_wrapped", False):
+            cls.stream = _tracked(impl)  # type: ignore[method-assign]
+
     def __init__(self, ctx: ProviderContext) -> None:
         self.ctx = ctx
         self.name = ctx.name
         self.spec = ctx.spec
         self._closed = False
+        self._inflight = 0
         self._prepared = False
         self._prepare_lock = threading.Lock()
         self._prepare_future: concurrent.futures.Future[None] | None = None
@@ -424,6 +440,44 @@ class BaseProvider:
         self._prepared = True
         future.set_result(None)
 
+    @property
+    def inflight(self) -> int:
+        """Streams of this provider that have started and not yet finished."""
+        return self._inflight
+
+    async def wait_idle(self, poll: float = 0.01) -> None:
+        """Return once no stream of this provider is running (any thread or loop)."""
+        # Streams may run on other loops or threads, so no single asyncio.Event fits.
+        while self._inflight:  # noqa: ASYNC110
+            await asyncio.sleep(poll)
+
     async def aclose(self) -> None:
         """Mark closed; subclasses release their resources and call this."""
         self._closed = True
+
+
+def _tracked(impl: Callable[..., AsyncIterator[Chunk]]) -> Callable[..., AsyncIterator[Chunk]]:
+    @functools.wraps(impl)
+    async def stream(self: BaseProvider, prompt: str, **kwargs: Any) -> AsyncIterator[Chunk]:
+        if self._closed:
+            from provcfg.errors import RuntimeClosedError
+
+            raise RuntimeClosedError(
+                f"provider {self.name!r} was closed (removed or changed by a reload, or its "
+                "runtime closed); get it again with rt.provider()"
+            )
+        if not self._prepared:
+            await self.initialize()
+        self._inflight += 1
+        inner = impl(self, prompt, **kwargs)
+        try:
+            async for chunk in inner:
+                yield chunk
+        finally:
+            self._inflight -= 1
+            aclose = getattr(inner, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    stream._provcfg_wrapped = True  # type: ignore[attr-defined]
+    return stream
