@@ -41,8 +41,10 @@ AnyRegionSpec = MemoryRegionSpec | FileRegionSpec | RedisRegionSpec | MemcachedR
 
 # memcached reads an expiry above 30 days as a unix time stamp.
 _MEMCACHED_RELATIVE_LIMIT = 30 * 86400
-# ttl 0 means "expire at once"; dogpile reads 0 as "never", so use the smallest positive time.
-_IMMEDIATE = 1e-9
+# ttl 0 means "expire at once". dogpile reads 0 as "never" and a tiny positive time
+# still serves within the clock's resolution; a negative time has every entry already
+# expired (-1 itself is dogpile's "never" in get_or_create, so not that one).
+_IMMEDIATE = -0.001
 
 
 class Region(CacheRegion):
