@@ -1,0 +1,102 @@
+"""``provcfg stub`` / ``python -m provcfg.stub``: run the stub server until SIGINT or SIGTERM.
+
+The port goes to ``--port-file`` once the server listens, written atomically (a
+temporary file renamed into place), so a parent process polling for the file
+never reads half a number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+import structlog
+
+from provcfg.stub.config import StubConfig, StubError
+from provcfg.stub.server import StubServer
+
+__all__ = ["main"]
+
+log = structlog.get_logger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="provcfg stub",
+        description="Loopback Anthropic/OpenAI-compatible stub API server (see docs/stub.md).",
+    )
+    defaults = StubConfig()
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one")
+    parser.add_argument("--port-file", type=Path, help="write the port here once listening")
+    parser.add_argument("--text", default=defaults.text, help="reply text (repeated to --length)")
+    parser.add_argument(
+        "--chunk-size", type=int, default=defaults.chunk_size, help="characters per delta"
+    )
+    parser.add_argument("--length", type=int, help="total reply length in characters")
+    parser.add_argument("--deltas", type=int, help="number of text deltas (wins over --length)")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds between streamed events")
+    return parser
+
+
+def _write_port_file(path: Path, port: int) -> None:
+    path = path.expanduser()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"{port}\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+async def _run(server: StubServer, port_file: Path | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with server:
+        if port_file is not None:
+            _write_port_file(port_file, server.port)
+        log.info("stub.listening", base_url=server.base_url, port=server.port)
+        await stop.wait()
+    log.info("stub.stopped", port=server.port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the stub server until SIGINT/SIGTERM; return the process exit code.
+
+    0 after a clean shutdown, 1 when the server cannot start (address in use,
+    port file not writable), 2 for bad arguments (including a non-loopback host).
+    """
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage line
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        config = StubConfig(
+            text=args.text,
+            chunk_size=args.chunk_size,
+            length=args.length,
+            deltas=args.deltas,
+            delay=args.delay,
+        )
+        server = StubServer(args.host, args.port, config)
+    except StubError as exc:
+        print(f"provcfg stub: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_run(server, args.port_file))
+    except StubError as exc:
+        print(f"provcfg stub: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"provcfg stub: cannot write --port-file {args.port_file}: {exc}", file=sys.stderr)
+        return 1
+    return 0
