@@ -1,0 +1,353 @@
+"""Finding the agent CLIs (``claude``, ``opencode``, ``codex``) and remembering where they are.
+
+:class:`CLIResolver` looks in the explicit ``path`` first, then on ``PATH`` (the
+semantics of :func:`shutil.which`), then in the provider's ``search_paths`` (``~``
+expanded), and accepts only an executable regular file. A found file is cached
+under the key ``(command, path, search_paths, PATH value)``, so a change of the
+configuration or of ``PATH`` is simply a different key.
+
+Checking a cached file on use: the budget for a cached resolve is about 2 us, and
+on this machine kind ``os.stat`` of a path costs about 2.4 us by itself (path
+lookup), while ``os.fstat`` of an open descriptor costs about 1.1 us. So each
+entry keeps an ``O_PATH`` descriptor (no read access needed, never blocks
+anyone from writing or executing the file) and every hit compares ``fstat`` of
+it with the identity recorded at detection: ``(st_mode, st_ino, st_dev, st_nlink,
+st_uid, st_gid, st_size, st_mtime_ns)``. That catches, on the very next call:
+
+* removal (``rm``) and replacement (``os.replace``, ``npm i -g``, ``cp`` to a
+  temp name then rename): the old inode loses its last link, ``st_nlink`` drops;
+* a rewrite in place (``st_mtime_ns``/``st_size``) and ``chmod -x`` (``st_mode``).
+
+A descriptor cannot see the *path* move away from the inode (``mv claude
+claude.old`` while nothing unlinks the file, or a symlink re-pointed while its
+old target lives on). For those, one hit per second at most also stats the path
+itself (about 2 us, once a second), the hot-reload watcher calls
+:meth:`CLIResolver.invalidate` when a folder from :meth:`CLIResolver.watched_dirs`
+changes, and a caller whose exec fails with ``FileNotFoundError`` can call
+``invalidate(path)`` and resolve again. A new binary of the same name appearing
+earlier on an unchanged ``PATH`` is not noticed until one of those happens.
+
+The resolver owns its descriptors: :meth:`CLIResolver.close` releases them (the
+Runtime calls it from ``aclose()``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import threading
+import time
+from pathlib import Path
+from typing import Final
+
+import structlog
+
+from provcfg.errors import CLINotFoundError
+from provcfg.metrics import Metrics
+
+__all__ = ["CLIResolver"]
+
+_log = structlog.get_logger(__name__)
+
+# A path-based stat at most this often per entry: catches a path moved away from the inode.
+_PATH_RECHECK_SECONDS: Final = 1.0
+# Keys include PATH, so a process that keeps changing PATH would grow the cache forever.
+_MAX_ENTRIES: Final = 256
+# os.environ.get("PATH") costs ~0.7 us (Mapping.get, key encoding, value decoding); the
+# encoded key looked up in the underlying dict costs ~50 ns and sees every os.environ write.
+_PATH_KEY: Final = os.environ.encodekey("PATH")
+_OPEN_FLAGS: Final = getattr(os, "O_PATH", os.O_RDONLY) | getattr(os, "O_CLOEXEC", 0)
+# Module-level bindings: each saves an attribute lookup on the cached path.
+_fstat: Final = os.fstat
+_monotonic: Final = time.monotonic
+
+_Key = tuple[str, str | None, tuple[str, ...], object]
+
+
+def _decode_path(raw: object) -> str | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bytes):
+        return os.fsdecode(raw)
+    return str(raw)
+
+
+def _stat_or_none(file: str) -> os.stat_result | None:
+    try:
+        return os.stat(file)
+    except OSError:
+        return None
+
+
+def _unusable(candidate: str) -> str | None:
+    """Why ``candidate`` cannot be run, or None when it is an executable regular file."""
+    try:
+        st = os.stat(candidate)
+    except FileNotFoundError:
+        return "broken symlink" if os.path.islink(candidate) else "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISDIR(st.st_mode):
+        return "a directory"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if not os.access(candidate, os.X_OK):
+        return "not executable"
+    return None
+
+
+class _Entry:
+    """One cached resolution: the file, a descriptor on it and its identity when found.
+
+    The identity is ``st[:7]`` (mode, inode, device, link count, uid, gid, size: one C
+    slice instead of six attribute reads) plus ``st_mtime_ns``.
+    """
+
+    __slots__ = ("checked_at", "fd", "file", "head", "mtime_ns", "result")
+
+    def __init__(self, result: Path, file: str, fd: int, st: os.stat_result) -> None:
+        self.result = result
+        self.file = file
+        self.fd = fd
+        self.head: tuple[int, ...] = st[:7]
+        self.mtime_ns = st.st_mtime_ns
+        self.checked_at = _monotonic()
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+
+def _same_file(entry: _Entry, now: float) -> bool:
+    """Whether the path still names the inode the descriptor holds (the once-a-second check)."""
+    st = _stat_or_none(entry.file)
+    if st is None or st[:7] != entry.head or st.st_mtime_ns != entry.mtime_ns:
+        return False
+    entry.checked_at = now
+    return True
+
+
+class CLIResolver:
+    """Resolves CLI commands to executable files, with a cache that checks itself on use.
+
+    Thread-safe: hits take no lock; misses are detected under one lock, so
+    concurrent first calls for the same key detect once.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._entries: dict[_Key, _Entry] = {}
+        self._lock = threading.Lock()
+
+    def resolve(
+        self,
+        command: str,
+        *,
+        path: str | None,
+        search_paths: tuple[str, ...],
+        install_hint: str,
+        provider: str = "",
+    ) -> Path:
+        """Return the executable file that runs ``command``.
+
+        Order: the explicit ``path`` (no fallback when it is set), then ``PATH``
+        as :func:`shutil.which` reads it, then ``search_paths`` with ``~``
+        expanded. Directories, non-regular and non-executable files are skipped.
+
+        Returns:
+            An absolute path to an executable regular file.
+
+        Raises:
+            CLINotFoundError: nothing usable was found; ``searched`` lists every
+                place looked, in order, with the reason a candidate there was
+                skipped, and the message ends with ``install_hint``.
+        """
+        try:
+            raw_path = os.environ._data.get(_PATH_KEY)  # type: ignore[attr-defined]
+        except AttributeError:  # an os.environ replaced by a plain mapping
+            raw_path = os.environ.get("PATH")
+        key: _Key = (command, path, search_paths, raw_path)
+        entry = self._entries.get(key)
+        if entry is not None:
+            st: os.stat_result | None
+            try:
+                st = _fstat(entry.fd)
+            except OSError:  # no descriptor (could not open the file) or closed meanwhile
+                st = _stat_or_none(entry.file)
+            if st is not None and st[:7] == entry.head and st.st_mtime_ns == entry.mtime_ns:
+                now = _monotonic()
+                if now - entry.checked_at < _PATH_RECHECK_SECONDS or _same_file(entry, now):
+                    self._metrics.incr("cli_path_hit", command)
+                    return entry.result
+            self._drop(key, entry)
+        return self._detect(key, install_hint, provider)
+
+    def invalidate(self, path_or_none: str | os.PathLike[str] | None = None) -> int:
+        """Forget cached resolutions.
+
+        ``None`` forgets all of them; a file forgets the entries that resolved to
+        it; a folder forgets the entries whose file lives directly in it (what
+        the watcher sees change). Returns how many entries were dropped.
+        """
+        with self._lock:
+            if path_or_none is None:
+                doomed = list(self._entries)
+            else:
+                target = os.path.abspath(os.fspath(path_or_none))
+                doomed = [
+                    key
+                    for key, entry in self._entries.items()
+                    if target in (entry.file, os.path.dirname(entry.file))
+                ]
+            for key in doomed:
+                self._entries.pop(key).close()
+        if doomed:
+            _log.debug("cli_path_invalidated", target=str(path_or_none), entries=len(doomed))
+        return len(doomed)
+
+    def watched_dirs(self) -> set[Path]:
+        """The folders holding the currently cached executables (for the hot-reload watcher)."""
+        with self._lock:
+            return {entry.result.parent for entry in self._entries.values()}
+
+    def close(self) -> None:
+        """Release every cached descriptor; the resolver stays usable and re-detects."""
+        self.invalidate(None)
+
+    def _drop(self, key: _Key, entry: _Entry) -> None:
+        with self._lock:
+            if self._entries.get(key) is entry:
+                del self._entries[key]
+                entry.close()
+
+    def _detect(self, key: _Key, install_hint: str, provider: str) -> Path:
+        command, path, search_paths, raw_path = key
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:  # another thread detected it while we waited
+                self._metrics.incr("cli_path_hit", command)
+                return entry.result
+            start = time.perf_counter()
+            try:
+                file = _search(command, path, search_paths, _decode_path(raw_path))
+                if file is None:
+                    raise _not_found(
+                        command,
+                        path=path,
+                        search_paths=search_paths,
+                        path_value=_decode_path(raw_path),
+                        install_hint=install_hint,
+                        provider=provider,
+                    )
+                entry = _open_entry(file)
+            finally:
+                self._metrics.incr("cli_path_miss", command)
+                self._metrics.observe("cli_detect_seconds", time.perf_counter() - start, command)
+            if len(self._entries) >= _MAX_ENTRIES:
+                oldest = next(iter(self._entries))
+                self._entries.pop(oldest).close()
+            self._entries[key] = entry
+        _log.debug("cli_path_detected", command=command, provider=provider, file=file)
+        return entry.result
+
+
+def _open_entry(file: str) -> _Entry:
+    try:
+        fd = os.open(file, _OPEN_FLAGS)
+    except OSError:  # e.g. mode 0711 on a system without O_PATH: fall back to path stats
+        fd = -1
+    try:
+        st = os.fstat(fd) if fd >= 0 else os.stat(file)
+    except OSError:
+        if fd >= 0:
+            os.close(fd)
+        raise
+    return _Entry(Path(file), file, fd, st)
+
+
+def _path_dirs(path_value: str | None) -> list[str]:
+    """PATH as :func:`shutil.which` reads it: unset means the system default, empty means none."""
+    if path_value is None:
+        try:
+            path_value = os.confstr("CS_PATH")
+        except (AttributeError, ValueError):
+            path_value = os.defpath
+    if not path_value:
+        return []
+    return [d for d in path_value.split(os.pathsep) if d]
+
+
+def _search(
+    command: str, path: str | None, search_paths: tuple[str, ...], path_value: str | None
+) -> str | None:
+    if path is not None:
+        candidate = os.path.abspath(os.path.expanduser(path))
+        return candidate if _unusable(candidate) is None else None
+    if os.path.dirname(command):  # like shutil.which: a command with a folder is checked as is
+        candidate = os.path.abspath(command)
+        return candidate if _unusable(candidate) is None else None
+    dirs = _path_dirs(path_value)
+    found = shutil.which(command, path=os.pathsep.join(dirs)) if dirs else None
+    if found is not None and _unusable(found) is None:
+        return os.path.abspath(found)
+    if found is not None:
+        # which() accepted something that is not a regular file (a device, a FIFO): keep
+        # looking, folder by folder, past it.
+        dirs = (
+            dirs[dirs.index(os.path.dirname(found)) + 1 :] if os.path.dirname(found) in dirs else []
+        )
+        for folder in dirs:
+            found = shutil.which(command, path=folder)
+            if found is not None and _unusable(found) is None:
+                return os.path.abspath(found)
+    for raw in search_paths:
+        found = shutil.which(command, path=os.path.expanduser(raw))
+        if found is not None and _unusable(found) is None:
+            return os.path.abspath(found)
+    return None
+
+
+def _not_found(
+    command: str,
+    *,
+    path: str | None,
+    search_paths: tuple[str, ...],
+    path_value: str | None,
+    install_hint: str,
+    provider: str,
+) -> CLINotFoundError:
+    where = f"providers.{provider}" if provider else "the provider"
+    if path is not None:
+        candidate = os.path.abspath(os.path.expanduser(path))
+        reason = _unusable(candidate) or "unusable"
+        hint = (
+            f"Fix {where}.path to name an executable file, or remove it to search PATH "
+            f"and search_paths. {install_hint}"
+        )
+        explicit = [f"{candidate} (explicit path: {reason})"]
+        return CLINotFoundError(command, explicit, hint.strip(), provider)
+    if os.path.dirname(command):
+        candidate = os.path.abspath(command)
+        direct = [f"{candidate} ({_unusable(candidate) or 'unusable'})"]
+        return CLINotFoundError(command, direct, install_hint, provider)
+    searched: list[str] = []
+    seen: set[str] = set()
+    places = [(d, f"PATH {d}") for d in _path_dirs(path_value)]
+    for raw in search_paths:
+        expanded = os.path.expanduser(raw)
+        label = expanded if expanded == raw else f"{expanded} (from {raw})"
+        places.append((expanded, f"search_paths {label}"))
+    for folder, label in places:
+        norm = os.path.normcase(os.path.abspath(folder))
+        if norm in seen:
+            continue
+        seen.add(norm)
+        candidate = os.path.join(folder, command)
+        if os.path.lexists(candidate):
+            searched.append(f"{label} ({command} there is {_unusable(candidate) or 'unusable'})")
+        else:
+            searched.append(label)
+    hint = install_hint or f"Install {command!r} or set {where}.path to its executable."
+    return CLINotFoundError(command, searched, hint, provider)
