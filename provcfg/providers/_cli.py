@@ -1,0 +1,275 @@
+"""What the CLI provider kinds share: a spec and a call -> a process; its events -> chunks.
+
+A CLI kind (claude-code, opencode, codex) subclasses :class:`CliProvider` and
+supplies three things: the argument list for one request, the prompt bytes for
+stdin, and an :class:`EventParser` that turns the CLI's NDJSON objects into
+:class:`Chunk` objects and keeps the final accounting. Everything else (finding
+the CLI, the environment, timeouts, stopping the process group, exit codes, the
+closing ``result`` chunk with timings) happens here once, through
+:class:`provcfg.providers._subprocess.CliProcess`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
+from pathlib import Path
+from typing import Any, ClassVar
+
+from provcfg.errors import ErrorKind, ProviderError
+from provcfg.manifest import CliProviderSpec
+from provcfg.providers._subprocess import CliCommand, CliProcess, minimal_env, scrub
+from provcfg.providers.base import BaseProvider, Chunk, ProviderContext, Timings, Usage
+
+__all__ = ["CliProvider", "EventParser", "kind_for_status", "status_in_text"]
+
+_NOTHING: tuple[Chunk, ...] = ()
+
+_STATUS_KINDS: dict[int, ErrorKind] = {
+    400: "invalid_request",
+    401: "authentication",
+    403: "permission",
+    404: "model_not_found",
+    408: "timeout",
+    413: "invalid_request",
+    429: "rate_limit",
+    500: "server_error",
+    502: "server_error",
+    503: "overloaded",
+    504: "timeout",
+    529: "overloaded",
+}
+
+
+_STATUS_IN_TEXT = re.compile(r"\bstatus(?: code)?:?\s*(\d{3})\b|\b(\d{3}) (?:[A-Z][a-z]+ ?)+[:\b]")
+
+
+def status_in_text(text: str) -> int | None:
+    """The HTTP status a CLI's error text mentions ("status 429", "401 Unauthorized:"), if any."""
+    match = _STATUS_IN_TEXT.search(text)
+    if match is None:
+        return None
+    return int(match.group(1) or match.group(2))
+
+
+def kind_for_status(status: int | None, default: ErrorKind = "cli_failed") -> ErrorKind:
+    """Map an HTTP status reported by a CLI to an error kind (``default`` when unknown)."""
+    if status is None:
+        return default
+    return _STATUS_KINDS.get(status, "server_error" if status >= 500 else default)
+
+
+class EventParser:
+    """Turns one request's NDJSON objects into chunks; one instance per request.
+
+    ``feed`` returns the chunks an object produces (often none). A fatal error
+    reported by the CLI is stored in ``error`` rather than raised, so that it can
+    be raised after the process exits, with its exit code and stderr tail.
+    ``final`` is the data of the closing ``result`` chunk (without timings), or
+    None when the CLI never reported the end of the request.
+    """
+
+    def __init__(self, provider: str, metrics: Any) -> None:
+        self.provider = provider
+        self.metrics = metrics
+        self.error: ProviderError | None = None
+        self.final: dict[str, Any] | None = None
+
+    def feed(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
+        """Return the chunks that ``event`` produces (an empty tuple for none)."""
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Called once stdout ended: turn what was seen into ``final`` or ``error`` if needed."""
+
+    def unknown(self, event_type: object) -> tuple[Chunk, ...]:
+        """Count an event type this parser does not know and skip it."""
+        self.metrics.incr("cli_unknown_event", str(event_type))
+        return _NOTHING
+
+    def fail(self, message: str, kind: ErrorKind, **details: Any) -> None:
+        """Record the CLI-reported failure (the first one wins)."""
+        if self.error is None:
+            status = details.get("status")
+            self.error = ProviderError(
+                message,
+                kind=kind,
+                provider=self.provider,
+                status=status if isinstance(status, int) else None,
+                details=details,
+            )
+
+
+class CliProvider(BaseProvider):
+    """Base of the CLI-driven kinds: one :class:`CliProcess` per request.
+
+    Subclasses set ``kind`` and ``options`` (the ``kind_options`` they accept)
+    and implement :meth:`arguments`, :meth:`parser` and, if the prompt does not
+    go to stdin as UTF-8 text, :meth:`stdin`.
+    """
+
+    options: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, ctx: ProviderContext) -> None:
+        super().__init__(ctx)
+        spec = ctx.spec
+        if not isinstance(spec, CliProviderSpec):
+            raise TypeError(f"{type(self).__name__} needs a CLI provider spec, got {spec!r}")
+        self.cli_spec = spec
+        self._path: Path | None = None
+        self._secrets = tuple(v.get_secret_value() for v in spec.env.values())
+
+    def prepare(self) -> None:
+        """Find the CLI (eager init reports a missing CLI at load).
+
+        Raises:
+            CLINotFoundError: the CLI is not on PATH, ``path`` or ``search_paths``.
+        """
+        self._path = self.ctx.cli_path()
+
+    # ------------------------------------------------------------------ hooks
+
+    def arguments(
+        self, model: str | None, system: str | None, options: Mapping[str, Any]
+    ) -> list[str]:
+        """The CLI's arguments (after the program) for one request; never a secret."""
+        raise NotImplementedError
+
+    def parser(self, options: Mapping[str, Any]) -> EventParser:
+        """A fresh :class:`EventParser` for one request."""
+        raise NotImplementedError
+
+    def trailing_arguments(self) -> list[str]:
+        """Arguments placed after the spec's ``extra_args`` (codex's ``-``: prompt on stdin)."""
+        return []
+
+    def stdin(self, prompt: str) -> bytes:
+        """The bytes written to the CLI's stdin: the prompt, UTF-8 encoded."""
+        return prompt.encode("utf-8")
+
+    def environment(self, max_tokens: int | None) -> dict[str, str]:
+        """The child's environment: :func:`minimal_env` plus the spec's ``env``."""
+        return minimal_env(self.cli_spec.env)
+
+    # ------------------------------------------------------------------ streaming
+
+    def stream(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        max_tokens: int | None = None,
+        cwd: str | Path | None = None,
+        timeout: float | None = None,
+        **kind_options: Any,
+    ) -> AsyncIterator[Chunk]:
+        """Run the CLI on ``prompt`` and yield chunks as its output lines arrive.
+
+        Ends with one ``result`` chunk (usage, cost_usd, stop_reason, session_id,
+        model, timings with ``connect`` = time to spawn).
+
+        Raises:
+            ProviderError: ``invalid_request`` for an unknown kind option (at call
+                time); while iterating, ``cli_not_found``, ``cli_failed`` (exit
+                code and stderr tail), ``timeout``, ``stream_incomplete``, or the
+                kind the CLI reported (authentication, rate_limit, ...).
+        """
+        unknown = set(kind_options) - self.options
+        if unknown:
+            known = ", ".join(sorted(self.options)) or "none"
+            raise ProviderError(
+                f"unknown option(s) {', '.join(sorted(unknown))} for a {self.kind} provider "
+                f"(accepted: {known})",
+                kind="invalid_request",
+                provider=self.name,
+            )
+        return self._run(
+            prompt,
+            model=model,
+            system=system,
+            max_tokens=max_tokens,
+            cwd=cwd,
+            timeout=timeout,
+            options=kind_options,
+        )
+
+    async def _run(
+        self,
+        prompt: str,
+        *,
+        model: str | None,
+        system: str | None,
+        max_tokens: int | None,
+        cwd: str | Path | None,
+        timeout: float | None,
+        options: dict[str, Any],
+    ) -> AsyncIterator[Chunk]:
+        start = time.perf_counter()
+        if self._path is None:
+            await self.initialize()
+        assert self._path is not None
+        spec = self.cli_spec
+        model_id = self.ctx.resolve_model(model)
+        workdir = cwd if cwd is not None else spec.cwd
+        command = CliCommand(
+            argv=(
+                str(self._path),
+                *self.arguments(model_id, system, options),
+                *spec.extra_args,
+                *self.trailing_arguments(),
+            ),
+            stdin=self.stdin(prompt),
+            env=self.environment(max_tokens),
+            cwd=None if workdir is None else os.path.expanduser(workdir),  # noqa: ASYNC240 (no I/O)
+            line_limit=spec.line_limit,
+            idle_timeout=spec.idle_timeout,
+            timeout=timeout if timeout is not None else spec.timeout,
+            kill_grace=spec.kill_grace,
+            secrets=self._secrets,
+            provider=self.name,
+        )
+        metrics = self.ctx.metrics
+        parser = self.parser(options)
+        first: float | None = None
+        async with CliProcess(command, metrics) as proc:
+            connect = time.perf_counter() - start
+            async with aclosing(proc.events()) as events:
+                async for event in events:
+                    for chunk in parser.feed(event):
+                        if first is None:
+                            first = time.perf_counter() - start
+                        yield chunk
+            code = await proc.wait()
+            parser.finish()
+            if parser.error is not None:
+                error = parser.error
+                error.message = scrub(error.message, self._secrets)
+                error.args = (error.message,)
+                error.exit_code = code if code != 0 else None
+                error.stderr_tail = proc.stderr_tail
+                raise error
+            if code != 0:
+                raise proc.failure(code)
+            if parser.final is None:
+                raise ProviderError(
+                    f"{command.program} exited without reporting the end of the request; "
+                    "its output was cut short",
+                    kind="stream_incomplete",
+                    provider=self.name,
+                    stderr_tail=proc.stderr_tail,
+                )
+        total = time.perf_counter() - start
+        data = parser.final
+        data.setdefault("usage", Usage())
+        data.setdefault("model", model_id)
+        data["timings"] = Timings(
+            connect=connect, first_chunk=first if first is not None else total, total=total
+        )
+        metrics.observe("connect_seconds", connect, self.name)
+        metrics.observe("first_chunk_seconds", first if first is not None else total, self.name)
+        metrics.observe("total_seconds", total, self.name)
+        yield Chunk("result", data=data)

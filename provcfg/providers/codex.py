@@ -1,0 +1,199 @@
+"""The codex provider kind: ``codex exec --json``.
+
+One request is one ``codex exec --json --skip-git-repo-check ... -`` process: the
+trailing ``-`` makes codex read the prompt from stdin, so it never sits on argv.
+Its JSON lines become chunks:
+
+==================================  ================================================
+``thread.started``                  ``system`` chunk; ``thread_id`` is the session id
+``turn.started``                    nothing
+``item.started`` command/mcp call   ``tool_use`` chunk
+``item.completed`` agent_message    ``text`` chunk
+``item.completed`` reasoning        ``thinking`` chunk
+``item.completed`` command/mcp      ``tool_result`` chunk (``tool_use`` first if the
+                                    start was not seen)
+``item.completed`` file_change,     ``tool_use`` + ``tool_result`` chunks
+web_search
+``item.completed`` error            ``error`` chunk; not fatal, the turn goes on
+``error`` (stream error)            ``error`` chunk; fatal only if the turn fails
+``turn.completed``                  usage; the request's end
+``turn.failed``                     the request's error (raised after exit)
+==================================  ================================================
+
+``system`` becomes ``-c developer_instructions=...`` (TOML string).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from provcfg.manifest import CodexSpec
+from provcfg.providers._cli import CliProvider, EventParser, kind_for_status, status_in_text
+from provcfg.providers.base import Chunk, Usage
+
+__all__ = ["CodexParser", "CodexProvider"]
+
+_NOTHING: tuple[Chunk, ...] = ()
+_TOOL_ITEMS = frozenset({"command_execution", "mcp_tool_call"})
+_QUIET_ITEMS = frozenset({"todo_list"})
+
+
+def _tool_use(item: dict[str, Any]) -> Chunk:
+    itype = item.get("type")
+    if itype == "mcp_tool_call":
+        name = f"{item.get('server')}.{item.get('tool')}"
+        tool_input: Any = item.get("arguments")
+    elif itype == "command_execution":
+        name, tool_input = "command_execution", {"command": item.get("command")}
+    elif itype == "file_change":
+        name, tool_input = "file_change", {"changes": item.get("changes")}
+    else:
+        name, tool_input = str(itype), {"query": item.get("query")}
+    return Chunk("tool_use", data={"id": item.get("id"), "name": name, "input": tool_input})
+
+
+def _tool_result(item: dict[str, Any]) -> Chunk:
+    itype = item.get("type")
+    status = item.get("status")
+    if itype == "command_execution":
+        code = item.get("exit_code")
+        content: Any = item.get("aggregated_output")
+        is_error = status == "failed" or (isinstance(code, int) and code != 0)
+        extra: dict[str, Any] = {"exit_code": code}
+    elif itype == "mcp_tool_call":
+        error = item.get("error")
+        content, is_error, extra = (error if error else item.get("result")), bool(error), {}
+    else:
+        content, is_error, extra = status, status == "failed", {}
+    return Chunk(
+        "tool_result",
+        data={"tool_use_id": item.get("id"), "content": content, "is_error": is_error, **extra},
+    )
+
+
+class CodexParser(EventParser):
+    """codex ``exec --json`` objects -> chunks, for one request."""
+
+    def __init__(self, provider: str, metrics: Any) -> None:
+        super().__init__(provider, metrics)
+        self.session_id: str | None = None
+        self._started: set[Any] = set()
+        self._last_error: str | None = None
+        self._handlers = {
+            "thread.started": self._thread_started,
+            "turn.started": self._ignore,
+            "item.started": self._item_started,
+            "item.updated": self._ignore,
+            "item.completed": self._item_completed,
+            "turn.completed": self._turn_completed,
+            "turn.failed": self._turn_failed,
+            "error": self._stream_error,
+        }
+
+    def feed(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
+        """Return the chunks of one codex JSON object."""
+        handler = self._handlers.get(event.get("type"))  # type: ignore[arg-type]
+        if handler is None:
+            return self.unknown(event.get("type"))
+        return handler(event)
+
+    def finish(self) -> None:
+        """A stream error with no turn result afterwards is the request's failure."""
+        if self.final is None and self._last_error is not None:
+            self._fail(self._last_error)
+
+    def _ignore(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
+        return _NOTHING
+
+    def _thread_started(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
+        self.session_id = event.get("thread_id")
+        return (Chunk("system", data={"subtype": "init", "session_id": self.session_id}),)
+
+    def _item_started(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
+        item = event.get("item") or {}
+        if item.get("type") in _TOOL_ITEMS:
+            self._started.add(item.get("id"))
+            return (_tool_use(item),)
+        return _NOTHING
+
+    def _item_completed(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
+        item = event.get("item") or {}
+        itype = item.get("type")
+        if itype == "agent_message":
+            text = item.get("text")
+            return (Chunk("text", text),) if text else _NOTHING
+        if itype == "reasoning":
+            text = item.get("text")
+            return (Chunk("thinking", text),) if text else _NOTHING
+        if itype in _TOOL_ITEMS:
+            if item.get("id") in self._started:
+                self._started.discard(item.get("id"))
+                return (_tool_result(item),)
+            return (_tool_use(item), _tool_result(item))
+        if itype in ("file_change", "web_search"):
+            return (_tool_use(item), _tool_result(item))
+        if itype == "error":
+            return (Chunk("error", data={"message": item.get("message"), "fatal": False}),)
+        if itype in _QUIET_ITEMS:
+            return _NOTHING
+        return self.unknown(f"item/{itype}")
+
+    def _turn_completed(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
+        usage = event.get("usage") or {}
+        self._last_error = None
+        self.final = {
+            "usage": Usage(
+                input_tokens=int(usage.get("input_tokens") or 0),
+                output_tokens=int(usage.get("output_tokens") or 0),
+                cache_read_input_tokens=int(usage.get("cached_input_tokens") or 0),
+            ),
+            "cost_usd": None,
+            "stop_reason": "end_turn",
+            "session_id": self.session_id,
+        }
+        return _NOTHING
+
+    def _turn_failed(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
+        error = event.get("error") or {}
+        self._fail(str(error.get("message") or self._last_error or "turn failed"))
+        return _NOTHING
+
+    def _stream_error(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
+        message = str(event.get("message") or "")
+        self._last_error = message
+        return (Chunk("error", data={"message": message, "fatal": False}),)
+
+    def _fail(self, message: str) -> None:
+        status = status_in_text(message)
+        self.fail(f"codex turn failed: {message}", kind_for_status(status), status=status)
+
+
+class CodexProvider(CliProvider):
+    """Runs ``codex exec --json --skip-git-repo-check --sandbox MODE [-m MODEL] -`` per request."""
+
+    kind = "codex"
+    options: ClassVar[frozenset[str]] = frozenset()
+
+    def arguments(
+        self, model: str | None, system: str | None, options: Mapping[str, Any]
+    ) -> list[str]:
+        """``exec --json --skip-git-repo-check --sandbox`` plus model and instructions."""
+        spec = self.cli_spec
+        assert isinstance(spec, CodexSpec)
+        args = ["exec", "--json", "--skip-git-repo-check", "--sandbox", spec.sandbox]
+        if model:
+            args += ["-m", model]
+        if system is not None:
+            # A JSON string without \\u escapes of astral characters is a TOML basic string.
+            args += ["-c", "developer_instructions=" + json.dumps(system, ensure_ascii=False)]
+        return args
+
+    def trailing_arguments(self) -> list[str]:
+        """``-``: codex reads the prompt from stdin."""
+        return ["-"]
+
+    def parser(self, options: Mapping[str, Any]) -> CodexParser:
+        """A fresh codex parser."""
+        return CodexParser(self.name, self.ctx.metrics)

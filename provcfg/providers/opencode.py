@@ -1,0 +1,171 @@
+"""The opencode provider kind: ``opencode run --format json``.
+
+One request is one ``opencode run`` process; the prompt goes to stdin (``opencode
+run`` reads piped stdin as the message when no message argument is given). Its
+JSON lines carry ``type``, ``timestamp``, ``sessionID`` and a ``part``:
+
+================  ==============================================================
+``step_start``    nothing (a model step began)
+``text``          ``text`` chunk with the finished text part (opencode prints a
+                  text part once it is complete, not token by token)
+``reasoning``     ``thinking`` chunk
+``tool_use``      ``tool_use`` then ``tool_result`` chunk (the part is printed once
+                  the tool finished or failed)
+``step_finish``   tokens and cost, summed over the steps of the request
+``error``         the request's error (raised after the process exits)
+================  ==============================================================
+
+opencode has no system-prompt flag: a system prompt belongs to an opencode agent
+(``agent:`` in the spec), so ``system=`` is refused with that hint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from provcfg.errors import ErrorKind, ProviderError
+from provcfg.manifest import OpenCodeSpec
+from provcfg.providers._cli import CliProvider, EventParser, kind_for_status, status_in_text
+from provcfg.providers.base import Chunk, Usage
+
+__all__ = ["OpenCodeParser", "OpenCodeProvider"]
+
+_NOTHING: tuple[Chunk, ...] = ()
+_ERROR_NAMES: dict[str, ErrorKind] = {
+    "ProviderAuthError": "authentication",
+    "MessageOutputLengthError": "invalid_request",
+    "ContextOverflowError": "invalid_request",
+    "MessageAbortedError": "cancelled",
+}
+
+
+class OpenCodeParser(EventParser):
+    """opencode ``--format json`` objects -> chunks, for one request."""
+
+    def __init__(self, provider: str, metrics: Any) -> None:
+        super().__init__(provider, metrics)
+        self.session_id: str | None = None
+        self._input = self._output = self._cache_read = self._cache_write = 0
+        self._cost: float | None = None
+        self._handlers = {
+            "step_start": self._step_start,
+            "text": self._text,
+            "reasoning": self._reasoning,
+            "tool_use": self._tool_use,
+            "step_finish": self._step_finish,
+            "error": self._error,
+        }
+
+    def feed(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
+        """Return the chunks of one opencode JSON object."""
+        handler = self._handlers.get(event.get("type"))  # type: ignore[arg-type]
+        if handler is None:
+            return self.unknown(event.get("type"))
+        return handler(event)
+
+    def _step_start(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
+        if self.session_id is None:
+            self.session_id = event.get("sessionID")
+            return (Chunk("system", data={"subtype": "init", "session_id": self.session_id}),)
+        return _NOTHING
+
+    def _text(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
+        text = (event.get("part") or {}).get("text")
+        return (Chunk("text", text),) if text else _NOTHING
+
+    def _reasoning(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
+        text = (event.get("part") or {}).get("text")
+        return (Chunk("thinking", text),) if text else _NOTHING
+
+    def _tool_use(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
+        part = event.get("part") or {}
+        state = part.get("state") or {}
+        call_id = part.get("callID") or part.get("id")
+        failed = state.get("status") == "error"
+        return (
+            Chunk(
+                "tool_use",
+                data={"id": call_id, "name": part.get("tool"), "input": state.get("input")},
+            ),
+            Chunk(
+                "tool_result",
+                data={
+                    "tool_use_id": call_id,
+                    "content": state.get("error") if failed else state.get("output"),
+                    "is_error": failed,
+                },
+            ),
+        )
+
+    def _step_finish(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
+        part = event.get("part") or {}
+        tokens = part.get("tokens") or {}
+        cache = tokens.get("cache") or {}
+        self._input += int(tokens.get("input") or 0)
+        self._output += int(tokens.get("output") or 0) + int(tokens.get("reasoning") or 0)
+        self._cache_read += int(cache.get("read") or 0)
+        self._cache_write += int(cache.get("write") or 0)
+        cost = part.get("cost")
+        if isinstance(cost, int | float):
+            self._cost = (self._cost or 0.0) + float(cost)
+        self.final = {
+            "usage": Usage(self._input, self._output, self._cache_read, self._cache_write),
+            "cost_usd": self._cost,
+            "stop_reason": part.get("reason"),
+            "session_id": event.get("sessionID") or self.session_id,
+        }
+        return _NOTHING
+
+    def _error(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
+        error = event.get("error") or {}
+        name = str(error.get("name") or "error")
+        data = error.get("data") or {}
+        message = str(data.get("message") or name)
+        status = data.get("statusCode")
+        if not isinstance(status, int):
+            status = status_in_text(message)
+        kind = _ERROR_NAMES.get(name) or kind_for_status(status)
+        self.fail(f"opencode reported {name}: {message}", kind, status=status, name=name)
+        return _NOTHING
+
+
+class OpenCodeProvider(CliProvider):
+    """Runs ``opencode run --format json -m provider/model`` per request.
+
+    The spec's ``agent`` becomes ``--agent``. Kind options: ``session`` (an
+    opencode session id to continue).
+    """
+
+    kind = "opencode"
+    options: ClassVar[frozenset[str]] = frozenset({"session"})
+
+    def arguments(
+        self, model: str | None, system: str | None, options: Mapping[str, Any]
+    ) -> list[str]:
+        """``run --format json`` plus model, agent and session.
+
+        Raises:
+            ProviderError: ``invalid_request`` when ``system`` is given.
+        """
+        spec = self.cli_spec
+        assert isinstance(spec, OpenCodeSpec)
+        if system is not None:
+            raise ProviderError(
+                "opencode run has no system-prompt option; put the system prompt in an "
+                f"opencode agent (opencode.json) and set providers.{self.name}.agent",
+                kind="invalid_request",
+                provider=self.name,
+            )
+        args = ["run", "--format", "json"]
+        if model:
+            args += ["-m", model]
+        if spec.agent:
+            args += ["--agent", spec.agent]
+        if options.get("session"):
+            args += ["--session", str(options["session"])]
+        return args
+
+    def parser(self, options: Mapping[str, Any]) -> OpenCodeParser:
+        """A fresh opencode parser."""
+        return OpenCodeParser(self.name, self.ctx.metrics)

@@ -1,0 +1,105 @@
+"""A stand-in agent CLI for runner and provider tests: replays a scenario file.
+
+Usage: replay.py [ARGS...] with FAKE_SCENARIO naming the scenario file and, if
+FAKE_DUMP is set, a JSON dump of argv, environment and stdin written there first.
+Each scenario line is printed to stdout as is (flushed, so the reader sees it at
+once), except directives starting with ``#!``:
+
+    #!read_stdin              read stdin to EOF before going on (done anyway for the dump)
+    #!sleep SECONDS
+    #!wait_file PATH          wait until PATH exists (the test's "go on" signal)
+    #!stderr BYTES            write BYTES bytes to stderr in 64 KiB writes
+    #!stderr_text TEXT        write TEXT and a newline to stderr
+    #!big BYTES               print one JSON object line of about BYTES bytes
+    #!lines COUNT [PAD]       print COUNT JSON lines {"type":"tick","n":i,"pad":"..."}
+    #!ticks INTERVAL          print a tick line every INTERVAL seconds, forever
+    #!raw TEXT                print TEXT without a newline
+    #!ignore_term             ignore SIGTERM from now on
+    #!grandchild PIDFILE      start a grandchild (same group) that ignores SIGTERM, sleeps,
+                              and keeps stdout open; its pid goes to PIDFILE
+    #!pidfile PATH            write our own pid to PATH
+    #!hang                    sleep forever
+    #!exit CODE               exit with CODE at once
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+
+def main() -> int:
+    stdin_data = ""
+    dump = os.environ.get("FAKE_DUMP")
+    if dump:
+        if not sys.stdin.closed:
+            stdin_data = sys.stdin.read()
+        with open(dump, "w") as f:
+            json.dump({"argv": sys.argv, "env": dict(os.environ), "stdin": stdin_data}, f)
+    out = sys.stdout.buffer
+    with open(os.environ["FAKE_SCENARIO"], "rb") as f:
+        lines = f.read().splitlines()
+    for raw in lines:
+        if not raw.startswith(b"#!"):
+            out.write(raw + b"\n")
+            out.flush()
+            continue
+        word, _, arg = raw[2:].decode().partition(" ")
+        if word == "read_stdin":
+            if not dump:
+                sys.stdin.read()
+        elif word == "sleep":
+            time.sleep(float(arg))
+        elif word == "wait_file":
+            while not os.path.exists(arg):
+                time.sleep(0.005)
+        elif word == "stderr":
+            left = int(arg)
+            block = b"e" * 65535 + b"\n"
+            while left > 0:
+                sys.stderr.buffer.write(block[:left])
+                left -= len(block)
+            sys.stderr.buffer.flush()
+        elif word == "stderr_text":
+            sys.stderr.write(arg + "\n")
+            sys.stderr.flush()
+        elif word == "big":
+            out.write(b'{"type":"big","data":"' + b"x" * int(arg) + b'"}\n')
+            out.flush()
+        elif word == "lines":
+            count, _, pad = arg.partition(" ")
+            filler = b"p" * int(pad or 0)
+            for i in range(int(count)):
+                out.write(b'{"type":"tick","n":%d,"pad":"%s"}\n' % (i, filler))
+            out.flush()
+        elif word == "ticks":
+            n = 0
+            while True:
+                out.write(b'{"type":"tick","n":%d}\n' % n)
+                out.flush()
+                n += 1
+                time.sleep(float(arg))
+        elif word == "raw":
+            out.write(arg.encode())
+            out.flush()
+        elif word == "ignore_term":
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        elif word == "grandchild":
+            code = "import signal,time;signal.signal(signal.SIGTERM,signal.SIG_IGN);time.sleep(600)"
+            child = subprocess.Popen([sys.executable, "-c", code])
+            with open(arg, "w") as f:
+                f.write(str(child.pid))
+        elif word == "pidfile":
+            with open(arg, "w") as f:
+                f.write(str(os.getpid()))
+        elif word == "hang":
+            time.sleep(3600)
+        elif word == "exit":
+            return int(arg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
