@@ -97,15 +97,15 @@ def _serve(argv_for_port: list[str], port: int, folder: str) -> Iterator[subproc
 
 
 @contextlib.contextmanager
-def start_redis() -> Iterator[str]:
-    """Run a throw-away redis-server; yield ``redis://127.0.0.1:PORT/0``.
+def start_redis(port: int | None = None) -> Iterator[str]:
+    """Run a throw-away redis-server (on ``port``, or a free one); yield ``redis://127.0.0.1:PORT/0``.
 
     Raises:
         pytest.skip.Exception / pytest.fail.Exception: redis-server is not installed.
     """
     binary = _binary("redis-server", "redis-server")
     with tempfile.TemporaryDirectory(prefix="provcfg-redis-") as folder:
-        port = free_port()
+        port = port or free_port()
         argv = [
             binary,
             "--port", str(port),

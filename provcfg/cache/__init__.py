@@ -9,8 +9,9 @@ Public API (the runtime calls these)::
 Backends: ``memory`` -> :class:`BoundedMemoryBackend` (LRU, ``max_size``,
 ``on_discard``), ``file`` -> dogpile's dbm backend, ``redis`` -> dogpile's
 redis backend (extra ``redis``), ``memcached`` -> dogpile's pymemcache backend
-(extra ``memcached``). See docs/cache.md for keys, cross-process invalidation
-and what a server outage does.
+(extra ``memcached``); the last three through the small subclasses in
+``_backends`` that read several keys at once, close cleanly and set timeouts.
+See docs/cache.md for keys, cross-process invalidation and what an outage does.
 
 Global state: importing this package registers provcfg's backends in dogpile's
 process-wide backend registry (``dogpile.cache.register_backend``), the one
@@ -44,4 +45,5 @@ __all__ = [
 # dogpile ships no annotations for register_backend.
 register_backend("provcfg.memory_lru", "provcfg.cache", "BoundedMemoryBackend")  # type: ignore[no-untyped-call]
 register_backend("provcfg.file", "provcfg.cache._backends", "FileBackend")  # type: ignore[no-untyped-call]
+register_backend("provcfg.redis", "provcfg.cache._backends", "RedisBackend")  # type: ignore[no-untyped-call]
 register_backend("provcfg.pymemcache", "provcfg.cache._backends", "PyMemcacheBackend")  # type: ignore[no-untyped-call]

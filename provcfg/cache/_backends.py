@@ -3,6 +3,9 @@
 - :class:`FileBackend` reads several keys with one open of the dbm file
   (dogpile's opens it once per key), because every provcfg get reads the data
   key and the generation marker together.
+- :class:`RedisBackend` writes expiring keys with ``SET key value EX n``
+  (dogpile calls ``SETEX``, which redis-py 6+ deprecates with a warning on
+  every write) and closes its connection pool.
 - :class:`PyMemcacheBackend` passes connect and socket timeouts to pymemcache
   (dogpile does not) and remembers every per-thread client it creates, so
   :func:`provcfg.cache.close_region` can close them all and leak no socket.
@@ -20,8 +23,9 @@ from typing import Any
 from dogpile.cache.api import NO_VALUE
 from dogpile.cache.backends.file import DBMBackend
 from dogpile.cache.backends.memcached import PyMemcacheBackend as _DogpilePyMemcache
+from dogpile.cache.backends.redis import RedisBackend as _DogpileRedis
 
-__all__ = ["FileBackend", "PyMemcacheBackend"]
+__all__ = ["FileBackend", "PyMemcacheBackend", "RedisBackend"]
 
 
 class FileBackend(DBMBackend):
@@ -40,6 +44,31 @@ class FileBackend(DBMBackend):
 
     def close(self) -> None:
         """Nothing stays open between operations; present so every backend closes alike."""
+
+
+class RedisBackend(_DogpileRedis):
+    """dogpile's redis backend, with non-deprecated expiring writes and ``close()``."""
+
+    def set_serialized(self, key: str, value: bytes) -> None:
+        """Store ``value``, expiring after ``redis_expiration_time`` seconds when set."""
+        self.writer_client.set(key, value, ex=self.redis_expiration_time or None)
+
+    def set_serialized_multi(self, mapping: Mapping[str, bytes]) -> None:
+        """Store every item in one round trip (a transaction-free pipeline)."""
+        if not mapping:
+            return
+        if not self.redis_expiration_time:
+            self.writer_client.mset(mapping)
+            return
+        pipe = self.writer_client.pipeline(transaction=False)
+        for key, value in mapping.items():
+            pipe.set(key, value, ex=self.redis_expiration_time)
+        pipe.execute()
+
+    def close(self) -> None:
+        """Close the client and disconnect every pooled connection."""
+        self.writer_client.close()
+        self.writer_client.connection_pool.disconnect()
 
 
 class PyMemcacheBackend(_DogpilePyMemcache):

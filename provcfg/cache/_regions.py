@@ -28,7 +28,7 @@ from provcfg.manifest import (
 )
 from provcfg.metrics import Metrics
 
-from ._backends import PyMemcacheBackend
+from ._backends import FileBackend, PyMemcacheBackend, RedisBackend
 from ._keys import generation_key, make_key_mangler
 from ._memory import BoundedMemoryBackend, DiscardCallback
 from ._remote import OnError, SharedBackendProxy
@@ -193,7 +193,7 @@ def build_region(
         url = spec.url.get_secret_value()
         secret = urlsplit(url).password
         server = _parse_server(name, "redis", url, 6379, ("redis", "rediss", "unix"))
-        backend_name, serialized = "dogpile.cache.redis", True
+        backend_name, serialized = "provcfg.redis", True
         errors = (redis.exceptions.RedisError, OSError)
         timeout = spec.socket_timeout or None
         arguments = {
@@ -287,14 +287,5 @@ def close_region(region: CacheRegion) -> None:
     if isinstance(backend, BoundedMemoryBackend):
         backend.clear()
         return
-    if isinstance(backend, PyMemcacheBackend):
+    if isinstance(backend, FileBackend | RedisBackend | PyMemcacheBackend):
         backend.close()
-        return
-    client = getattr(backend, "writer_client", None)
-    if client is not None:  # redis
-        client.close()
-        client.connection_pool.disconnect()
-        return
-    close = getattr(backend, "close", None)
-    if callable(close):
-        close()

@@ -1,0 +1,395 @@
+"""Shared regions (file, redis, memcached) against real files and real servers.
+
+Two real processes share one region; a configuration change in one of them
+invalidates the old generation for both; a dead server degrades to a miss (or
+raises CacheBackendError on request) and never shows the password.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import structlog
+from dogpile.cache.api import NO_VALUE
+from pydantic import TypeAdapter
+
+from provcfg.cache import build_region, close_region, generation_key
+from provcfg.errors import CacheBackendError, ProvcfgError
+from provcfg.manifest import RegionSpec
+from provcfg.metrics import Metrics
+from tests.support_services import free_port, memcached_server, redis_server, start_redis
+
+__all__ = ["memcached_server", "redis_server"]  # fixtures used by the tests below
+
+_SPEC = TypeAdapter(RegionSpec)
+
+# One process holding one region; it answers JSON commands on stdin, one per line.
+WORKER = r"""
+import json, sys
+import structlog
+structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+from dogpile.cache.api import NO_VALUE
+from pydantic import TypeAdapter
+from provcfg.cache import build_region, close_region
+from provcfg.manifest import RegionSpec
+from provcfg.metrics import Metrics
+
+spec = TypeAdapter(RegionSpec).validate_python(json.loads(sys.argv[1]))
+name = sys.argv[2]
+region = None
+for line in sys.stdin:
+    cmd = json.loads(line)
+    out = None
+    if cmd["op"] == "build":
+        if region is not None:
+            close_region(region)
+        region = build_region(name, spec, namespace=cmd["namespace"], metrics=Metrics())
+    elif cmd["op"] == "get":
+        value = region.get(cmd["key"])
+        out = None if value is NO_VALUE else value
+    elif cmd["op"] == "set":
+        region.set(cmd["key"], cmd["value"])
+    print(json.dumps(out), flush=True)
+close_region(region)
+"""
+
+
+class Worker:
+    """A real Python process running WORKER."""
+
+    def __init__(self, spec: dict[str, Any], region: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", WORKER, json.dumps(spec), region],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def call(self, op: str, **fields: Any) -> Any:
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(json.dumps({"op": op, **fields}) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait(10)
+            assert self.process.stderr is not None
+            raise AssertionError(f"worker died: {self.process.stderr.read()[-2000:]}")
+        return json.loads(line)
+
+    def stop(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        try:
+            code = self.process.wait(10)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            for stream in (self.process.stdout, self.process.stderr):
+                if stream is not None:
+                    stream.close()
+        assert code == 0
+
+
+@contextmanager
+def workers(spec: dict[str, Any], region: str, count: int = 2) -> Iterator[list[Worker]]:
+    started = [Worker(spec, region) for _ in range(count)]
+    try:
+        yield started
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(params=["file", "redis", "memcached"])
+def shared_spec(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    """Spec dict of one shared backend kind, pointing at a real file or server."""
+    if request.param == "file":
+        return {"backend": "file", "path": str(tmp_path / "shared.dbm"), "ttl": 600}
+    if request.param == "redis":
+        return {"backend": "redis", "url": request.getfixturevalue("redis_server"), "ttl": 600}
+    return {"backend": "memcached", "url": request.getfixturevalue("memcached_server"), "ttl": 600}
+
+
+def test_two_processes_see_each_others_entries(shared_spec: dict[str, Any]) -> None:
+    """Two real processes on one shared region read what the other wrote."""
+    region = _unique("share")
+    with workers(shared_spec, region) as (one, two):
+        one.call("build", namespace="gen1")
+        two.call("build", namespace="gen1")
+        one.call("set", key="a", value={"from": "one"})
+        two.call("set", key="b", value=[2])
+        assert two.call("get", key="a") == {"from": "one"}
+        assert one.call("get", key="b") == [2]
+        assert one.call("get", key="missing") is None
+
+
+def test_a_config_change_in_one_process_invalidates_for_both(shared_spec: dict[str, Any]) -> None:
+    """After one process rebuilds with a new digest, neither serves the old generation's entries."""
+    region = _unique("gen")
+    with workers(shared_spec, region) as (old, new):
+        old.call("build", namespace="gen1")
+        new.call("build", namespace="gen1")
+        old.call("set", key="k", value="v1")
+        assert new.call("get", key="k") == "v1"
+
+        new.call("build", namespace="gen2")  # the configuration changed in this process
+        assert new.call("get", key="k") is None  # new namespace
+        assert old.call("get", key="k") is None  # the marker says gen1 is superseded
+        old.call("set", key="k2", value="late")  # a superseded process writes nothing
+        assert old.call("get", key="k2") is None
+
+        new.call("set", key="k", value="v2")
+        old.call("build", namespace="gen2")  # the old process reloads the same configuration
+        assert old.call("get", key="k") == "v2"
+        assert new.call("get", key="k") == "v2"
+
+
+def test_old_generation_entries_stay_stored_but_unserved(redis_server: str) -> None:
+    """The miss after a change comes from the marker, not from deleting the old entry."""
+    name = _unique("marker")
+    spec = _SPEC.validate_python({"backend": "redis", "url": redis_server, "ttl": 600})
+    old = build_region(name, spec, namespace="gen1", metrics=Metrics())
+    old.set("k", "v1")
+    new = build_region(name, spec, namespace="gen2", metrics=Metrics())
+    client = redis.Redis.from_url(redis_server)
+    try:
+        assert client.exists(old.key_mangler("k")) == 1
+        assert client.get(generation_key(name)).endswith(b":gen2")  # type: ignore[union-attr]
+        assert old.get("k") is NO_VALUE
+        assert old.proxy is not None and old.proxy.stale
+        assert new.proxy is not None and not new.proxy.stale
+    finally:
+        client.close()
+        close_region(old)
+        close_region(new)
+
+
+def test_a_lost_marker_is_republished(redis_server: str) -> None:
+    """A flushed marker does not empty the cache: the next read republishes it and serves."""
+    name = _unique("lost")
+    spec = _SPEC.validate_python({"backend": "redis", "url": redis_server})
+    region = build_region(name, spec, namespace="gen1", metrics=Metrics())
+    client = redis.Redis.from_url(redis_server)
+    try:
+        region.set("k", "v")
+        client.delete(generation_key(name))
+        assert region.get("k") == "v"
+        assert client.get(generation_key(name)) is not None
+    finally:
+        client.close()
+        close_region(region)
+
+
+def test_redis_ttl_also_expires_keys_on_the_server(redis_server: str) -> None:
+    """ttl becomes dogpile's expiration_time and a redis expiry a little longer, never none."""
+    name = _unique("ttl")
+    spec = _SPEC.validate_python({"backend": "redis", "url": redis_server, "ttl": "90s"})
+    region = build_region(name, spec, namespace="gen1", metrics=Metrics())
+    client = redis.Redis.from_url(redis_server)
+    try:
+        region.set("k", "v")
+        assert 90 < client.ttl(region.key_mangler("k")) <= 91
+        assert region.expiration_time == 90
+    finally:
+        client.close()
+        close_region(region)
+
+
+def test_redis_gets_are_timed_and_counted(redis_server: str) -> None:
+    """Remote gets record cache_get_seconds; hits and misses are counted per region."""
+    name = _unique("timed")
+    metrics = Metrics()
+    spec = _SPEC.validate_python({"backend": "redis", "url": redis_server})
+    region = build_region(name, spec, namespace="gen1", metrics=metrics)
+    try:
+        assert region.get_or_create("k", lambda: 41) == 41
+        assert region.get_or_create("k", lambda: 42) == 41
+        summary = metrics.summary("cache_get_seconds", name)
+        assert summary is not None and summary.count >= 3
+        assert metrics.counter("cache_hit", name) == 1
+        assert metrics.counter("cache_miss", name) == 1
+    finally:
+        close_region(region)
+
+
+def test_memcached_round_trip(memcached_server: str) -> None:
+    """A memcached region stores and returns Python values and deletes them."""
+    name = _unique("mc")
+    spec = _SPEC.validate_python({"backend": "memcached", "url": memcached_server, "ttl": 60})
+    region = build_region(name, spec, namespace="gen1", metrics=Metrics())
+    try:
+        region.set("k", {"nested": [1, 2.5, "x"]})
+        assert region.get("k") == {"nested": [1, 2.5, "x"]}
+        region.delete("k")
+        assert region.get("k") is NO_VALUE
+    finally:
+        close_region(region)
+
+
+# ----------------------------------------------------------------------------- outages
+
+_PASSWORD = "s3cr3t-Pa55"
+
+
+def _dead_spec(backend: str, port: int) -> Any:
+    if backend == "redis":
+        url = f"redis://user:{_PASSWORD}@127.0.0.1:{port}/0"
+        return _SPEC.validate_python({"backend": "redis", "url": url, "socket_timeout": 1})
+    return _SPEC.validate_python({"backend": "memcached", "url": f"memcached://127.0.0.1:{port}"})
+
+
+@pytest.mark.parametrize("backend", ["redis", "memcached"])
+def test_dead_server_degrades_to_a_miss_with_one_warning(backend: str) -> None:
+    """Against a dead server get misses, set is dropped, cache_error counts, one warning logs."""
+    port = free_port()
+    name = _unique("dead")
+    metrics = Metrics()
+    with structlog.testing.capture_logs() as logs:
+        region = build_region(name, _dead_spec(backend, port), namespace="gen1", metrics=metrics)
+        try:
+            region.set("k", "v")
+            assert region.get("k") is NO_VALUE
+            assert region.get_or_create("k", lambda: "made") == "made"
+        finally:
+            close_region(region)
+    assert metrics.counter("cache_error", name) >= 1
+    warnings = [e for e in logs if e["event"] == "cache_backend_unavailable"]
+    assert len(warnings) == 1
+    assert warnings[0]["server"] == f"127.0.0.1:{port}"
+    assert _PASSWORD not in repr(logs)
+
+
+def test_dead_redis_raises_cache_backend_error_on_request() -> None:
+    """With on_error='raise' building against a dead server raises, naming region and host:port."""
+    port = free_port()
+    name = _unique("raise")
+    with pytest.raises(ProvcfgError) as caught:
+        build_region(
+            name, _dead_spec("redis", port), namespace="gen1", metrics=Metrics(), on_error="raise"
+        )
+    error = caught.value
+    assert isinstance(error, CacheBackendError)
+    assert error.region == name and error.server == f"127.0.0.1:{port}"
+    assert f"127.0.0.1:{port}" in str(error) and name in str(error)
+    assert _PASSWORD not in str(error) and _PASSWORD not in repr(error)
+    assert error.__cause__ is None and error.__suppress_context__
+
+
+def test_redis_dying_under_a_region_raises_on_get_when_asked() -> None:
+    """A region built against a live redis raises CacheBackendError on get once the server dies."""
+    name = _unique("dies")
+    with start_redis() as url:
+        spec = _SPEC.validate_python({"backend": "redis", "url": url, "socket_timeout": 1})
+        region = build_region(name, spec, namespace="gen1", metrics=Metrics(), on_error="raise")
+        region.set("k", "v")
+        assert region.get("k") == "v"
+    try:
+        with pytest.raises(CacheBackendError, match=r"get failed: ConnectionError"):
+            region.get("k")
+    finally:
+        close_region(region)
+
+
+def test_redis_recovers_after_the_outage() -> None:
+    """A region whose redis died misses quietly, then serves again once a server is back."""
+    name = _unique("recover")
+    port = free_port()
+    metrics = Metrics()
+    with start_redis(port) as url:
+        spec = _SPEC.validate_python({"backend": "redis", "url": url, "socket_timeout": 1})
+        region = build_region(name, spec, namespace="gen1", metrics=metrics)
+        region.set("k", "v")
+    try:
+        with structlog.testing.capture_logs() as logs:
+            assert region.get("k") is NO_VALUE  # server gone: a miss, not an exception
+            with start_redis(port):
+                time.sleep(0.6)  # past the first backoff window (0.5 s)
+                region.set("k", "again")
+                assert region.get("k") == "again"
+        events = [e["event"] for e in logs if e["event"].startswith("cache_backend")]
+        assert events == ["cache_backend_unavailable", "cache_backend_recovered"]
+        assert metrics.counter("cache_error", name) == 1
+    finally:
+        close_region(region)
+
+
+def test_redis_password_works_and_never_leaks(redis_server: str) -> None:
+    """A password URL authenticates, and neither region, backend, logs nor errors show it."""
+    admin = redis.Redis.from_url(redis_server)
+    user = _unique("user")
+    admin.acl_setuser(
+        user, enabled=True, passwords=[f"+{_PASSWORD}"], keys=["*"], commands=["+@all"]
+    )
+    host_port = redis_server.removeprefix("redis://").removesuffix("/0")
+    good = f"redis://{user}:{_PASSWORD}@{host_port}/0"
+    bad = f"redis://{user}:wrong-{_PASSWORD}@{host_port}/0"
+    name = _unique("auth")
+    try:
+        with structlog.testing.capture_logs() as logs:
+            region = build_region(
+                name, _SPEC.validate_python({"backend": "redis", "url": good}),
+                namespace="gen1", metrics=Metrics(),
+            )  # fmt: skip
+            region.set("k", "v")
+            assert region.get("k") == "v"
+            texts = [repr(region), repr(region.backend), repr(region.actual_backend)]
+            close_region(region)
+            with pytest.raises(CacheBackendError) as caught:
+                build_region(
+                    name, _SPEC.validate_python({"backend": "redis", "url": bad}),
+                    namespace="gen1", metrics=Metrics(), on_error="raise",
+                )  # fmt: skip
+            degraded = build_region(
+                name, _SPEC.validate_python({"backend": "redis", "url": bad}),
+                namespace="gen1", metrics=Metrics(),
+            )  # fmt: skip
+            assert degraded.get("k") is NO_VALUE
+            close_region(degraded)
+        texts += [str(caught.value), repr(caught.value), repr(logs)]
+        assert "AuthenticationError" in str(caught.value)
+        for text in texts:
+            assert _PASSWORD not in text
+    finally:
+        admin.acl_deluser(user)
+        admin.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (f"redis://u:{_PASSWORD}@127.0.0.1:notaport/0", "port"),
+        (f"redis://u:{_PASSWORD}@127.0.0.1:99999/0", "port"),
+    ],
+)
+def test_bad_redis_url_names_the_fix_not_the_password(url: str, problem: str) -> None:
+    """A malformed redis URL raises CacheBackendError that says how to write it, without the URL."""
+    spec = _SPEC.validate_python({"backend": "redis", "url": url})
+    with pytest.raises(CacheBackendError) as caught:
+        build_region("bad", spec, namespace="gen1", metrics=Metrics())
+    text = str(caught.value)
+    assert problem in text and "redis://[:password@]host:port/db" in text
+    assert _PASSWORD not in text
+
+
+def test_file_region_in_a_missing_folder_names_the_fix(tmp_path: Path) -> None:
+    """A dbm path in a missing folder raises CacheBackendError naming the region's path key."""
+    spec = _SPEC.validate_python({"backend": "file", "path": str(tmp_path / "nope" / "c.dbm")})
+    with pytest.raises(CacheBackendError, match=r"cache\.files\.path"):
+        build_region("files", spec, namespace="gen1", metrics=Metrics())
