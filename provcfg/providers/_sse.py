@@ -17,10 +17,10 @@ lets the fast transport forward a delta in a fraction of the SDK's time.
 
 from __future__ import annotations
 
-__all__ = ["SSEParser"]
+__all__ = ["MAX_EVENT_BYTES", "SSEParser"]
 
-_EVENT = b"event:"
-_DATA = b"data:"
+#: Largest event accepted; a server that never ends an event must not grow the buffer forever.
+MAX_EVENT_BYTES = 64 * 1024 * 1024
 
 
 class SSEParser:
@@ -47,6 +47,8 @@ class SSEParser:
         if b"\r" in buf:
             buf = self._normalize(buf)
         if b"\n\n" not in buf:
+            if len(buf) > MAX_EVENT_BYTES:
+                raise ValueError(f"an SSE event exceeds {MAX_EVENT_BYTES} bytes")
             self._tail = buf
             return []
         blocks = buf.split(b"\n\n")

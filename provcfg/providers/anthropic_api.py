@@ -27,15 +27,14 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx2
 import structlog
 
-from provcfg.errors import ProviderError, RuntimeClosedError
+from provcfg.errors import ProviderError
 from provcfg.providers._api_errors import ErrorMapper
 from provcfg.providers._retry import RetryPolicy
 from provcfg.providers._sse import SSEParser
@@ -261,7 +260,7 @@ class AnthropicApiProvider(BaseProvider):
         if self._transport == "sdk":
             import anthropic  # noqa: F401
 
-    async def stream(
+    def stream(
         self,
         prompt: str,
         *,
@@ -274,8 +273,8 @@ class AnthropicApiProvider(BaseProvider):
     ) -> AsyncIterator[Chunk]:
         """Stream one message; ``cwd`` is ignored (the API has no working folder).
 
-        Yields:
-            ``text``, ``thinking`` and ``tool_use`` chunks, then one ``result`` chunk.
+        Returns an async iterator of ``text``, ``thinking`` and ``tool_use`` chunks,
+        then one ``result`` chunk.
 
         Raises:
             ProviderError: kind authentication, permission, rate_limit, overloaded,
@@ -284,71 +283,56 @@ class AnthropicApiProvider(BaseProvider):
                 :mod:`provcfg.providers._retry` allows, never after a chunk was yielded.
             RuntimeClosedError: the provider was closed.
         """
-        if self._closed:
-            raise RuntimeClosedError(
-                f"provider {self.name!r} was closed; get a fresh one with rt.provider()"
-            )
+        # A plain function returning one generator: with BaseProvider's wrapper that
+        # makes two generator layers per chunk, the least the contract allows.
         clock = _Clock(time.perf_counter())
         model_id = self.ctx.resolve_model(model)
-        if not model_id:
+        total = timeout if timeout is not None else self._timeout
+        limit = max_tokens if max_tokens is not None else self._default_max_tokens
+        body: dict[str, Any] = {
+            "model": model_id,
+            "max_tokens": limit,
+            "messages": [{"role": "user", "content": prompt}],
+        }
+        if system is not None:
+            body["system"] = system
+        if self._transport == "fast":
+            body.update(kind_options)
+            body["stream"] = True
+            return self._run_fast(body, total, clock)
+        if kind_options:
+            body["extra_body"] = kind_options
+        return self._run_sdk(body, total, clock)
+
+    def _check(self, body: Mapping[str, Any]) -> None:
+        if not body.get("model"):
             raise self._errors.make(
                 "invalid_request",
                 f"no model given; set providers.{self.name}.model or pass model=",
             )
         if not self._api_key:
             raise self._errors.make("authentication", "no API key is configured")
-        total = timeout if timeout is not None else self._timeout
-        deadline = clock.start + total if total is not None else None
-        limit = max_tokens if max_tokens is not None else self._default_max_tokens
-        messages = [{"role": "user", "content": prompt}]
-        attempt: AsyncGenerator[Chunk, None]
-        if self._transport == "fast":
-            body: dict[str, Any] = {"model": model_id, "max_tokens": limit, "messages": messages}
-            if system is not None:
-                body["system"] = system
-            body.update(kind_options)
-            body["stream"] = True
-            payload = json.dumps(body).encode()
-        else:
-            params: dict[str, Any] = {"model": model_id, "max_tokens": limit, "messages": messages}
-            if system is not None:
-                params["system"] = system
-            if kind_options:
-                params["extra_body"] = kind_options
-        metrics = self.ctx.metrics
-        retries = 0
-        while True:
-            clock.connect = None
-            if self._transport == "fast":
-                attempt = self._attempt_fast(payload, deadline, total, clock)
-            else:
-                attempt = self._attempt_sdk(params, deadline, total, clock)
-            try:
-                async with aclosing(attempt) as chunks:
-                    async for chunk in chunks:
-                        if clock.first is None:
-                            clock.first = time.perf_counter() - clock.start
-                        yield chunk
-            except ProviderError as error:
-                wait = None if clock.first is not None else self._policy.delay(error, retries)
-                if wait is not None and deadline is not None:
-                    wait = None if time.perf_counter() + wait >= deadline else wait
-                if wait is None:
-                    metrics.incr("errors", self.name)
-                    raise
-                retries += 1
-                metrics.incr("retries", self.name)
-                log.info(
-                    "provider.retry",
-                    provider=self.name,
-                    kind=error.kind,
-                    status=error.status,
-                    attempt=retries,
-                    wait=round(wait, 3),
-                )
-                await asyncio.sleep(wait)
-                continue
-            return
+
+    async def _backoff(
+        self, error: ProviderError, clock: _Clock, retries: int, deadline: float | None
+    ) -> None:
+        """Sleep before the next attempt, or raise ``error`` when the policy says stop."""
+        wait = None if clock.first is not None else self._policy.delay(error, retries)
+        if wait is not None and deadline is not None and time.perf_counter() + wait >= deadline:
+            wait = None
+        if wait is None:
+            self.ctx.metrics.incr("errors", self.name)
+            raise error
+        self.ctx.metrics.incr("retries", self.name)
+        log.info(
+            "provider.retry",
+            provider=self.name,
+            kind=error.kind,
+            status=error.status,
+            attempt=retries + 1,
+            wait=round(wait, 3),
+        )
+        await asyncio.sleep(wait)
 
     def _phase_timeouts(self, client: httpx2.AsyncClient, deadline: float) -> httpx2.Timeout:
         left = max(deadline - time.perf_counter(), 0.001)
@@ -377,80 +361,101 @@ class AnthropicApiProvider(BaseProvider):
         metrics.incr("requests", self.name)
         return result
 
-    async def _attempt_fast(
-        self, payload: bytes, deadline: float | None, total: float | None, clock: _Clock
-    ) -> AsyncGenerator[Chunk, None]:
-        client = self.ctx.http_client()
+    async def _run_fast(
+        self, body: dict[str, Any], total: float | None, clock: _Clock
+    ) -> AsyncIterator[Chunk]:
+        self._check(body)
         errors = self._errors
-        state = _Message()
-        streaming = False
-        timeout: Any = (
-            httpx2.USE_CLIENT_DEFAULT
-            if deadline is None
-            else self._phase_timeouts(client, deadline)
-        )
-        try:
-            async with client.stream(
-                "POST", self._url, content=payload, headers=self._headers, timeout=timeout
-            ) as response:
-                clock.connect = time.perf_counter() - clock.start
-                if response.status_code != 200:
-                    raise errors.from_body(
-                        response.status_code,
-                        _decode_body(await response.aread()),
-                        response.headers,
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        deadline = clock.start + total if total is not None else None
+        perf = time.perf_counter
+        start = clock.start
+        loads = json.loads
+        first: float | None = None
+        retries = 0
+        while True:
+            state = _Message()
+            streaming = False
+            try:
+                try:
+                    client = self.ctx.http_client()
+                    timeout: Any = (
+                        httpx2.USE_CLIENT_DEFAULT
+                        if deadline is None
+                        else self._phase_timeouts(client, deadline)
                     )
-                streaming = True
-                parser = SSEParser()
-                feed = parser.feed
-                loads = json.loads
-                perf = time.perf_counter
-                raws = response.aiter_bytes()
-                async for raw in raws:
-                    if deadline is not None and perf() > deadline:
-                        raise errors.deadline(total or 0.0)
-                    for event, data in feed(raw):
-                        if event == "content_block_delta":
-                            parsed = loads(data)
-                            delta = parsed["delta"]
-                            dtype = delta["type"]
-                            if dtype == "text_delta":
-                                yield Chunk("text", delta["text"])
-                            elif dtype == "thinking_delta":
-                                yield Chunk("thinking", delta["thinking"])
-                            elif dtype == "input_json_delta":
-                                state.add_json(parsed["index"], delta["partial_json"])
-                        elif event == "error":
-                            raise errors.from_event_data(data)
-                        elif event and event != "ping":
-                            chunk = _on_json_event(state, loads(data))
-                            if chunk is not None:
-                                yield chunk
-                            elif state.stopped:
+                    async with client.stream(
+                        "POST", self._url, content=payload, headers=self._headers, timeout=timeout
+                    ) as response:
+                        clock.connect = perf() - start
+                        if response.status_code != 200:
+                            raise errors.from_body(
+                                response.status_code,
+                                _decode_body(await response.aread()),
+                                response.headers,
+                            )
+                        streaming = True
+                        parser = SSEParser()
+                        feed = parser.feed
+                        raws = response.aiter_bytes()
+                        async for raw in raws:
+                            if deadline is not None and perf() > deadline:
+                                raise errors.deadline(total or 0.0)
+                            for event, data in feed(raw):
+                                if event == "content_block_delta":
+                                    parsed = loads(data)
+                                    delta = parsed["delta"]
+                                    dtype = delta["type"]
+                                    if dtype == "text_delta":
+                                        if first is None:
+                                            first = clock.first = perf() - start
+                                        yield Chunk("text", delta["text"])
+                                    elif dtype == "thinking_delta":
+                                        if first is None:
+                                            first = clock.first = perf() - start
+                                        yield Chunk("thinking", delta["thinking"])
+                                    elif dtype == "input_json_delta":
+                                        state.add_json(parsed["index"], delta["partial_json"])
+                                elif event == "error":
+                                    raise errors.from_event_data(data)
+                                elif event and event != "ping":
+                                    chunk = _on_json_event(state, loads(data))
+                                    if chunk is not None:
+                                        if first is None:
+                                            first = clock.first = perf() - start
+                                        yield chunk
+                                    elif state.stopped:
+                                        break
+                            if state.stopped:
                                 break
-                    if state.stopped:
-                        break
-                if state.stopped:
-                    await _drain(raws)
-                else:
-                    for event, data in parser.finish():
-                        if event == "error":
-                            raise errors.from_event_data(data)
-                        if event and event != "ping":
-                            chunk = _on_json_event(state, loads(data))
-                            if chunk is not None:
-                                yield chunk
-                    if not state.stopped:
-                        cut = " mid-event" if parser.pending else ""
-                        raise errors.incomplete(f"the stream ended{cut} before message_stop")
-        except ProviderError:
-            raise
-        except httpx2.HTTPError as exc:
-            raise errors.from_transport(exc, streaming=streaming) from None
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise errors.make(
-                "server_error", f"malformed stream event ({type(exc).__name__})"
-            ) from None
+                        if state.stopped:
+                            await _drain(raws)
+                        else:
+                            for event, data in parser.finish():
+                                if event == "error":
+                                    raise errors.from_event_data(data)
+                                if event and event != "ping":
+                                    chunk = _on_json_event(state, loads(data))
+                                    if chunk is not None:
+                                        if first is None:
+                                            first = clock.first = perf() - start
+                                        yield chunk
+                            if not state.stopped:
+                                cut = " mid-event" if parser.pending else ""
+                                raise errors.incomplete(
+                                    f"the stream ended{cut} before message_stop"
+                                )
+                except httpx2.HTTPError as exc:
+                    raise errors.from_transport(exc, streaming=streaming) from None
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    raise errors.make(
+                        "server_error", f"malformed stream event ({type(exc).__name__})"
+                    ) from None
+            except ProviderError as error:
+                await self._backoff(error, clock, retries, deadline)
+                retries += 1
+                continue
+            break
         yield self._finish(state, clock)
 
     async def _sdk_client(self) -> tuple[httpx2.AsyncClient, anthropic.AsyncAnthropic]:
@@ -476,57 +481,76 @@ class AnthropicApiProvider(BaseProvider):
         self._sdk_clients = live
         return http, client
 
-    async def _attempt_sdk(
-        self, params: dict[str, Any], deadline: float | None, total: float | None, clock: _Clock
-    ) -> AsyncGenerator[Chunk, None]:
+    async def _run_sdk(
+        self, params: dict[str, Any], total: float | None, clock: _Clock
+    ) -> AsyncIterator[Chunk]:
+        self._check(params)
         errors = self._errors
-        state = _Message()
-        streaming = False
-        try:
-            http, sdk = await self._sdk_client()
-            if deadline is not None:
-                params = {**params, "timeout": self._phase_timeouts(http, deadline)}
-            stream = await sdk.messages.create(**params, stream=True)
-            clock.connect = time.perf_counter() - clock.start
-            streaming = True
+        deadline = clock.start + total if total is not None else None
+        perf = time.perf_counter
+        start = clock.start
+        first: float | None = None
+        retries = 0
+        while True:
+            state = _Message()
+            streaming = False
             try:
-                perf = time.perf_counter
-                events = stream.__aiter__()
-                async for event in events:
-                    if deadline is not None and perf() > deadline:
-                        raise errors.deadline(total or 0.0)
-                    if event.type == "content_block_delta":
-                        delta = event.delta
-                        dtype = delta.type
-                        if dtype == "text_delta":
-                            yield Chunk("text", delta.text)
-                            continue
-                        if dtype == "thinking_delta":
-                            yield Chunk("thinking", delta.thinking)
-                            continue
-                    chunk = _on_sdk_event(state, event)
-                    if chunk is not None:
-                        yield chunk
-                    elif state.stopped:
-                        break
-                if state.stopped:
-                    await _drain(events)
-                else:
-                    raise errors.incomplete("the stream ended before message_stop")
-            finally:
-                await stream.close()
-        except ProviderError:
-            raise
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise errors.make(
-                "server_error", f"malformed stream event ({type(exc).__name__})"
-            ) from None
-        except Exception as exc:
-            import anthropic
+                try:
+                    http, sdk = await self._sdk_client()
+                    call = params
+                    if deadline is not None:
+                        call = {**params, "timeout": self._phase_timeouts(http, deadline)}
+                    stream = await sdk.messages.create(**call, stream=True)
+                    clock.connect = perf() - start
+                    streaming = True
+                    try:
+                        events = stream.__aiter__()
+                        async for event in events:
+                            if deadline is not None and perf() > deadline:
+                                raise errors.deadline(total or 0.0)
+                            if event.type == "content_block_delta":
+                                delta = event.delta
+                                dtype = delta.type
+                                if dtype == "text_delta":
+                                    if first is None:
+                                        first = clock.first = perf() - start
+                                    yield Chunk("text", delta.text)
+                                    continue
+                                if dtype == "thinking_delta":
+                                    if first is None:
+                                        first = clock.first = perf() - start
+                                    yield Chunk("thinking", delta.thinking)
+                                    continue
+                            chunk = _on_sdk_event(state, event)
+                            if chunk is not None:
+                                if first is None:
+                                    first = clock.first = perf() - start
+                                yield chunk
+                            elif state.stopped:
+                                break
+                        if state.stopped:
+                            await _drain(events)
+                        else:
+                            raise errors.incomplete("the stream ended before message_stop")
+                    finally:
+                        await stream.close()
+                except ProviderError:
+                    raise
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    raise errors.make(
+                        "server_error", f"malformed stream event ({type(exc).__name__})"
+                    ) from None
+                except Exception as exc:
+                    import anthropic
 
-            if isinstance(exc, anthropic.AnthropicError | httpx2.HTTPError):
-                raise errors.from_sdk(exc, streaming=streaming) from None
-            raise
+                    if isinstance(exc, anthropic.AnthropicError | httpx2.HTTPError):
+                        raise errors.from_sdk(exc, streaming=streaming) from None
+                    raise
+            except ProviderError as error:
+                await self._backoff(error, clock, retries, deadline)
+                retries += 1
+                continue
+            break
         yield self._finish(state, clock)
 
     async def aclose(self) -> None:

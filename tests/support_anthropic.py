@@ -1,0 +1,118 @@
+"""Fixtures for the anthropic-api tests: a stub server and providers on a real httpx2 pool."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from provcfg.manifest import AnthropicApiSpec
+from provcfg.metrics import Metrics
+from provcfg.providers.anthropic_api import AnthropicApiProvider
+from provcfg.providers.base import ProviderContext
+from provcfg.stub.server import StubServer
+
+SECRET = "sk-test-SECRET123"
+MODEL = "claude-sonnet-4-5-20250929"
+TRANSPORTS = ("sdk", "fast")
+
+
+@dataclass
+class Handle:
+    """A provider plus the pooled client it streams over (created lazily, in the test's loop)."""
+
+    provider: AnthropicApiProvider
+    metrics: Metrics
+    limits: httpx2.Limits
+    timeout: httpx2.Timeout
+    clients: list[httpx2.AsyncClient] = field(default_factory=list)
+
+    def client(self) -> httpx2.AsyncClient:
+        if not self.clients:
+            self.clients.append(httpx2.AsyncClient(limits=self.limits, timeout=self.timeout))
+        return self.clients[0]
+
+    def connections(self) -> list[Any]:
+        """The pool's connections (httpcore-level objects), for leak checks."""
+        if not self.clients:
+            return []
+        pool = self.clients[0]._transport._pool  # type: ignore[attr-defined]
+        return list(pool.connections)
+
+    def busy(self) -> int:
+        """Connections that are serving a request right now (not idle, not closed)."""
+        return sum(1 for c in self.connections() if not (c.is_idle() or c.is_closed()))
+
+    async def aclose(self) -> None:
+        await self.provider.aclose()
+        for client in self.clients:
+            await client.aclose()
+
+
+def make(
+    base_url: str,
+    transport: str = "fast",
+    *,
+    api_key: str | None = SECRET,
+    max_connections: int = 10,
+    pool_timeout: float = 5.0,
+    read_timeout: float = 10.0,
+    name: str = "api",
+    **spec: Any,
+) -> Handle:
+    """Build a provider of the given transport against ``base_url``."""
+    values: dict[str, Any] = {
+        "kind": "anthropic-api",
+        "base_url": base_url,
+        "transport": transport,
+        "max_tokens": 1024,
+        "retry_max_wait": 0.01,
+        **spec,
+    }
+    if api_key is not None:
+        values["api_key"] = api_key
+    model = AnthropicApiSpec(**values)
+    metrics = Metrics()
+    holder: list[Handle] = []
+
+    def http_client() -> httpx2.AsyncClient:
+        return holder[0].client()
+
+    def resolve(alias: str | None) -> str | None:
+        return alias or MODEL
+
+    ctx = ProviderContext(
+        name=name,
+        spec=model,
+        resolve_model=resolve,
+        cli_path=lambda: Path("/nonexistent"),
+        http_client=http_client,
+        metrics=metrics,
+    )
+    handle = Handle(
+        AnthropicApiProvider(ctx),
+        metrics,
+        httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        httpx2.Timeout(5.0, read=read_timeout, pool=pool_timeout),
+    )
+    holder.append(handle)
+    return handle
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[StubServer]:
+    """One stub server in its own thread for the module; faults are reset per use."""
+    with StubServer().running_in_thread() as server:
+        yield server
+
+
+@pytest.fixture
+async def fresh_stub(stub: StubServer) -> AsyncIterator[StubServer]:
+    """The module's stub with no recorded request and no queued fault."""
+    stub.reset()
+    yield stub
+    stub.reset()
