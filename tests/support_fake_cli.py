@@ -59,3 +59,38 @@ def process_gone(pid: int) -> bool:
 def reaped(pid: int) -> bool:
     """True if ``pid`` no longer exists at all (exited and reaped, not even a zombie)."""
     return not Path(f"/proc/{pid}").exists()
+
+
+def make_provider(
+    cls: type[Any],
+    spec_cls: type[Any],
+    kind: str,
+    tmp_path: Path,
+    script: str,
+    *,
+    default_model: str = "claude-sonnet-4-5",
+    env: dict[str, str] | None = None,
+    **spec_fields: Any,
+) -> tuple[Any, Path]:
+    """A CLI provider whose CLI is replay.py on ``script``; returns it and its dump file.
+
+    The fake CLI dumps argv, environment and stdin into the dump file.
+    """
+    from provcfg.metrics import Metrics
+    from provcfg.providers.base import ProviderContext
+
+    dump = tmp_path / "dump.json"
+    cli = fake_cli(tmp_path)
+    declared = {"FAKE_SCENARIO": str(scenario(tmp_path, script)), "FAKE_DUMP": str(dump)}
+    declared.update(env or {})
+    spec_fields.setdefault("kill_grace", 0.5)
+    spec = spec_cls(kind=kind, env=declared, **spec_fields)
+    ctx = ProviderContext(
+        name="agent",
+        spec=spec,
+        resolve_model=lambda m: m or default_model,
+        cli_path=lambda: cli,
+        http_client=lambda: None,  # type: ignore[arg-type,return-value]
+        metrics=Metrics(),
+    )
+    return cls(ctx), dump
