@@ -8,8 +8,10 @@ keys, and stores durations as float seconds. Secrets are ``SecretStr``.
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Annotated, Any, Literal
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -18,6 +20,13 @@ from pydantic import (
     Field,
     PlainSerializer,
     SecretStr,
+    StrictBool,
+    ValidationInfo,
+    WithJsonSchema,
+    create_model,
+    field_serializer,
+    field_validator,
+    model_validator,
 )
 
 __all__ = [
@@ -38,8 +47,17 @@ __all__ = [
     "RedisRegionSpec",
     "RegionSpec",
     "TimeoutsSpec",
+    "looks_like_model_id",
+    "manifest_model",
+    "mask_url",
     "parse_duration",
+    "reference_problems",
 ]
+
+SKIP_REFERENCE_CHECKS = "provcfg.skip_reference_checks"
+"""Validation-context key: the loader runs :func:`reference_problems` itself, with positions."""
+
+BUILTIN_KIND_NAMES: tuple[str, ...] = ("claude-code", "opencode", "codex", "anthropic-api")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -54,26 +72,32 @@ def parse_duration(value: object) -> object:
     Raises:
         ValueError: for a string that is not a duration, or a negative number.
     """
+    # Messages never repeat the value: a secret pasted into the wrong field stays hidden.
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as 250ms, 30s, 5m, 1h, 1d or seconds")
+        raise ValueError(_NOT_A_DURATION)
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
+        return _check_seconds(float(value))
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match is None:
             try:
                 seconds = float(value)
             except ValueError:
-                raise ValueError(
-                    f"{value!r} is not a duration; write 250ms, 30s, 5m, 1h, 1d or seconds"
-                ) from None
-            if seconds < 0:
-                raise ValueError("a duration cannot be negative")
-            return seconds
-        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+                raise ValueError(_NOT_A_DURATION) from None
+            return _check_seconds(seconds)
+        return _check_seconds(float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
     return value
+
+
+_NOT_A_DURATION = "not a duration; write 250ms, 30s, 5m, 1h, 1d or a number of seconds"
+
+
+def _check_seconds(seconds: float) -> float:
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be a finite number of seconds")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
 
 
 def _format_duration(seconds: float) -> str | float:
@@ -86,23 +110,28 @@ def _format_duration(seconds: float) -> str | float:
     return seconds
 
 
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration),
-    Field(ge=0, json_schema_extra={"examples": ["250ms", "30s", "5m", "1h", "1d", 1.5]}),
-    PlainSerializer(_format_duration, when_used="json"),
-]
-"""Seconds as float; written in YAML as ``250ms``, ``30s``, ``5m``, ``1h``, ``1d`` or a number."""
-
-# A duration in the schema accepts a number or a string with a unit.
+# A duration in the schema accepts a number or a string with a unit, as the validator does.
 _DURATION_SCHEMA: dict[str, Any] = {
     "anyOf": [
         {"type": "number", "minimum": 0},
         {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)\s*$"},
-    ]
+    ],
+    "examples": ["250ms", "30s", "5m", "1h", "1d", 1.5],
 }
 
-Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    Field(ge=0),
+    PlainSerializer(_format_duration, when_used="json"),
+    WithJsonSchema(_DURATION_SCHEMA, mode="validation"),
+]
+"""Seconds as float; written in YAML as ``250ms``, ``30s``, ``5m``, ``1h``, ``1d`` or a number."""
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+"""A provider, pool, region or alias name: letters, digits, ``.``, ``_``, ``-``."""
+ModelId = Annotated[str, Field(min_length=1)]
 InitPolicy = Literal["eager", "lazy", "background"]
 
 
@@ -115,6 +144,9 @@ class _Spec(BaseModel):
         hide_input_in_errors=True,
         validate_default=True,
         str_strip_whitespace=False,
+        # YAML numbers keep their source text (provcfg._yaml.YamlFloat), so a string field
+        # given `model: 3.10` receives "3.10", not "3.1".
+        coerce_numbers_to_str=True,
     )
 
 
@@ -145,15 +177,47 @@ class RedisRegionSpec(_RegionBase):
     """A redis region (needs the ``redis`` extra)."""
 
     backend: Literal["redis"]
-    url: SecretStr = Field(description="redis://[:password@]host:port/db")
+    url: SecretStr = Field(description="redis://[:password@]host:port/db (also rediss://, unix://)")
     socket_timeout: Duration = 5.0
+
+    @field_validator("url")
+    @classmethod
+    def _url_scheme(cls, url: SecretStr) -> SecretStr:
+        if not url.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return url
+
+    @field_serializer("url", when_used="json")
+    def _masked_url(self, url: SecretStr) -> str:
+        return mask_url(url.get_secret_value())
 
 
 class MemcachedRegionSpec(_RegionBase):
     """A memcached region (needs the ``memcached`` extra)."""
 
     backend: Literal["memcached"]
-    url: str = Field(description="memcached://host:port")
+    url: str = Field(description="memcached://host:port", pattern=r"^memcached://\S+$")
+
+
+_MASK = "**********"
+_SECRET_QUERY = re.compile(r"(?i)([?&](?:password|pass|pwd|token|secret|key|auth)=)[^&#]*")
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password (and secret-looking query values) replaced by ``**********``.
+
+    ``redis://user:pw@host:6379/0`` -> ``redis://user:**********@host:6379/0``; the result is
+    still a URL of the same scheme, so ``provcfg show`` output validates again.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return _MASK
+    head = rest.split("?", 1)[0].split("#", 1)[0]
+    at = head.rfind("@")
+    if at >= 0:
+        user, colon, _ = rest[:at].partition(":")
+        rest = (f"{user}:{_MASK}" if colon else _MASK) + rest[at:]
+    return f"{scheme}://{_SECRET_QUERY.sub(lambda m: m.group(1) + _MASK, rest)}"
 
 
 RegionSpec = Annotated[
@@ -189,7 +253,7 @@ class _ProviderBase(_Spec):
     model: str | None = Field(
         default=None, description="Default model: an alias from `models:` or a complete model id."
     )
-    models: dict[str, str] = Field(
+    models: dict[Name, ModelId] = Field(
         default_factory=dict, description="Per-provider aliases; they beat the global table."
     )
     unknown_models: Literal["passthrough", "error"] = Field(
@@ -235,7 +299,7 @@ class ClaudeCodeSpec(CliProviderSpec):
     )
     allowed_tools: tuple[str, ...] = ()
     disallowed_tools: tuple[str, ...] = ()
-    partial_messages: bool = Field(
+    partial_messages: StrictBool = Field(
         default=False, description="Token-level text via --include-partial-messages."
     )
     max_turns: int | None = Field(default=None, ge=1)
@@ -302,6 +366,12 @@ class AlertSpec(_Spec):
     below: float | None = None
     window: Duration = 300.0
 
+    @model_validator(mode="after")
+    def _has_threshold(self) -> AlertSpec:
+        if self.above is None and self.below is None:
+            raise ValueError("an alert needs a threshold; add above: <value> or below: <value>")
+        return self
+
 
 class MonitoringSpec(_Spec):
     """Performance alerts."""
@@ -313,14 +383,252 @@ class MonitoringSpec(_Spec):
 
 
 class Manifest(_Spec):
-    """A whole ``providers.yaml``."""
+    """A whole ``providers.yaml``.
+
+    Besides field validation, building one checks the cross references (see
+    :func:`reference_problems`). ``provider_kinds`` lists the kinds this model accepts;
+    :func:`manifest_model` makes subclasses that add plugin kinds.
+    """
+
+    provider_kinds: ClassVar[tuple[str, ...]] = BUILTIN_KIND_NAMES
 
     version: Literal[1] = Field(description="Manifest format version; 1.")
-    default_provider: str | None = None
-    models: dict[str, dict[str, str]] = Field(
+    default_provider: str | None = Field(
+        default=None, description="The provider rt.provider() returns when given no name."
+    )
+    models: dict[Name, dict[str, ModelId]] = Field(
         default_factory=dict, description="alias -> {provider kind: model id}"
     )
-    cache: dict[Name, RegionSpec] = Field(default_factory=dict)
+    cache: dict[Name, RegionSpec] = Field(
+        default_factory=dict,
+        description="dogpile.cache regions; `providers` and `cli_paths` are used by provcfg.",
+    )
     pools: dict[Name, PoolSpec] = Field(default_factory=dict)
     providers: dict[Name, ProviderSpec] = Field(min_length=1)
     monitoring: MonitoringSpec = MonitoringSpec()
+
+    @model_validator(mode="after")
+    def _check_references(self, info: ValidationInfo) -> Manifest:
+        if isinstance(info.context, Mapping) and info.context.get(SKIP_REFERENCE_CHECKS):
+            return self
+        problems = reference_problems(self.model_dump(), type(self).provider_kinds)
+        if problems:
+            raise ValueError(
+                "; ".join(".".join(map(str, loc)) + f": {msg}" for loc, msg, _ in problems)
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- plugin kinds
+
+_MODELS: dict[tuple[tuple[str, type[BaseModel]], ...], type[Manifest]] = {}
+_BUILTIN_SPECS: tuple[tuple[str, type[BaseModel]], ...] = (
+    ("claude-code", ClaudeCodeSpec),
+    ("opencode", OpenCodeSpec),
+    ("codex", CodexSpec),
+    ("anthropic-api", AnthropicApiSpec),
+)
+
+
+def manifest_model(kinds: Sequence[tuple[str, type[BaseModel]]]) -> type[Manifest]:
+    """The Manifest model whose ``providers`` accept exactly these (kind name, spec model) pairs.
+
+    The built-in kinds give :class:`Manifest` itself; other sets give a memoized subclass
+    (classes are pure functions of the spec models, so the memo never goes stale).
+
+    Raises:
+        TypeError: a spec model does not declare ``kind: Literal["<its kind name>"]``.
+    """
+    key = tuple(kinds)
+    if key == _BUILTIN_SPECS:
+        return Manifest
+    cached = _MODELS.get(key)
+    if cached is not None:
+        return cached
+    for name, spec_model in key:
+        field = spec_model.model_fields.get("kind")
+        if field is None or getattr(field.annotation, "__args__", None) != (name,):
+            raise TypeError(
+                f"provider kind {name!r}: its spec model {spec_model.__qualname__} must declare "
+                f'kind: Literal["{name}"]'
+            )
+    members = tuple(spec for _, spec in key)
+    union: Any = Union[members] if len(members) > 1 else members[0]  # noqa: UP007
+    provider_type: Any = (
+        Annotated[union, Field(discriminator="kind")] if len(members) > 1 else union
+    )
+    model = create_model(
+        "Manifest",
+        __base__=Manifest,
+        __module__=__name__,
+        __doc__=Manifest.__doc__,
+        providers=(dict[Name, provider_type], Field(min_length=1)),
+    )
+    model.provider_kinds = tuple(name for name, _ in key)
+    _MODELS[key] = model
+    return model
+
+
+# --------------------------------------------------------------------------- references
+
+Loc = tuple[str | int, ...]
+ReferenceProblem = tuple[Loc, str, bool]
+"""(loc, message, at_key): ``at_key`` means the problem points at the key, not its value."""
+
+_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]*")
+
+
+def looks_like_model_id(name: str) -> bool:
+    """Whether ``name`` reads as a complete model id rather than a mistyped alias.
+
+    Ids contain a digit or one of ``- / : .`` (``claude-sonnet-4-5``, ``anthropic/claude``,
+    ``o3``); a bare word such as ``sonet`` is taken for an alias.
+    """
+    return bool(_MODEL_ID.fullmatch(name)) and any(c.isdigit() or c in "-/:." for c in name)
+
+
+def _suggest(word: str, candidates: Collection[str], fix: str) -> str:
+    """``; did you mean 'x'?`` for a close candidate, else ``; <fix>``."""
+    import difflib
+
+    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else f"; {fix}"
+
+
+def _listed(names: Collection[str]) -> str:
+    return ", ".join(sorted(names)) or "(none)"
+
+
+def _mapping(value: object) -> Mapping[Any, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def reference_problems(data: Mapping[str, Any], kinds: Collection[str]) -> list[ReferenceProblem]:
+    """Cross-reference problems of manifest data (raw or dumped); empty when all is well.
+
+    Checks: ``default_provider`` and alert ``provider`` name a provider, each ``pool:`` names
+    a pool, each provider ``model:`` is an alias with an id for its kind or a plausible model
+    id, ``models`` keys are known kinds, alias names are unique ignoring case, and the
+    ``providers`` region (which holds live objects) is in memory. Values of the wrong type
+    are skipped: field validation reports those.
+    """
+    return list(_references(data, kinds))
+
+
+def _references(data: Mapping[str, Any], kinds: Collection[str]) -> Iterator[ReferenceProblem]:
+    providers = _mapping(data.get("providers"))
+    pools = _mapping(data.get("pools"))
+    models = _mapping(data.get("models"))
+    names = [n for n in providers if isinstance(n, str)]
+
+    default = data.get("default_provider")
+    if isinstance(default, str) and names and default not in providers:
+        yield (
+            ("default_provider",),
+            f"no provider named {default!r} (providers: {_listed(names)})"
+            + _suggest(default, names, "name one of the providers"),
+            False,
+        )
+    yield from _unique_aliases(("models",), models)
+    for alias, table in models.items():
+        if not isinstance(table, Mapping):
+            continue
+        if not table:
+            yield (
+                ("models", alias),
+                "this alias maps no kinds; add e.g. anthropic-api: <model id>",
+                False,
+            )
+        for kind in table:
+            if isinstance(kind, str) and kind not in kinds:
+                yield (
+                    ("models", alias, kind),
+                    f"unknown provider kind {kind!r} (kinds: {_listed(kinds)})"
+                    + _suggest(kind, kinds, "use one of the kinds"),
+                    True,
+                )
+    for name, spec in providers.items():
+        if isinstance(spec, Mapping):
+            yield from _provider_references(name, spec, pools, models)
+    region = _mapping(data.get("cache")).get("providers")
+    if isinstance(region, Mapping) and region.get("backend") not in (None, "memory"):
+        yield (
+            ("cache", "providers", "backend"),
+            "the providers region holds live provider objects and must be backend: memory",
+            False,
+        )
+    alerts = _mapping(data.get("monitoring")).get("alerts")
+    if isinstance(alerts, list | tuple):
+        for i, alert in enumerate(alerts):
+            target = _mapping(alert).get("provider")
+            if isinstance(target, str) and names and target not in providers:
+                yield (
+                    ("monitoring", "alerts", i, "provider"),
+                    f"no provider named {target!r} (providers: {_listed(names)})"
+                    + _suggest(target, names, "name one of the providers"),
+                    False,
+                )
+
+
+def _unique_aliases(loc: Loc, table: Mapping[Any, Any]) -> Iterator[ReferenceProblem]:
+    seen: dict[str, str] = {}
+    for alias in table:
+        if not isinstance(alias, str):
+            continue
+        other = seen.setdefault(alias.casefold(), alias)
+        if other != alias:
+            yield (
+                (*loc, alias),
+                f"alias {alias!r} differs from {other!r} only by case; "
+                "alias names must be unique ignoring case",
+                True,
+            )
+
+
+def _provider_references(
+    name: str, spec: Mapping[str, Any], pools: Mapping[Any, Any], models: Mapping[Any, Any]
+) -> Iterator[ReferenceProblem]:
+    loc: Loc = ("providers", name)
+    pool = spec.get("pool")
+    if isinstance(pool, str) and pool not in pools:
+        yield (
+            (*loc, "pool"),
+            f"no pool named {pool!r} (pools: {_listed([str(p) for p in pools])})"
+            + _suggest(pool, [str(p) for p in pools], "declare it under pools:"),
+            False,
+        )
+    own = _mapping(spec.get("models"))
+    yield from _unique_aliases((*loc, "models"), own)
+    model = spec.get("model")
+    if not isinstance(model, str) or model in own:
+        return
+    kind = spec.get("kind")
+    if model in models:
+        table = models[model]
+        if isinstance(table, Mapping) and table and isinstance(kind, str) and kind not in table:
+            yield (
+                (*loc, "model"),
+                f"alias {model!r} has no model id for kind {kind!r}; add {kind}: <model id> "
+                f"under models.{model}, or give a complete model id",
+                False,
+            )
+        return
+    aliases = {str(a) for a in models} | {str(a) for a in own}
+    if spec.get("unknown_models") == "error":
+        yield (
+            (*loc, "model"),
+            f"unknown model alias {model!r} (aliases: {_listed(aliases)})"
+            + _suggest(model, aliases, "with unknown_models: error the model must be an alias"),
+            False,
+        )
+    elif not looks_like_model_id(model):
+        yield (
+            (*loc, "model"),
+            f"unknown model alias {model!r}"
+            + _suggest(
+                model,
+                aliases,
+                "declare it under models: or give a complete model id such as claude-sonnet-4-5",
+            ),
+            False,
+        )

@@ -1,0 +1,284 @@
+"""The ``provcfg`` command: argument parsing only; the work is done by library functions.
+
+Each subcommand is a :class:`Command` in :data:`COMMANDS`: a name, a help line, a function
+adding its arguments and a function running it (or a ``"module:function"`` string,
+imported only when that subcommand runs, so ``provcfg validate`` stays light).
+
+Exit codes: 0 success/valid, 1 invalid (or ``schema --check`` drift), 2 usage error or
+unreadable file, 70 internal error, 130 interrupted. No input produces a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from provcfg.errors import ManifestError, Problem, ProvcfgError
+
+if TYPE_CHECKING:
+    from provcfg.providers.base import KindRegistry
+
+__all__ = ["COMMANDS", "Command", "main"]
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+DEFAULT_MANIFEST = "providers.yaml"
+DEFAULT_SCHEMA = "schemas/providers.schema.json"
+
+Runner = Callable[[argparse.Namespace], int]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: ``configure`` adds its arguments, ``run`` runs it and returns an exit code."""
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Runner | str
+
+    def runner(self) -> Runner:
+        """The run function, imported first if it was given as ``"module:function"``."""
+        if isinstance(self.run, str):
+            module, _, attr = self.run.partition(":")
+            found: Runner = getattr(importlib.import_module(module), attr)
+            return found
+        return self.run
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def _configure_validate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="*", metavar="FILE", help=f"default: {DEFAULT_MANIFEST}")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    from provcfg.loading import ManifestReadError, load_manifest, manifest_model_for
+
+    registry = _registry()
+    manifest_model_for(registry)  # a broken plugin fails once, before any file
+    files: list[str] = args.files or [DEFAULT_MANIFEST]
+    problems: list[Problem] = []
+    results = []
+    code = EXIT_OK
+    for file in files:
+        try:
+            manifest = load_manifest(file, registry=registry)
+        except ManifestError as exc:
+            unreadable = isinstance(exc, ManifestReadError)
+            code = max(code, EXIT_USAGE if unreadable else EXIT_INVALID)
+            problems.extend(exc.problems)
+            results.append({"file": file, "valid": False, "problems": len(exc.problems)})
+        else:
+            results.append({"file": file, "valid": True, "providers": len(manifest.providers)})
+    if args.format == "json":
+        report = {
+            "valid": code == EXIT_OK,
+            "files": results,
+            "problems": [p.as_dict() for p in problems],
+        }
+        _write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        return code
+    lines = [str(p) for p in problems]
+    lines.extend(f"{r['file']}: ok ({r['providers']} providers)" for r in results if r["valid"])
+    if problems:
+        count = len(problems)
+        lines.append(f"{count} problem{'s' if count != 1 else ''} found")
+    _write("\n".join(lines) + "\n")
+    return code
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def _configure_schema(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", metavar="FILE", help="write the schema to FILE")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help=f"exit 1 if FILE (default {DEFAULT_SCHEMA}) differs from the generated schema",
+    )
+
+
+def _run_schema(args: argparse.Namespace) -> int:
+    from provcfg.schema import schema_text
+
+    text = schema_text(_registry())
+    if args.check:
+        target = Path(args.output or DEFAULT_SCHEMA)
+        try:
+            current = target.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            _error(
+                f"cannot read {target}: {_reason(exc)}; write it with: provcfg schema -o {target}"
+            )
+            return EXIT_USAGE
+        if current != text:
+            _error(f"{target} is out of date; regenerate it with: provcfg schema -o {target}")
+            return EXIT_INVALID
+        _write(f"{target}: up to date\n")
+        return EXIT_OK
+    if args.output:
+        target = Path(args.output)
+        try:
+            _write_atomically(target, text)
+        except OSError as exc:
+            _error(f"cannot write {target}: {_reason(exc)}")
+            return EXIT_USAGE
+        return EXIT_OK
+    _write(text)
+    return EXIT_OK
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- show
+
+
+def _configure_show(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", nargs="?", default=DEFAULT_MANIFEST, metavar="FILE")
+    parser.add_argument("--format", choices=("yaml", "json"), default="yaml")
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    from provcfg.loading import ManifestReadError, load_manifest
+    from provcfg.render import render_manifest
+
+    try:
+        manifest = load_manifest(args.file, registry=_registry())
+    except ManifestError as exc:
+        _error("\n".join(str(p) for p in exc.problems))
+        return EXIT_USAGE if isinstance(exc, ManifestReadError) else EXIT_INVALID
+    _write(render_manifest(manifest, args.format))
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- table
+
+COMMANDS: list[Command] = [
+    Command(
+        "validate",
+        "check manifests; print FILE:LINE:COL: path: message",
+        _configure_validate,
+        _run_validate,
+    ),
+    Command(
+        "schema", "print or check the JSON Schema of the manifest", _configure_schema, _run_schema
+    ),
+    Command("show", "print the effective manifest (secrets masked)", _configure_show, _run_show),
+]
+"""Subcommands in help order; add one by appending a :class:`Command`."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    from provcfg import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="provcfg",
+        description="Configuration-driven runtime for AI coding-agent providers.",
+    )
+    parser.add_argument("--version", action="version", version=f"provcfg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        child = sub.add_parser(command.name, help=command.help, description=command.help)
+        command.configure(child)
+        child.set_defaults(_command=command)
+    return parser
+
+
+def _registry() -> KindRegistry:
+    from provcfg.providers.base import KindRegistry
+
+    return KindRegistry.discover()
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _error(text: str) -> None:
+    sys.stderr.write(f"{text}\n")
+    sys.stderr.flush()
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``provcfg`` command line with ``argv`` (default ``sys.argv[1:]``).
+
+    Returns:
+        The exit code; never raises (``SystemExit`` from ``--help`` becomes its code).
+    """
+    try:
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as exc:  # argparse: --help, --version, usage errors
+            return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+        command: Command = args._command
+        return command.runner()(args)
+    except KeyboardInterrupt:
+        _error("provcfg: interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`provcfg show | head`): silence the flush at exit and
+        # exit 1, as the Python documentation recommends for EPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_INVALID
+    except ManifestError as exc:
+        _error("\n".join(str(p) for p in exc.problems))
+        return EXIT_INVALID
+    except ProvcfgError as exc:
+        _error(f"provcfg: {exc}")
+        return EXIT_USAGE
+    except Exception as exc:
+        _internal_error(exc)
+        return EXIT_INTERNAL
+
+
+def _internal_error(exc: Exception) -> None:
+    """One line for the user; a log event with the place (never the message: it may hold data)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?"
+    try:
+        import structlog
+
+        # Unconfigured structlog prints to stdout, which `show` owns: log to stderr then.
+        log = (
+            structlog.get_logger(__name__)
+            if structlog.is_configured()
+            else structlog.wrap_logger(structlog.PrintLogger(file=sys.stderr))
+        )
+        log.error("cli.internal_error", error_type=type(exc).__name__, where=where)
+    except Exception:  # noqa: S110 - logging must not turn one error into a traceback
+        pass
+    _error(f"provcfg: internal error: {type(exc).__name__}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

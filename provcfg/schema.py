@@ -1,0 +1,45 @@
+"""The JSON Schema of ``providers.yaml``, generated from the manifest models.
+
+Editors use it through the ``# yaml-language-server: $schema=...`` line of the manifest;
+``schemas/providers.schema.json`` is this output for the built-in kinds (a test keeps it
+current, ``provcfg schema --check`` tells when it drifted). Plugin kinds of the registry
+appear exactly like built-in ones.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from provcfg.loading import manifest_model_for
+
+if TYPE_CHECKING:
+    from provcfg.providers.base import KindRegistry
+
+__all__ = ["SCHEMA_DIALECT", "manifest_schema", "schema_text"]
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def manifest_schema(registry: KindRegistry | None = None) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a manifest for ``registry``'s kinds.
+
+    Raises:
+        ProvcfgError: a provider plugin is broken.
+    """
+    model = manifest_model_for(registry)
+    body = model.model_json_schema(mode="validation")
+    schema: dict[str, Any] = {
+        "$schema": SCHEMA_DIALECT,
+        "title": "provcfg providers.yaml",
+        "description": "Providers, model aliases, cache regions, pools and alerts of provcfg.",
+    }
+    body.pop("title", None)
+    body.pop("description", None)
+    schema.update(body)
+    return schema
+
+
+def schema_text(registry: KindRegistry | None = None) -> str:
+    """:func:`manifest_schema` as stable, indented JSON ending in a newline."""
+    return json.dumps(manifest_schema(registry), indent=2, ensure_ascii=False) + "\n"
