@@ -129,12 +129,16 @@ def _shaped(
     sent = 0
     for is_delta, frames in sections:
         for frame in frames:
-            if is_delta and cut is not None and sent == cut:
+            if is_delta and sent == cut:  # cut == 0: strike before the first delta
                 yield from _cut_ending(fault, cut, endings)
                 return
             yield frame
-            sent += is_delta
-    if cut is not None and sent <= cut:
+            if is_delta:
+                sent += 1
+                if sent == cut:
+                    yield from _cut_ending(fault, cut, endings)
+                    return
+    if cut is not None:
         # Fewer deltas than the cut: strike at the end instead of silently not at all.
         yield from _cut_ending(fault, cut, endings)
         return
