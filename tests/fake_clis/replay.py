@@ -1,7 +1,9 @@
 """A stand-in agent CLI for runner and provider tests: replays a scenario file.
 
-Usage: replay.py [ARGS...] with FAKE_SCENARIO naming the scenario file and, if
-FAKE_DUMP is set, a JSON dump of argv, environment and stdin written there first.
+Usage: replay.py [ARGS...] with FAKE_SCENARIO naming the scenario file (or
+FAKE_SCENARIO_DIR: the scenario is the file named by the prompt's first word plus
+``.txt`` in that folder, the prompt read from stdin) and, if FAKE_DUMP is set, a
+JSON dump of argv, environment and stdin written there first.
 Each scenario line is printed to stdout as is (flushed, so the reader sees it at
 once), except directives starting with ``#!``:
 
@@ -18,6 +20,7 @@ once), except directives starting with ``#!``:
     #!grandchild PIDFILE      start a grandchild (same group) that ignores SIGTERM, sleeps,
                               and keeps stdout open; its pid goes to PIDFILE
     #!pidfile PATH            write our own pid to PATH
+    #!piddir DIR              write our own pid as a file name in DIR
     #!hang                    sleep forever
     #!exit CODE               exit with CODE at once
 """
@@ -39,7 +42,13 @@ def main() -> int:
         with open(dump, "w") as f:
             json.dump({"argv": sys.argv, "env": dict(os.environ), "stdin": stdin_data}, f)
     out = sys.stdout.buffer
-    with open(os.environ["FAKE_SCENARIO"], "rb") as f:
+    scenario_path = os.environ.get("FAKE_SCENARIO", "")
+    folder = os.environ.get("FAKE_SCENARIO_DIR")
+    if folder:
+        if not dump:
+            stdin_data = sys.stdin.read()
+        scenario_path = os.path.join(folder, (stdin_data.split() or ["default"])[0] + ".txt")
+    with open(scenario_path, "rb") as f:
         lines = f.read().splitlines()
     for raw in lines:
         if not raw.startswith(b"#!"):
@@ -94,6 +103,9 @@ def main() -> int:
         elif word == "pidfile":
             with open(arg, "w") as f:
                 f.write(str(os.getpid()))
+        elif word == "piddir":
+            with open(os.path.join(arg, str(os.getpid())), "w"):
+                pass
         elif word == "hang":
             time.sleep(3600)
         elif word == "exit":
