@@ -63,6 +63,14 @@ async def _collect(provider: Provider, request: Request) -> list[Chunk]:
     return [chunk async for chunk in provider.stream(request.prompt, **request.options)]
 
 
+async def _settle() -> None:
+    # An abandoned async generator is closed by the event loop's asyncgen finalizer hook,
+    # as a task scheduled when the generator is collected: let that happen.
+    gc.collect()
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+
+
 def _text(chunks: list[Chunk]) -> str:
     return "".join(c.text for c in chunks if c.type == "text")
 
@@ -154,10 +162,7 @@ class ProviderConformance:
             seen += 1
             if seen == 2:
                 break
-        # The abandoned generator is finalized by the event loop's asyncgen hook.
-        gc.collect()
-        for _ in range(50):
-            await asyncio.sleep(0.01)
+        await _settle()
         await self.assert_released(provider)
         assert _text(await _collect(provider, self.text_request()))
 
@@ -186,6 +191,7 @@ class ProviderConformance:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        await _settle()
         await self.assert_released(provider)
         assert _text(await _collect(provider, self.text_request()))
 

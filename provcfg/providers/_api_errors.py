@@ -49,10 +49,7 @@ _HINTS: dict[str, str] = {
     "server_error": "the API failed; retry later",
     "timeout": "raise providers.{name}.timeout or pass timeout=",
     "network": "check providers.{name}.base_url and that the server is reachable",
-    "pool_exhausted": (
-        "every connection of the pool is busy; raise pools.<pool>.max_connections "
-        "or pools.<pool>.timeouts.pool, or lower concurrency"
-    ),
+    "pool_exhausted": "raise pools.<pool>.max_connections or timeouts.pool, or lower concurrency",
     "stream_incomplete": "the connection dropped mid-answer; retry the request",
 }
 
@@ -127,10 +124,11 @@ class ErrorMapper:
         status: int | None = None,
         retry_after: float | None = None,
         details: dict[str, Any] | None = None,
+        hint: bool = True,
     ) -> ProviderError:
         """A ProviderError whose message is ``<place>: <what>; <fix>``, scrubbed of secrets."""
-        hint = _HINTS.get(kind, "").format(name=self._name)
-        text = f"{self._place}: {what}" + (f"; {hint}" if hint else "")
+        hint_text = _HINTS.get(kind, "").format(name=self._name) if hint else ""
+        text = f"{self._place}: {what}" + (f"; {hint_text}" if hint_text else "")
         return ProviderError(
             message=self._scrub(text),
             kind=kind,
@@ -181,20 +179,27 @@ class ErrorMapper:
         return self.from_body(200, body)
 
     def from_transport(self, exc: BaseException, *, streaming: bool) -> ProviderError:
-        """Map an httpx2 exception; ``streaming`` says the response headers had arrived."""
+        """Map an httpx2 exception; ``streaming`` says the response headers had arrived.
+
+        A connection that breaks mid-stream is ``stream_incomplete``; everything else
+        goes through the pools' one mapping (:func:`provcfg.pools.map_http_error`).
+        """
         name = type(exc).__name__
-        if isinstance(exc, httpx2.PoolTimeout):
-            return self.make("pool_exhausted", f"no free connection in time ({name})")
-        if isinstance(exc, httpx2.TimeoutException):
-            phase = "reading the stream" if streaming else "connecting or sending"
-            return self.make("timeout", f"timed out while {phase} ({name})")
-        if streaming and isinstance(exc, httpx2.TransportError):
+        if (
+            streaming
+            and isinstance(exc, httpx2.TransportError)
+            and not isinstance(exc, httpx2.TimeoutException)
+        ):
             return self.make(
                 "stream_incomplete", f"the stream broke before message_stop ({name}: {exc})"
             )
-        if isinstance(exc, httpx2.TransportError):
-            return self.make("network", f"cannot reach the API ({name}: {exc})")
-        return self.make("network", f"unexpected transport failure ({name}: {exc})")
+        from provcfg.pools import map_http_error
+
+        mapped = map_http_error(exc, provider=self._name)
+        if mapped is None:
+            return self.make("network", f"unexpected transport failure ({name})")
+        # The pool's message already names the setting to change for an exhausted pool.
+        return self.make(mapped.kind, mapped.message, hint=mapped.kind != "pool_exhausted")
 
     def incomplete(self, why: str) -> ProviderError:
         """The stream ended without ``message_stop``."""
