@@ -1,0 +1,138 @@
+"""``provcfg watch [FILE]``: the hot-reload loop as a command, one line per reload.
+
+Each good save prints the new generation, every provider's fate (unchanged,
+rebuilt, added, removed) and the save-to-live latency; a bad save prints its
+problems as ``FILE:LINE:COL: loc: message`` (the form editors annotate) and says
+which generation stays live. A file that is invalid or missing at start is
+reported the same way and the command waits for the next save instead of exiting.
+SIGINT and SIGTERM stop it with exit status 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import signal
+import sys
+from typing import Any, TextIO
+
+from provcfg._watchfs import FolderWatcher, ManifestTarget
+from provcfg.errors import ManifestError, ProvcfgError
+from provcfg.reload import DEFAULT_DEBOUNCE, DEFAULT_STEP, LiveRuntime, ReloadEvent, watch
+
+__all__ = ["run"]
+
+
+def run(file: str, *, out: Any = None, err: Any = None) -> int:
+    """Watch ``file`` until SIGINT or SIGTERM, printing one line per reload.
+
+    Returns:
+        0 when stopped by a signal; 2 when the file's folder does not exist.
+    """
+    stdout: TextIO = out if out is not None else sys.stdout
+    stderr: TextIO = err if err is not None else sys.stderr
+    folder = os.path.dirname(os.path.abspath(file))
+    if not os.path.isdir(folder):
+        _say(stderr, f"{file}: the folder {folder} does not exist; give the manifest's path")
+        return 2
+    try:
+        return asyncio.run(_main(file, stdout, stderr))
+    except KeyboardInterrupt:  # a signal before the handlers were installed
+        return 0
+
+
+def _say(stream: TextIO, line: str) -> None:
+    print(line, file=stream, flush=True)
+
+
+async def _main(file: str, out: TextIO, err: TextIO) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        while not stop.is_set():
+            try:
+                async with watch(file) as live:
+                    names = ", ".join(live.runtime.manifest.providers)
+                    _say(
+                        out,
+                        f"{file}: generation {live.generation} live ({names}); "
+                        "watching for changes, Ctrl-C to stop",
+                    )
+                    await _follow(live, stop, out)
+            except ProvcfgError as exc:
+                for line in _error_lines(file, exc):
+                    _say(err, line)
+                _say(err, f"{file}: waiting for a valid save")
+                await _wait_for_change(file, stop)
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+    return 0
+
+
+async def _follow(live: LiveRuntime, stop: asyncio.Event, out: TextIO) -> None:
+    async def printer() -> None:
+        async for event in live.events():
+            _print_event(live.file, event, out)
+
+    task = asyncio.create_task(printer())
+    try:
+        await stop.wait()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _print_event(file: str, event: ReloadEvent, out: TextIO) -> None:
+    if not event.ok:
+        for line in event.problems or (f"{file}: {event.error}",):
+            _say(out, line)
+    _say(out, event.summary())
+
+
+def _error_lines(file: str, exc: ProvcfgError) -> list[str]:
+    if isinstance(exc, ManifestError):
+        return [str(p) for p in exc.problems]
+    return [f"{file}: {exc}"]
+
+
+def _digest(file: str) -> str | None:
+    try:
+        with open(file, "rb") as stream:
+            return hashlib.sha256(stream.read()).hexdigest()
+    except OSError:
+        return None
+
+
+async def _wait_for_change(file: str, stop: asyncio.Event) -> None:
+    """Return once ``file``'s content differs from now, or ``stop`` is set."""
+    before = await asyncio.to_thread(_digest, file)
+    changed = asyncio.Event()
+    target = ManifestTarget.of(file)
+
+    def check(_paths: object = None) -> None:
+        if _digest(file) != before:
+            changed.set()
+
+    watcher = FolderWatcher(
+        folders=target.folders,
+        relevant=target.concerns,
+        on_changes=check,
+        on_ready=check,  # a save between the failure and the watch start counts too
+        debounce=DEFAULT_DEBOUNCE,
+        step=DEFAULT_STEP,
+    )
+    await watcher.start()
+    try:
+        waiters = [asyncio.create_task(changed.wait()), asyncio.create_task(stop.wait())]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+    finally:
+        await watcher.aclose()

@@ -1,0 +1,445 @@
+"""Hot reload: watch ``providers.yaml``, validate, build, swap, and drain the old runtime.
+
+::
+
+    async with provcfg.watch("providers.yaml") as live:
+        live.runtime                  # the current Runtime: a plain attribute, swapped whole
+        live.generation, live.last_error
+        event = await live.reload_event()      # or: async for event in live.events()
+
+One reload, the same path every time (Caddy and Envoy do it this way):
+
+1. a debounced batch from the folder watcher (:mod:`provcfg._watchfs`) marks the
+   file dirty; one reloader task at a time re-reads it, so the latest content wins;
+2. read the bytes and hash them (sha256): content identical to what is live, or to
+   what was just rejected, does nothing;
+3. in a worker thread: parse and validate, then ``Runtime.build(manifest, previous=
+   current)``, which reuses every region, pool and provider whose spec is unchanged;
+4. swap ``live.runtime`` (one attribute store: a reader sees the old or the new
+   runtime, never a mix), publish a :class:`ReloadEvent`, and close the old runtime
+   in the background: it waits for the streams still running on it, never a fixed
+   grace period.
+
+Any failure (syntax, schema, a missing variable, an empty or missing file mid-save, an
+eager provider whose CLI is missing) keeps the last good runtime live, sets
+``last_error``, logs one event with file:line problems and no secret, and counts it;
+the next good save recovers. Metrics (shared by every generation): counters
+``reload_success`` / ``reload_failure``, the series ``reload_seconds`` (save to live),
+and the values ``config_last_reload_successful``, ``config_last_reload_success_timestamp``,
+``config_generation`` and ``config_last_reload_error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Any, Final
+
+import structlog
+
+from provcfg._reloadevents import EventHub, ReloadEvent, error_text, problem_lines, scrub
+from provcfg._reloadstep import Attempt, read_and_build
+from provcfg._watchfs import FolderWatcher, ManifestTarget
+from provcfg.errors import ManifestError, ProvcfgError
+
+if TYPE_CHECKING:
+    from provcfg.providers.base import KindRegistry
+    from provcfg.runtime import Runtime
+
+__all__ = ["LiveRuntime", "ReloadEvent", "watch", "watch_command"]
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_DEBOUNCE: Final = 0.2
+"""Longest a burst of changes is collected before reloading (watchfiles' default: 1.6 s)."""
+DEFAULT_STEP: Final = 0.03
+"""Quiet time that ends a batch: a single save is noticed within about two steps."""
+# A save-time (mtime) further in the past than this was preserved by the writer (cp -p,
+# an archive): measure from when the change was noticed instead.
+_PLAUSIBLE_SAVE_AGE: Final = 30.0
+
+
+class LiveRuntime:
+    """A Runtime kept current with its manifest file; make one with :func:`watch`.
+
+    ``runtime`` is the current :class:`~provcfg.runtime.Runtime` (read it each time you
+    need it; a stream already started keeps its own snapshot). ``last_error`` is the
+    failure of the latest attempt, or None once a good save is live.
+    """
+
+    runtime: Runtime
+    last_error: ProvcfgError | None
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        environ: Mapping[str, str] | None = None,
+        registry: KindRegistry | None = None,
+        debounce: float = DEFAULT_DEBOUNCE,
+        step: float = DEFAULT_STEP,
+    ) -> None:
+        """Internal: use :func:`watch`."""
+        self.path = Path(path)
+        self.file = os.fspath(path)
+        self.last_error = None
+        self._environ = environ
+        self._registry = registry
+        self._debounce = debounce
+        self._step = step
+        self._target = ManifestTarget.of(path)
+        self._good_digest: str | None = None
+        self._rejected_digest: str | None = None
+        self._dirty = asyncio.Event()
+        self._noticed_at = time.time()
+        self._closing = False
+        self._started = False
+        self._watcher: FolderWatcher | None = None
+        self._reloader: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._hub = EventHub()
+
+    @property
+    def generation(self) -> int:
+        """The live runtime's generation (1 for the first load, +1 per good reload)."""
+        return self.runtime.generation
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> LiveRuntime:
+        """Load generation 1 and start watching.
+
+        Raises:
+            ManifestError: the file is missing, empty or invalid at start.
+            ProvcfgError: the first runtime could not be built.
+        """
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Load generation 1, start the watcher and the reloader (``async with`` does this).
+
+        Raises:
+            ManifestError: the file is missing, empty or invalid at start.
+            ProvcfgError: the first runtime could not be built.
+        """
+        if self._started:
+            return
+        if self._registry is None:
+            from provcfg.providers.base import KindRegistry
+
+            self._registry = await asyncio.to_thread(KindRegistry.discover)
+        attempt = await asyncio.to_thread(self._read_and_build, None)
+        if attempt.error is not None:
+            raise attempt.error
+        assert attempt.runtime is not None
+        self.runtime = attempt.runtime
+        self._good_digest = attempt.digest
+        self._started = True
+        self._record_success(time.time())
+        self._reloader = asyncio.create_task(self._reload_loop(), name="provcfg-reload")
+        self._watcher = FolderWatcher(
+            folders=self._folders,
+            relevant=self._relevant,
+            on_changes=self._on_changes,
+            # Re-hash once the watch listens, so an edit made while starting is not lost.
+            on_ready=self._poke,
+            on_tick=self._on_tick,
+            debounce=self._debounce,
+            step=self._step,
+        )
+        try:
+            await self._watcher.start()
+        except BaseException:
+            await self.aclose()
+            raise
+        log.info("watch_started", file=self.file, generation=self.generation)
+
+    async def aclose(self) -> None:
+        """Stop watching, close the current runtime and wait for the replaced ones. Idempotent."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._watcher is not None:
+            await self._watcher.aclose()
+        if self._reloader is not None:
+            self._dirty.set()
+            await self._reloader  # an attempt in a worker thread finishes, never half-done
+        if self._started:
+            await self.runtime.aclose()
+        await self.drain()
+        self._hub.close()
+
+    async def drain(self) -> None:
+        """Wait until every replaced runtime has finished closing (its streams done)."""
+        while self._retiring:
+            await asyncio.gather(*list(self._retiring), return_exceptions=True)
+
+    # ------------------------------------------------------------------ events
+
+    async def reload_event(self, timeout: float | None = None) -> ReloadEvent:
+        """Wait for the next reload attempt's outcome (good or bad).
+
+        Raises:
+            TimeoutError: nothing happened within ``timeout`` seconds.
+            RuntimeClosedError: the watch was closed.
+        """
+        return await self._hub.next(timeout)
+
+    async def events(self) -> AsyncIterator[ReloadEvent]:
+        """Every reload outcome from the first iteration on, until the watch closes.
+
+        A reader that falls more than 256 events behind loses the oldest ones.
+        """
+        async for event in self._hub.subscribe():
+            yield event
+
+    async def wait_for_generation(self, generation: int, timeout: float = 10.0) -> Runtime:
+        """Wait until ``generation`` (or a newer one) is live and return that runtime.
+
+        Raises:
+            TimeoutError: not reached within ``timeout`` seconds (the message holds the
+                last error, if any).
+            RuntimeClosedError: the watch was closed.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                while self.generation < generation:
+                    await self.reload_event()
+        except TimeoutError:
+            last = f"; last error: {self.last_error}" if self.last_error else ""
+            raise TimeoutError(
+                f"generation {generation} not live after {timeout:g}s "
+                f"(live: {self.generation}){last}"
+            ) from None
+        return self.runtime
+
+    # ------------------------------------------------------------------ watching
+
+    def _folders(self) -> frozenset[str]:
+        folders = set(self._target.folders())
+        resolver = self._resolver()
+        if resolver is not None:
+            folders.update(os.fspath(d) for d in resolver.watched_dirs())
+        return frozenset(folders)
+
+    def _resolver(self) -> Any:
+        # The CLI resolver is shared by every generation; the Runtime has no public accessor.
+        return getattr(getattr(self, "runtime", None), "_resolver", None)
+
+    def _relevant(self, path: str) -> bool:
+        return self._target.concerns(path) or os.path.dirname(path) in self._watcher_cli_dirs()
+
+    def _watcher_cli_dirs(self) -> frozenset[str]:
+        watcher = self._watcher
+        if watcher is None:
+            return frozenset()
+        return watcher.watching - self._target.folders()
+
+    def _on_changes(self, paths: list[str]) -> None:
+        cli_dirs = self._watcher_cli_dirs()
+        resolver = self._resolver()
+        for path in paths:
+            if self._target.concerns(path):
+                self._poke()
+            if resolver is not None and os.path.dirname(path) in cli_dirs:
+                # The resolved binary was replaced or removed: detect it again on next use.
+                resolver.invalidate(path)
+
+    def _on_tick(self) -> None:
+        # Lazy providers resolve their CLI on first use: pick up new folders to watch.
+        if self._watcher is not None:
+            self._watcher.refresh()
+
+    def _poke(self) -> None:
+        if not self._dirty.is_set():
+            self._noticed_at = time.time()
+            self._dirty.set()
+
+    # ------------------------------------------------------------------ reloading
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            if self._closing:
+                return
+            self._dirty.clear()
+            noticed_at = self._noticed_at
+            attempt = await asyncio.to_thread(self._read_and_build, self.runtime)
+            self._apply(attempt, noticed_at)
+            if self._watcher is not None:
+                self._watcher.refresh()
+
+    def _read_and_build(self, previous: Runtime | None) -> Attempt:
+        return read_and_build(
+            self.file,
+            previous,
+            skip=(self._good_digest, self._rejected_digest),
+            environ=self._environ,
+            registry=self._registry,
+        )
+
+    def _apply(self, attempt: Attempt, noticed_at: float) -> None:
+        """Swap in a good attempt or record a bad one (on the event loop, no await)."""
+        if attempt.skipped:
+            if attempt.digest == self._good_digest and self.last_error is not None:
+                # The live content is back (recreated after a delete): nothing to rebuild.
+                self._record_success(time.time())
+                self._hub.publish(
+                    self._event(True, changes={}, latency=None, digest=attempt.digest)
+                )
+            return
+        if attempt.error is not None:
+            self._record_failure(attempt)
+            return
+        assert attempt.runtime is not None
+        new, old = attempt.runtime, self.runtime
+        self.runtime = new
+        now = time.time()
+        self._good_digest = attempt.digest
+        self._rejected_digest = None
+        latency = _latency(now, attempt.saved_at, noticed_at)
+        self._record_success(now, latency)
+        event = self._event(True, changes=dict(new.changes), latency=latency, digest=attempt.digest)
+        log.info(
+            "config_reloaded",
+            file=self.file,
+            generation=new.generation,
+            changes=dict(new.changes),
+            latency_ms=round(latency * 1000, 1),
+        )
+        self._hub.publish(event)
+        task = asyncio.get_running_loop().create_task(self._retire(old))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _retire(self, old: Runtime) -> None:
+        try:
+            await old.aclose()
+        except Exception as exc:  # closing must never take the watch down
+            log.warning("runtime_close_failed", generation=old.generation, error=_describe(exc))
+
+    def _record_success(self, now: float, latency: float | None = None) -> None:
+        self.last_error = None
+        metrics = self.runtime.metrics
+        if latency is not None:
+            metrics.incr("reload_success")
+            metrics.observe("reload_seconds", latency)
+        metrics.set("config_generation", self.runtime.generation)
+        metrics.set("config_last_reload_successful", 1)
+        metrics.set("config_last_reload_success_timestamp", now)
+        metrics.set("config_last_reload_error", "")
+
+    def _record_failure(self, attempt: Attempt) -> None:
+        assert attempt.error is not None
+        error = attempt.error
+        # Content-caused failures are not retried for identical content; a build failure
+        # (a CLI not installed yet) may pass on the next save of the same text.
+        if isinstance(error, ManifestError):
+            self._rejected_digest = attempt.digest
+        self.last_error = error
+        manifest = self.runtime.manifest
+        problems = tuple(scrub(line, manifest, self._environ) for line in problem_lines(error))
+        text = scrub(error_text(error), manifest, self._environ)
+        metrics = self.runtime.metrics
+        metrics.incr("reload_failure")
+        metrics.set("config_last_reload_successful", 0)
+        metrics.set("config_last_reload_error", text)
+        log.warning(
+            "config_reload_failed",
+            file=self.file,
+            generation=self.generation,
+            error=text,
+            problems=list(problems),
+        )
+        self._hub.publish(
+            self._event(
+                False,
+                changes={},
+                latency=None,
+                digest=attempt.digest,
+                problems=problems,
+                error=text,
+            )
+        )
+
+    def _event(
+        self,
+        ok: bool,
+        *,
+        changes: dict[str, str],
+        latency: float | None,
+        digest: str,
+        problems: tuple[str, ...] = (),
+        error: str = "",
+    ) -> ReloadEvent:
+        return ReloadEvent(
+            generation=self.generation,
+            ok=ok,
+            changes=MappingProxyType(changes),
+            latency_s=latency,
+            problems=problems,
+            error=error,
+            timestamp=time.time(),
+            digest=digest,
+        )
+
+
+def watch(
+    path: str | os.PathLike[str],
+    *,
+    environ: Mapping[str, str] | None = None,
+    registry: KindRegistry | None = None,
+    debounce: float = DEFAULT_DEBOUNCE,
+    step: float = DEFAULT_STEP,
+) -> LiveRuntime:
+    """Keep a Runtime live for the manifest at ``path``, reloading it on every good save.
+
+    Use it as ``async with provcfg.watch(path) as live:``; entering loads generation 1
+    and starts watching ``path``'s folder; leaving stops watching, closes the current
+    runtime and waits for the replaced ones. ``environ`` and ``registry`` are passed to
+    the loader (defaults: ``os.environ`` at each reload, the discovered kinds).
+    ``debounce`` (seconds) caps how long a burst of changes is collected; ``step``
+    (seconds) is the quiet time that ends a batch.
+
+    Returns:
+        An unstarted :class:`LiveRuntime` (an async context manager).
+
+    Raises (on entering):
+        ManifestError: the file is missing, empty or invalid at start.
+        ProvcfgError: the first runtime could not be built.
+    """
+    return LiveRuntime(path, environ=environ, registry=registry, debounce=debounce, step=step)
+
+
+def watch_command(file: str, *, out: Any = None, err: Any = None) -> int:
+    """``provcfg watch [FILE]``: print one line per reload until SIGINT or SIGTERM.
+
+    Returns:
+        0 when stopped by a signal; 2 when the file's folder does not exist.
+    """
+    from provcfg._watchcmd import run
+
+    return run(file, out=out, err=err)
+
+
+def _latency(now: float, saved_at: float | None, noticed_at: float) -> float:
+    if saved_at is not None and 0.0 <= now - saved_at <= _PLAUSIBLE_SAVE_AGE:
+        return now - saved_at
+    return max(0.0, now - noticed_at)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
