@@ -35,6 +35,30 @@ from provcfg.providers.base import Chunk, Usage
 __all__ = ["ClaudeCodeParser", "ClaudeCodeProvider"]
 
 _NOTHING: tuple[Chunk, ...] = ()
+# Informational lines a run normally prints: known, so skipped without counting
+# them as unknown (the counter is for lines a newer CLI starts to print).
+_QUIET_TYPES = frozenset(
+    {"rate_limit_event", "tool_progress", "tool_use_summary", "auth_status", "prompt_suggestion"}
+)
+_QUIET_SYSTEM = frozenset(
+    {
+        "status",
+        "informational",
+        "notification",
+        "compact_boundary",
+        "thinking_tokens",
+        "turn_starting",
+        "turn_duration",
+        "task_started",
+        "task_progress",
+        "task_updated",
+        "task_summary",
+        "task_notification",
+        "session_state_changed",
+        "post_turn_summary",
+        "stop_hook_summary",
+    }
+)
 
 
 def usage_from(raw: object) -> Usage:
@@ -70,9 +94,10 @@ class ClaudeCodeParser(EventParser):
 
     def feed(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
         """Return the chunks of one stream-json object."""
-        handler = self._handlers.get(event.get("type"))  # type: ignore[arg-type]
+        etype = event.get("type")
+        handler = self._handlers.get(etype)  # type: ignore[arg-type]
         if handler is None:
-            return self.unknown(event.get("type"))
+            return _NOTHING if etype in _QUIET_TYPES else self.unknown(etype)
         return handler(event)
 
     def _stream_event(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
@@ -128,6 +153,8 @@ class ClaudeCodeParser(EventParser):
                     },
                 ),
             )
+        if subtype in _QUIET_SYSTEM:
+            return _NOTHING
         return self.unknown(f"system/{subtype}")
 
     def _assistant(self, event: dict[str, Any]) -> tuple[Chunk, ...]:

@@ -1,0 +1,60 @@
+"""Each real CLI transcript in tests/transcripts/ parses through its provider, replayed by a fake.
+
+Transcripts are captured from the real claude, opencode and codex against the stub;
+the file name's prefix says which CLI wrote it (claude*, opencode*, codex*). A
+transcript with ``error`` in its name must raise a ProviderError; any other must
+give text and end with one result chunk, with no unknown event types.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provcfg.errors import ProviderError
+from provcfg.manifest import ClaudeCodeSpec, CodexSpec, OpenCodeSpec
+from provcfg.providers.claude_code import ClaudeCodeProvider
+from provcfg.providers.codex import CodexProvider
+from provcfg.providers.opencode import OpenCodeProvider
+from tests.support_fake_cli import make_provider
+
+TRANSCRIPTS = sorted((Path(__file__).parent / "transcripts").glob("*.ndjson"))
+KINDS: dict[str, tuple[type[Any], type[Any], str]] = {
+    "claude": (ClaudeCodeProvider, ClaudeCodeSpec, "claude-code"),
+    "opencode": (OpenCodeProvider, OpenCodeSpec, "opencode"),
+    "codex": (CodexProvider, CodexSpec, "codex"),
+}
+
+
+def _kind(path: Path) -> tuple[type[Any], type[Any], str]:
+    for prefix, kind in KINDS.items():
+        if path.name.startswith(prefix):
+            return kind
+    raise AssertionError(f"transcript {path.name} does not start with claude, opencode or codex")
+
+
+def _replayable(path: Path) -> str:
+    lines = path.read_text().splitlines()
+    return "".join(ln + "\n" for ln in lines if not ln.startswith("#!"))
+
+
+@pytest.mark.parametrize("path", TRANSCRIPTS, ids=[p.name for p in TRANSCRIPTS])
+async def test_transcript_parses(tmp_path: Path, path: Path) -> None:
+    """The transcript's events become text and one final result (or the mapped error)."""
+    cls, spec_cls, kind = _kind(path)
+    script = _replayable(path)
+    if "error" in path.name:
+        script += "#!exit 1\n"
+    partial = {"partial_messages": True} if "partial" in path.name and kind == "claude-code" else {}
+    provider, _ = make_provider(cls, spec_cls, kind, tmp_path, script, **partial)
+    if "error" in path.name:
+        with pytest.raises(ProviderError):
+            await provider.complete("hi")
+        return
+    chunks = [c async for c in provider.stream("hi")]
+    assert [c.type for c in chunks].count("result") == 1 and chunks[-1].type == "result"
+    assert "".join(c.text for c in chunks if c.type == "text")
+    counters = provider.ctx.metrics.snapshot()["counters"]
+    assert "cli_unknown_event" not in counters, counters
