@@ -27,8 +27,8 @@ changes, and a caller whose exec fails with ``FileNotFoundError`` can call
 ``invalidate(path)`` and resolve again. A new binary of the same name appearing
 earlier on an unchanged ``PATH`` is not noticed until one of those happens.
 
-The resolver owns its descriptors: :meth:`CLIResolver.close` releases them (the
-Runtime calls it from ``aclose()``).
+The resolver owns its descriptors (one per cached file): :meth:`CLIResolver.close`
+releases them, and so does garbage collection of a resolver never closed.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import shutil
 import stat
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Final
 
@@ -140,6 +141,8 @@ class CLIResolver:
         self._metrics = metrics
         self._entries: dict[_Key, _Entry] = {}
         self._lock = threading.Lock()
+        # A resolver dropped without close() still releases its descriptors when collected.
+        weakref.finalize(self, _close_entries, self._entries)
 
     def resolve(
         self,
@@ -251,6 +254,12 @@ class CLIResolver:
             self._entries[key] = entry
         _log.debug("cli_path_detected", command=command, provider=provider, file=file)
         return entry.result
+
+
+def _close_entries(entries: dict[_Key, _Entry]) -> None:
+    for entry in list(entries.values()):
+        entry.close()
+    entries.clear()
 
 
 def _open_entry(file: str) -> _Entry:

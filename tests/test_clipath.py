@@ -299,3 +299,17 @@ def test_concurrent_first_calls_detect_once(
     assert len(results) == 16 * 200
     assert set(results) == {want}
     assert resolver._metrics.counter("cli_path_miss", "claude") == 1
+
+
+def test_dropped_resolver_releases_descriptors(bin_dirs: tuple[Path, Path]) -> None:
+    """A resolver garbage-collected without close() still closes its descriptors."""
+    import gc
+
+    make_exe(bin_dirs[0])
+    before = len(os.listdir("/proc/self/fd"))
+    r = CLIResolver(Metrics())
+    resolve(r)
+    assert len(os.listdir("/proc/self/fd")) == before + 1
+    del r
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) == before
