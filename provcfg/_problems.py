@@ -103,7 +103,7 @@ class ProblemMapper:
                 return tuple(out), "key"
             if _has(node, part):
                 node = node[part]
-            elif i == last or kind == "missing":
+            elif i == last:
                 out.append(part)
                 return tuple(out), "missing"
             else:
@@ -139,8 +139,11 @@ class ProblemMapper:
             )
         if kind == "literal_error":
             choices = _QUOTED.findall(str(ctx.get("expected", ""))) or [str(ctx.get("expected"))]
-            hint = self._suggest(value, choices, "") if isinstance(value, str) else ""
-            return f"must be one of {', '.join(choices)}{hint if hint != '; ' else ''}"
+            if len(choices) == 1:
+                return f"must be {choices[0]}"
+            match = _closest(value, choices) if isinstance(value, str) else None
+            hint = f"; did you mean {match!r}?" if match else ""
+            return f"must be one of {', '.join(choices)}{hint}"
         if kind in {"value_error", "assertion_error"}:
             return (
                 str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
@@ -171,8 +174,8 @@ class ProblemMapper:
         )
 
     def _suggest(self, word: str, candidates: Iterable[str], fix: str) -> str:
-        match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-        return f"; did you mean {match[0]!r}?" if match else f"; {fix}"
+        match = _closest(word, candidates)
+        return f"; did you mean {match!r}?" if match else f"; {fix}"
 
     # ------------------------------------------------------------------ positions
 
@@ -268,6 +271,11 @@ def _secret_values(node: Any, under_env: bool = False) -> set[str]:
         for value in node:
             found |= _secret_values(value)
     return found
+
+
+def _closest(word: str, candidates: Iterable[str]) -> str | None:
+    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return match[0] if match else None
 
 
 def _get(data: Any, loc: Loc) -> Any:
