@@ -7,6 +7,9 @@ user needs is exported here; the submodules are private.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from provcfg.errors import (
     BackendUnavailableError,
     CLINotFoundError,
@@ -22,14 +25,40 @@ from provcfg.errors import (
 __all__ = [
     "BackendUnavailableError",
     "CLINotFoundError",
+    "LiveRuntime",
     "ManifestError",
     "Problem",
     "ProvcfgError",
     "ProviderError",
+    "Runtime",
     "RuntimeClosedError",
     "UnknownModelError",
     "UnknownProviderError",
     "__version__",
+    "load",
+    "watch",
 ]
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from provcfg.reload import LiveRuntime, watch
+    from provcfg.runtime import Runtime, load
+
+# The runtime and the watcher are imported on first use so that `import provcfg`
+# (and `provcfg validate`) stay cheap.
+_LAZY = {
+    "load": "provcfg.runtime",
+    "Runtime": "provcfg.runtime",
+    "watch": "provcfg.reload",
+    "LiveRuntime": "provcfg.reload",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'provcfg' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -254,6 +254,15 @@ class KindRegistry:
         self._kinds = dict(kinds)
 
     @classmethod
+    def builtin(cls) -> KindRegistry:
+        """Only the built-in kinds (no entry points are read)."""
+        return cls(_builtin_kinds())
+
+    def with_kind(self, kind: ProviderKind) -> KindRegistry:
+        """A copy with ``kind`` added or replacing the kind of the same name."""
+        return KindRegistry({**self._kinds, kind.name: kind})
+
+    @classmethod
     def discover(cls) -> KindRegistry:
         """Built-in kinds plus every installed plugin kind.
 

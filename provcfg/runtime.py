@@ -1,0 +1,666 @@
+"""Runtime: one immutable snapshot materialized from one Manifest.
+
+A Runtime holds the cache regions, the HTTP pools, the CLI resolver, the model
+table and the provider handles built from one validated manifest. Lookups on it
+(``provider``, ``translate_model``, ``cli_path``) are a few dict operations; the
+expensive work (creating clients, detecting CLIs, importing the SDK) happens
+once, late, and is shared.
+
+``Runtime.build(manifest, previous)`` reuses every part of ``previous`` whose spec
+digest is unchanged: regions, pools and provider instances. Parts shared between
+generations are reference counted, so closing the old snapshot closes only what
+it alone used. If building fails, whatever the new build created is closed and
+``previous`` is untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import difflib
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from provcfg.digest import spec_digest
+from provcfg.errors import (
+    ProvcfgError,
+    RuntimeClosedError,
+    UnknownModelError,
+    UnknownProviderError,
+)
+from provcfg.manifest import Manifest, MemoryRegionSpec, PoolSpec
+from provcfg.metrics import Metrics
+from provcfg.providers.base import KindRegistry, Provider, ProviderContext, ProviderKind
+from provcfg.singleflight import SingleFlight
+
+if TYPE_CHECKING:
+    import httpx2
+    from dogpile.cache.region import CacheRegion
+
+    from provcfg.clipath import CLIResolver
+    from provcfg.pools import Pool, SSLContextCache
+
+__all__ = ["Runtime", "load"]
+
+log = structlog.get_logger(__name__)
+
+PROVIDERS_REGION = "providers"
+DEFAULT_POOL = "_default"
+# An id that looks complete (has a digit, a dash or a slash) passes through untranslated.
+_COMPLETE_ID = re.compile(r"^[A-Za-z0-9][\w.:@/-]*$")
+
+
+def _looks_complete(name: str) -> bool:
+    return bool(_COMPLETE_ID.match(name)) and any(c in name for c in "-/0123456789")
+
+
+class _Shared:
+    """A part reused across generations; closed when the last runtime using it lets go."""
+
+    __slots__ = ("closer", "digest", "obj", "refs")
+
+    def __init__(self, obj: Any, digest: str, closer: Callable[[Any], Any]) -> None:
+        self.obj = obj
+        self.digest = digest
+        self.closer = closer
+        self.refs = 1
+
+
+_refs_lock = threading.Lock()
+
+
+@dataclass
+class _ProviderStore:
+    """The providers region plus single-flight creation; shared across generations.
+
+    Instances are stored in the region under ``name:specdigest``. When the region
+    lets go of one (LRU eviction, expiry replacement, delete), ``_discarded``
+    drops it from every runtime's fast path and closes it.
+    """
+
+    region: CacheRegion
+    ttl: float | None
+    flights: SingleFlight[Provider] = field(default_factory=SingleFlight)
+    runtimes: list[Runtime] = field(default_factory=list)
+    users: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def discarded(self, key: str, value: Any) -> None:
+        for rt in list(self.runtimes):
+            for name, provider in list(rt._live.items()):
+                if provider is value:
+                    rt._live.pop(name, None)
+        _close_soon(value)
+
+
+def _close_soon(provider: Any) -> None:
+    """Close a provider that left the cache, from whatever context we are in."""
+    aclose = getattr(provider, "aclose", None)
+    if aclose is None:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None:
+        task = loop.create_task(aclose())
+        _pending_closes.add(task)
+        task.add_done_callback(_pending_closes.discard)
+    else:
+        asyncio.run(aclose())
+
+
+_pending_closes: set[asyncio.Task[Any]] = set()
+
+
+class Runtime:
+    """The live form of one manifest. Build it with :func:`load` or :meth:`build`."""
+
+    manifest: Manifest
+    file: str
+    digest: str
+    metrics: Metrics
+
+    def __init__(self, manifest: Manifest, *, file: str, metrics: Metrics) -> None:
+        """Internal: use :meth:`build` or :func:`load`."""
+        self.manifest = manifest
+        self.file = file
+        self.digest = spec_digest(manifest)
+        self.metrics = metrics
+        self.generation = 1
+        self._closed = False
+        self._registry: KindRegistry | None = None
+        self._live: dict[str | None, Provider] = {}
+        self._expires: dict[str | None, float] = {}
+        self._ttl: float | None = None
+        self._models: dict[str, dict[str, str]] = {}
+        self._known_ids: dict[str, frozenset[str]] = {}
+        self._handles: dict[str, _Handle] = {}
+        self._regions: dict[str, _Shared] = {}
+        self._pools: dict[str, _Shared] = {}
+        self._store: _Shared | None = None
+        self._ssl: SSLContextCache | None = None
+        self._resolver: CLIResolver | None = None
+        self._background: dict[str, concurrent.futures.Future[None]] = {}
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._owned: list[_Shared] = []
+        self.changes: dict[str, str] = {}
+        """Per provider, against the previous generation: unchanged, rebuilt, added, removed."""
+
+    # ------------------------------------------------------------------ build
+
+    @classmethod
+    def build(
+        cls,
+        manifest: Manifest,
+        previous: Runtime | None = None,
+        *,
+        file: str = "<manifest>",
+        registry: KindRegistry | None = None,
+        metrics: Metrics | None = None,
+    ) -> Runtime:
+        """Materialize ``manifest``, reusing unchanged parts of ``previous``.
+
+        Providers with ``init: eager`` are prepared before this returns;
+        ``background`` ones start in a worker thread; ``lazy`` ones start nothing.
+
+        Returns:
+            The new Runtime (``previous`` keeps running until you close it).
+
+        Raises:
+            ProvcfgError: a part could not be built (missing cache extra, an eager
+                provider whose CLI is missing, ...). Everything this call created is
+                closed again; ``previous`` is untouched.
+        """
+        start = time.perf_counter()
+        metrics = metrics or (previous.metrics if previous is not None else Metrics())
+        rt = cls(manifest, file=file, metrics=metrics)
+        if previous is not None:
+            rt.generation = previous.generation + 1
+        rt._registry = registry or (previous._registry if previous is not None else None)
+        try:
+            rt._build_parts(previous)
+            rt._start_init()
+        except BaseException:
+            rt._release_all()
+            raise
+        metrics.observe("runtime_build_seconds", time.perf_counter() - start)
+        log.info(
+            "runtime_built",
+            file=file,
+            generation=rt.generation,
+            providers=len(manifest.providers),
+            reused_providers=sum(1 for h in rt._handles.values() if h.reused),
+        )
+        return rt
+
+    def _kinds(self) -> KindRegistry:
+        if self._registry is None:
+            self._registry = KindRegistry.discover()
+        return self._registry
+
+    def _adopt(self, table: Mapping[str, _Shared], name: str, digest: str) -> _Shared | None:
+        part = table.get(name)
+        if part is None or part.digest != digest:
+            return None
+        with _refs_lock:
+            if part.refs <= 0:
+                return None
+            part.refs += 1
+        self._owned.append(part)
+        return part
+
+    def _own(self, obj: Any, digest: str, closer: Callable[[Any], Any]) -> _Shared:
+        part = _Shared(obj, digest, closer)
+        self._owned.append(part)
+        return part
+
+    def _build_parts(self, previous: Runtime | None) -> None:
+        from provcfg.cache import build_region, close_region
+        from provcfg.clipath import CLIResolver
+        from provcfg.pools import Pool, SSLContextCache
+
+        m = self.manifest
+        prev_regions = previous._regions if previous is not None else {}
+        prev_pools = previous._pools if previous is not None else {}
+
+        # Cache regions: remote entries are namespaced by the generation digest so a
+        # changed config never serves stale entries; the providers region keys its
+        # entries by spec digest instead, so it survives reloads.
+        for name, rspec in m.cache.items():
+            if name == PROVIDERS_REGION:
+                continue
+            digest = spec_digest({"spec": rspec, "namespace": self.digest})
+            part = self._adopt(prev_regions, name, digest)
+            if part is None:
+                region = build_region(name, rspec, namespace=self.digest[:16], metrics=self.metrics)
+                part = self._own(region, digest, close_region)
+            self._regions[name] = part
+
+        pspec = m.cache.get(PROVIDERS_REGION) or MemoryRegionSpec(backend="memory")
+        store_digest = spec_digest(pspec)
+        prev_store = previous._store if previous is not None else None
+        store_part = self._adopt({"s": prev_store} if prev_store else {}, "s", store_digest)
+        if store_part is None:
+            holder: list[_ProviderStore] = []
+
+            def discarded(key: str, value: Any) -> None:
+                if holder:
+                    holder[0].discarded(key, value)
+                else:
+                    _close_soon(value)
+
+            region = build_region(
+                PROVIDERS_REGION,
+                pspec,
+                namespace="instances",
+                metrics=self.metrics,
+                on_discard=discarded,
+            )
+            store = _ProviderStore(region=region, ttl=pspec.ttl)
+            holder.append(store)
+            store_part = self._own(store, store_digest, _close_store)
+        self._store = store_part
+        self._regions[PROVIDERS_REGION] = store_part
+        store = store_part.obj
+        with store.lock:
+            store.runtimes.append(self)
+        self._ttl = store.ttl
+
+        # Pools: one SSL context for the whole lineage of runtimes.
+        ssl = previous._ssl if previous is not None and previous._ssl else SSLContextCache()
+        self._ssl = ssl
+        self._resolver = previous._resolver if previous is not None else CLIResolver(self.metrics)
+        pool_specs: dict[str, PoolSpec] = dict(m.pools)
+        if any(getattr(s, "pool", "") is None for s in m.providers.values()):
+            pool_specs.setdefault(DEFAULT_POOL, PoolSpec())
+        for name, pool_spec in pool_specs.items():
+            digest = spec_digest(pool_spec)
+            part = self._adopt(prev_pools, name, digest)
+            if part is None:
+                pool = Pool(name, pool_spec, ssl=ssl, metrics=self.metrics)
+                part = self._own(pool, digest, _close_pool)
+                self.metrics.gauge(f"pool.{name}", pool.stats)
+            self._pools[name] = part
+
+        # Model tables, then provider handles (no instance yet: that is lazy).
+        kinds = self._kinds()
+        for name, spec in m.providers.items():
+            kind = kinds[spec.kind]
+            table = {
+                alias: per_kind[spec.kind]
+                for alias, per_kind in m.models.items()
+                if spec.kind in per_kind
+            }
+            table.update(spec.models)
+            self._models[name] = table
+            self._known_ids[name] = frozenset(table.values())
+            # The instance captures its pool and model table, so they are part of its identity.
+            pool_name = getattr(spec, "pool", None) or DEFAULT_POOL
+            digest = spec_digest(
+                {
+                    "kind": spec.kind,
+                    "spec": spec,
+                    "pool": pool_specs.get(pool_name) if hasattr(spec, "pool") else None,
+                    "models": table,
+                }
+            )
+            prev_handle = previous._handles.get(name) if previous is not None else None
+            reused = prev_handle is not None and prev_handle.digest == digest
+            if previous is not None:
+                self.changes[name] = (
+                    "added" if prev_handle is None else "unchanged" if reused else "rebuilt"
+                )
+            self._handles[name] = _Handle(name, spec, kind, digest, reused)
+            with store.lock:
+                store.users[f"{name}:{digest}"] = store.users.get(f"{name}:{digest}", 0) + 1
+        # A reused provider keeps its live instance on the fast path.
+        if previous is not None:
+            for name in previous._handles:
+                if name not in self._handles:
+                    self.changes[name] = "removed"
+            for name, handle in self._handles.items():
+                if handle.reused and name in previous._live:
+                    self._live[name] = previous._live[name]
+                    if name in previous._expires:
+                        self._expires[name] = previous._expires[name]
+
+    def _start_init(self) -> None:
+        for name, handle in self._handles.items():
+            policy = handle.spec.init
+            if policy == "eager":
+                with self.metrics.timed("provider_init_seconds", name):
+                    _prepare_now(self.provider(name))
+            elif policy == "background":
+                if self._executor is None:
+                    self._executor = concurrent.futures.ThreadPoolExecutor(
+                        max_workers=2, thread_name_prefix="provcfg-init"
+                    )
+                self._background[name] = self._executor.submit(self._background_init, name)
+
+    def _background_init(self, name: str) -> None:
+        with self.metrics.timed("provider_init_seconds", name):
+            _prepare_now(self.provider(name))
+
+    # ------------------------------------------------------------------ hot paths
+
+    def provider(self, name: str | None = None) -> Provider:
+        """The provider instance for ``name`` (default: the manifest's ``default_provider``).
+
+        The same object comes back while its spec is unchanged.
+
+        Raises:
+            UnknownProviderError: no provider of that name is declared.
+            RuntimeClosedError: the runtime was closed.
+        """
+        provider = self._live.get(name)
+        if provider is not None and (
+            self._ttl is None or time.monotonic() < self._expires.get(name, 0.0)
+        ):
+            return provider
+        return self._provider_slow(name)
+
+    def _provider_slow(self, requested: str | None) -> Provider:
+        if self._closed:
+            raise RuntimeClosedError("this Runtime was closed; load a new one")
+        name = requested if requested is not None else self.manifest.default_provider
+        if name is None:
+            if len(self._handles) != 1:
+                raise UnknownProviderError("<default>", list(self._handles), None) from None
+            name = next(iter(self._handles))
+        handle = self._handles.get(name)
+        if handle is None:
+            close = difflib.get_close_matches(name, list(self._handles), n=1)
+            raise UnknownProviderError(name, list(self._handles), close[0] if close else None)
+        assert self._store is not None
+        store: _ProviderStore = self._store.obj
+        key = f"{name}:{handle.digest}"
+
+        def fetch_or_create() -> Provider:
+            from dogpile.cache.api import NO_VALUE
+
+            cached = store.region.get(key)
+            if cached is not NO_VALUE:
+                self.metrics.incr("provider_cache_hit", name)
+                return cached  # type: ignore[no-any-return]
+            self.metrics.incr("provider_cache_miss", name)
+            with self.metrics.timed("provider_create_seconds", name):
+                instance = self._create(handle)
+            store.region.set(key, instance)
+            return instance
+
+        provider = store.flights.run(key, fetch_or_create)
+        if self._closed:
+            raise RuntimeClosedError("this Runtime was closed; load a new one")
+        self._live[requested] = provider
+        self._live[name] = provider
+        if self._ttl is not None:
+            expires = time.monotonic() + self._ttl
+            self._expires[requested] = expires
+            self._expires[name] = expires
+        return provider
+
+    def _create(self, handle: _Handle) -> Provider:
+        spec = handle.spec
+        name = handle.name
+        pool_name = getattr(spec, "pool", None) or DEFAULT_POOL
+        pool_part = self._pools.get(pool_name)
+
+        def http_client() -> httpx2.AsyncClient:
+            if pool_part is None:
+                raise ProvcfgError(f"provider {name!r} has no HTTP pool")
+            client: httpx2.AsyncClient = pool_part.obj.client()
+            return client
+
+        def resolve_model(alias: str | None) -> str | None:
+            chosen = alias if alias is not None else spec.model
+            return None if chosen is None else self.translate_model(name, chosen)
+
+        ctx = ProviderContext(
+            name=name,
+            spec=spec,
+            resolve_model=resolve_model,
+            cli_path=lambda: self.cli_path(name),
+            http_client=http_client,
+            metrics=self.metrics,
+        )
+        factory = handle.kind.load_factory()
+        return factory(ctx)
+
+    def translate_model(self, provider: str, alias: str) -> str:
+        """The provider-specific model id for ``alias``.
+
+        Per-provider ``models:`` beat the global table. An unknown name passes through
+        when it looks like a complete id (and ``unknown_models`` is ``passthrough``).
+
+        Raises:
+            UnknownProviderError: ``provider`` is not declared.
+            UnknownModelError: the alias is unknown and may not pass through.
+        """
+        try:
+            return self._models[provider][alias]
+        except KeyError:
+            return self._translate_slow(provider, alias)
+
+    def _translate_slow(self, provider: str, alias: str) -> str:
+        handle = self._handles.get(provider)
+        if handle is None:
+            close = difflib.get_close_matches(provider, list(self._handles), n=1)
+            raise UnknownProviderError(provider, list(self._handles), close[0] if close else None)
+        table = self._models[provider]
+        if alias in self._known_ids[provider]:
+            return alias
+        if handle.spec.unknown_models == "passthrough" and _looks_complete(alias):
+            close = difflib.get_close_matches(alias, list(table), n=1, cutoff=0.85)
+            if not close:
+                return alias
+        close = difflib.get_close_matches(alias, list(table), n=1)
+        raise UnknownModelError(provider, alias, close[0] if close else None, list(table))
+
+    def cli_path(self, provider: str) -> Path:
+        """The CLI executable of a CLI-kind provider (cached; re-checked cheaply on use).
+
+        Raises:
+            CLINotFoundError: the CLI is not installed where the spec says to look.
+            UnknownProviderError: ``provider`` is not declared.
+            ProvcfgError: ``provider`` is not a CLI kind.
+        """
+        handle = self._handles.get(provider)
+        if handle is None:
+            close = difflib.get_close_matches(provider, list(self._handles), n=1)
+            raise UnknownProviderError(provider, list(self._handles), close[0] if close else None)
+        spec = handle.spec
+        command = getattr(spec, "command", None)
+        if not command:
+            raise ProvcfgError(f"provider {provider!r} (kind {spec.kind}) does not run a CLI")
+        assert self._resolver is not None
+        return self._resolver.resolve(
+            command,
+            path=getattr(spec, "path", None),
+            search_paths=tuple(getattr(spec, "search_paths", ())),
+            install_hint=handle.kind.install_hint,
+            provider=provider,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def warmup(self) -> dict[str, BaseException | None]:
+        """Wait for every pending (background) initialization.
+
+        Returns:
+            provider name -> None when it initialized, or the exception it failed with.
+            Eager providers were initialized by ``build`` and appear as None.
+        """
+        report: dict[str, BaseException | None] = {}
+        for name, handle in self._handles.items():
+            if handle.spec.init == "eager":
+                report[name] = None
+        for name, future in self._background.items():
+            try:
+                await asyncio.wrap_future(future)
+            except Exception as exc:
+                report[name] = exc
+                log.warning("provider_init_failed", provider=name, error=str(exc))
+            else:
+                report[name] = None
+        return report
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` has run."""
+        return self._closed
+
+    async def aclose(self) -> None:
+        """Close every client, provider and cache connection this runtime alone uses.
+
+        Parts shared with a newer generation stay open until that one closes too.
+        Idempotent.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._live.clear()
+        for future in self._background.values():
+            future.cancel()
+        if self._executor is not None:
+            await asyncio.to_thread(self._executor.shutdown, True)
+        await self._release_all_async()
+
+    def _store_unregister(self) -> list[Any]:
+        """Forget this runtime in the provider store; return instances nobody uses now."""
+        orphans: list[Any] = []
+        if self._store is None:
+            return orphans
+        store: _ProviderStore = self._store.obj
+        with store.lock:
+            if self in store.runtimes:
+                store.runtimes.remove(self)
+            for name, handle in self._handles.items():
+                key = f"{name}:{handle.digest}"
+                left = store.users.get(key, 0) - 1
+                if left > 0:
+                    store.users[key] = left
+                    continue
+                store.users.pop(key, None)
+                orphans.append(key)
+        return orphans
+
+    async def _release_all_async(self) -> None:
+        orphans = self._store_unregister()
+        if self._store is not None:
+            # Instances no newer generation uses are closed once their streams finish
+            # (not after a fixed grace period): a stream started on this snapshot
+            # completes on it.
+            from dogpile.cache.api import NO_VALUE
+
+            store: _ProviderStore = self._store.obj
+            for key in orphans:
+                instance = store.region.get(key, ignore_expiration=True)
+                if instance is NO_VALUE:
+                    continue
+                wait_idle = getattr(instance, "wait_idle", None)
+                if wait_idle is not None:
+                    await wait_idle()
+                if self._store.refs > 1:
+                    store.region.delete(key)
+        for part in reversed(self._owned):
+            with _refs_lock:
+                part.refs -= 1
+                last = part.refs == 0
+            if last:
+                result = part.closer(part.obj)
+                if asyncio.iscoroutine(result):
+                    await result
+        self._owned.clear()
+        if _pending_closes:
+            await asyncio.gather(*list(_pending_closes), return_exceptions=True)
+
+    def _release_all(self) -> None:
+        """Synchronous release after a failed build (no loop may be running)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(self._release_all_async())
+            return
+        # Inside a running loop (build called from async code): close in a helper thread.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as ex:
+            ex.submit(asyncio.run, self._release_all_async()).result()
+
+    async def __aenter__(self) -> Runtime:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "live"
+        return (
+            f"<Runtime {self.file} generation={self.generation} "
+            f"providers={len(self._handles)} {state}>"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Handle:
+    name: str
+    spec: Any
+    kind: ProviderKind
+    digest: str
+    reused: bool
+
+
+def _prepare_now(provider: Provider) -> None:
+    prepare = getattr(provider, "prepare_now", None)
+    if prepare is not None:
+        prepare()
+
+
+async def _close_store(store: _ProviderStore) -> None:
+    from provcfg.cache import close_region
+
+    # Closing a memory region clears it, and on_discard closes every instance it held.
+    close_region(store.region)
+
+
+async def _close_pool(pool: Pool) -> None:
+    await pool.aclose()
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    environ: Mapping[str, str] | None = None,
+    registry: KindRegistry | None = None,
+) -> Runtime:
+    """Validate the manifest at ``path`` and materialize it.
+
+    Lazy providers start nothing; eager ones are prepared before this returns.
+
+    Returns:
+        A live :class:`Runtime`; close it with ``await rt.aclose()`` or ``async with``.
+
+    Raises:
+        ManifestError: the file is unreadable or invalid (``.problems`` says where).
+        ProvcfgError: a part could not be built.
+    """
+    from provcfg.loading import load_manifest
+
+    metrics = Metrics()
+    start = time.perf_counter()
+    manifest = load_manifest(path, environ=environ, registry=registry)
+    metrics.observe("manifest_load_seconds", time.perf_counter() - start)
+    return Runtime.build(manifest, file=str(path), registry=registry, metrics=metrics)

@@ -1,0 +1,37 @@
+"""The public API: exactly the intended names, importable lazily."""
+
+from __future__ import annotations
+
+import provcfg
+
+
+def test_exported_names_are_exactly_the_intended_ones() -> None:
+    """provcfg.__all__ is the curated list; adding or dropping a public name is deliberate."""
+    assert sorted(provcfg.__all__) == sorted(
+        [
+            "BackendUnavailableError",
+            "CLINotFoundError",
+            "LiveRuntime",
+            "ManifestError",
+            "Problem",
+            "ProvcfgError",
+            "ProviderError",
+            "Runtime",
+            "RuntimeClosedError",
+            "UnknownModelError",
+            "UnknownProviderError",
+            "__version__",
+            "load",
+            "watch",
+        ]
+    )
+    for name in provcfg.__all__:
+        assert getattr(provcfg, name) is not None
+
+
+def test_errors_share_one_root() -> None:
+    """Every exported error derives from ProvcfgError so callers can catch one root."""
+    for name in provcfg.__all__:
+        value = getattr(provcfg, name)
+        if isinstance(value, type) and issubclass(value, Exception):
+            assert issubclass(value, provcfg.ProvcfgError), name
