@@ -24,7 +24,8 @@ Any failure (syntax, schema, a missing variable, an empty or missing file mid-sa
 eager provider whose CLI is missing) keeps the last good runtime live, sets
 ``last_error``, logs one event with file:line problems and no secret, and counts it;
 the next good save recovers. Metrics (shared by every generation): counters
-``reload_success`` / ``reload_failure``, the series ``reload_seconds`` (save to live),
+``reload_success`` / ``reload_failure`` / ``reload_unchanged`` (a change event whose
+content was identical, or already rejected), the series ``reload_seconds`` (save to live),
 and the values ``config_last_reload_successful``, ``config_last_reload_success_timestamp``,
 ``config_generation`` and ``config_last_reload_error``.
 """
@@ -107,6 +108,11 @@ class LiveRuntime:
     def generation(self) -> int:
         """The live runtime's generation (1 for the first load, +1 per good reload)."""
         return self.runtime.generation
+
+    @property
+    def watched_folders(self) -> frozenset[str]:
+        """The folders watched now: the manifest's, plus those of the resolved CLIs."""
+        return self._watcher.watching if self._watcher is not None else frozenset()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -294,6 +300,7 @@ class LiveRuntime:
     def _apply(self, attempt: Attempt, noticed_at: float) -> None:
         """Swap in a good attempt or record a bad one (on the event loop, no await)."""
         if attempt.skipped:
+            self.runtime.metrics.incr("reload_unchanged")
             if attempt.digest == self._good_digest and self.last_error is not None:
                 # The live content is back (recreated after a delete): nothing to rebuild.
                 self._record_success(time.time())
