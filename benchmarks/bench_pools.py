@@ -41,14 +41,15 @@ async def median_seconds(fn: Callable[[], Awaitable[float]]) -> float:
 async def main() -> None:
     """Measure and print."""
     import anthropic
+    import httpx2
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     spec = PoolSpec()
 
-    def construct(client: object) -> anthropic.AsyncAnthropic:
+    def construct(client: httpx2.AsyncClient) -> anthropic.AsyncAnthropic:
         return anthropic.AsyncAnthropic(
             api_key="bench", base_url=BASE_URL, http_client=client, max_retries=0
-        )  # type: ignore[arg-type]
+        )
 
     warm_pool = Pool("shared", spec, ssl=SSLContextCache(), metrics=Metrics())
     warm_pool.client()

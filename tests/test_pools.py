@@ -27,6 +27,7 @@ class LoopbackServer:
 
     slow_seconds: float = 1.0
     connections: int = 0
+    open_connections: int = 0
     port: int = 0
     _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
     _ready: threading.Event = field(default_factory=threading.Event)
@@ -40,6 +41,7 @@ class LoopbackServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.open_connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -51,6 +53,7 @@ class LoopbackServer:
             pass
         finally:
             writer.close()
+            self.open_connections -= 1
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -69,6 +72,13 @@ class LoopbackServer:
         if pending:
             self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self._loop.close()
+
+    def wait_idle(self) -> None:
+        """Wait until the server has closed its side of every connection (its fds count too)."""
+        for _ in range(500):
+            if self.open_connections == 0:
+                return
+            threading.Event().wait(0.01)
 
     def start(self) -> None:
         """Start serving; returns once the port is known."""
@@ -354,6 +364,7 @@ def test_clients_of_closed_loops_release_their_sockets(server: LoopbackServer) -
         assert (await pool.client().get(f"{server.url}/")).text == "ok"
 
     asyncio.run(use())  # warm up: imports, SSL context
+    server.wait_idle()
     before = open_fds()
     for _ in range(20):
         asyncio.run(use())  # each run leaves a keep-alive connection on a closed loop
@@ -361,6 +372,7 @@ def test_clients_of_closed_loops_release_their_sockets(server: LoopbackServer) -
     assert len(stats["clients"]) <= 2  # pruned as new loops arrive
     asyncio.run(pool.aclose())
     assert pool.stats()["clients"] == []
+    server.wait_idle()
     assert open_fds() <= before
 
 
@@ -375,9 +387,11 @@ def test_fds_flat_across_create_use_close_cycles(server: LoopbackServer) -> None
 
     async def main() -> tuple[int, int]:
         await cycle()
+        await asyncio.to_thread(server.wait_idle)
         before = open_fds()
         for _ in range(100):
             await cycle()
+        await asyncio.to_thread(server.wait_idle)
         return before, open_fds()
 
     before, after = asyncio.run(main())
