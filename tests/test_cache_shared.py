@@ -168,6 +168,7 @@ def test_old_generation_entries_stay_stored_but_unserved(redis_server: str) -> N
     old = build_region(name, spec, namespace="gen1", metrics=Metrics())
     old.set("k", "v1")
     new = build_region(name, spec, namespace="gen2", metrics=Metrics())
+    assert new.get("k") is NO_VALUE  # the first use publishes gen2's marker
     client = redis.Redis.from_url(redis_server)
     try:
         assert client.exists(old.key_mangler("k")) == 1
@@ -277,13 +278,18 @@ def test_dead_server_degrades_to_a_miss_with_one_warning(backend: str) -> None:
 
 
 def test_dead_redis_raises_cache_backend_error_on_request() -> None:
-    """With on_error='raise' building against a dead server raises, naming region and host:port."""
+    """With on_error='raise' the first use of a dead server raises, naming region and host:port.
+
+    Building alone touches no server (load() never waits on one).
+    """
     port = free_port()
     name = _unique("raise")
+    region = build_region(
+        name, _dead_spec("redis", port), namespace="gen1", metrics=Metrics(), on_error="raise"
+    )
     with pytest.raises(ProvcfgError) as caught:
-        build_region(
-            name, _dead_spec("redis", port), namespace="gen1", metrics=Metrics(), on_error="raise"
-        )
+        region.get("k")
+    close_region(region)
     error = caught.value
     assert isinstance(error, CacheBackendError)
     assert error.region == name and error.server == f"127.0.0.1:{port}"
@@ -351,11 +357,13 @@ def test_redis_password_works_and_never_leaks(redis_server: str) -> None:
             assert region.get("k") == "v"
             texts = [repr(region), repr(region.backend), repr(region.actual_backend)]
             close_region(region)
+            rejected = build_region(
+                name, _SPEC.validate_python({"backend": "redis", "url": bad}),
+                namespace="gen1", metrics=Metrics(), on_error="raise",
+            )  # fmt: skip
             with pytest.raises(CacheBackendError) as caught:
-                build_region(
-                    name, _SPEC.validate_python({"backend": "redis", "url": bad}),
-                    namespace="gen1", metrics=Metrics(), on_error="raise",
-                )  # fmt: skip
+                rejected.get("k")
+            close_region(rejected)
             degraded = build_region(
                 name, _SPEC.validate_python({"backend": "redis", "url": bad}),
                 namespace="gen1", metrics=Metrics(),

@@ -146,8 +146,8 @@ def build_region(
 
     ``namespace`` is the configuration generation digest (1-64 characters of
     letters, digits, ``_.-``); every key is prefixed ``provcfg:{name}:{namespace}:``.
-    For shared backends (file, redis, memcached) building also publishes the
-    region's generation marker, so processes still on an older namespace stop
+    For shared backends (file, redis, memcached) the first read or write publishes
+    the region's generation marker, so processes still on an older namespace stop
     serving their entries. ``on_discard(key, value)`` is called for every value
     that leaves a memory region (ignored by the other backends). ``on_error``
     chooses what a failing server does to a get or set: ``"miss"`` (default;
@@ -240,7 +240,6 @@ def build_region(
         # the original error is kept because a URL parser may quote the password.
         raise CacheBackendError(name, server, "configure", type(exc).__name__, fix) from None
     region.proxy = proxy
-    proxy.publish()
     log.debug("cache_region_built", region=name, backend=spec.backend, server=server)
     return region
 

@@ -84,6 +84,7 @@ class SharedBackendProxy(ProxyBackend):
         self._down_until = 0.0
         self._backoff = 0.0
         self._degraded = False
+        self._published = False
 
     # ------------------------------------------------------------------ state
 
@@ -97,7 +98,7 @@ class SharedBackendProxy(ProxyBackend):
         self._disabled = True
 
     def publish(self) -> None:
-        """Write this generation's marker (done when the region is built)."""
+        """Write this generation's marker (done on the region's first read or write)."""
         if self._skip():
             return
         try:
@@ -180,7 +181,16 @@ class SharedBackendProxy(ProxyBackend):
 
     # ------------------------------------------------------------------ reads
 
+    def _publish_once(self) -> None:
+        # Published on first use, not when the region is built: loading a manifest
+        # must not wait on a server (a lazy runtime starts nothing, and a dropped
+        # SYN would stall load() for the whole connect timeout).
+        self._published = True
+        self.publish()
+
     def _read(self, fetch: Callable[[list[str]], Sequence[Any]], keys: Sequence[str]) -> list[Any]:
+        if not self._published:
+            self._publish_once()
         if self._skip():
             return [NO_VALUE] * len(keys)
         start = time.perf_counter()
@@ -216,6 +226,8 @@ class SharedBackendProxy(ProxyBackend):
     # ------------------------------------------------------------------ writes
 
     def _write(self, operation: str, call: Callable[[Any], None], argument: Any) -> None:
+        if not self._published:
+            self._publish_once()
         if self._skip():
             return
         try:
