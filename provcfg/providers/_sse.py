@@ -42,24 +42,29 @@ class SSEParser:
         return bool(self._tail.strip(b"\r\n"))
 
     def feed(self, raw: bytes) -> list[tuple[str, str]]:
-        """Add one network chunk; return the events it completed, in order."""
+        """Add one network chunk; return the events it completed, in order.
+
+        Raises:
+            ValueError: an event grew beyond :data:`MAX_EVENT_BYTES`, or is not UTF-8.
+        """
         buf = self._tail + raw if self._tail else raw
         if b"\r" in buf:
             buf = self._normalize(buf)
-        if b"\n\n" not in buf:
+        cut = buf.rfind(b"\n\n")
+        if cut < 0:
             if len(buf) > MAX_EVENT_BYTES:
                 raise ValueError(f"an SSE event exceeds {MAX_EVENT_BYTES} bytes")
             self._tail = buf
             return []
-        blocks = buf.split(b"\n\n")
-        self._tail = blocks.pop()
+        self._tail = buf[cut + 2 :]
+        # One decode per network chunk (cut at a blank line, so no character is split).
         out: list[tuple[str, str]] = []
-        for block in blocks:
+        for block in buf[:cut].decode().split("\n\n"):
             # Fast path: exactly "event: X\ndata: Y" (the shape of every Anthropic event).
-            if block.startswith(b"event: "):
-                nl = block.find(b"\n")
-                if nl > 0 and block.startswith(b"data: ", nl + 1) and block.find(b"\n", nl + 1) < 0:
-                    out.append((block[7:nl].decode(), block[nl + 7 :].decode()))
+            if block.startswith("event: "):
+                nl = block.find("\n")
+                if nl > 0 and block.startswith("data: ", nl + 1) and block.find("\n", nl + 1) < 0:
+                    out.append((block[7:nl], block[nl + 7 :]))
                     continue
             self._parse_block(block, out)
         return out
@@ -85,25 +90,25 @@ class SSEParser:
         return events
 
     @staticmethod
-    def _parse_block(block: bytes, out: list[tuple[str, str]]) -> None:
+    def _parse_block(block: str, out: list[tuple[str, str]]) -> None:
         event = ""
         data: list[str] = []
-        for line in block.split(b"\n"):
+        for line in block.split("\n"):
             if not line:
                 # A blank line inside a block: "\n\n\n" runs leave one at a block's start.
                 if data:
                     out.append((event, "\n".join(data)))
                 event, data = "", []
                 continue
-            if line[0] == 0x3A:  # ":" starts a comment
+            if line[0] == ":":  # a comment
                 continue
-            name, colon, value = line.partition(b":")
-            if colon and value[:1] == b" ":
+            name, colon, value = line.partition(":")
+            if colon and value[:1] == " ":
                 value = value[1:]
-            if name == b"data":
-                data.append(value.decode())
-            elif name == b"event":
-                event = value.decode()
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                event = value
             # "id" and "retry" carry nothing the Messages API uses; unknown fields are ignored.
         if data:
             out.append((event, "\n".join(data)))

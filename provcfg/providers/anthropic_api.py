@@ -53,6 +53,9 @@ _USAGE_FIELDS = (
     "cache_read_input_tokens",
     "cache_creation_input_tokens",
 )
+# How the Messages API writes a text delta: '..."delta":{"type":"text_delta","text":"..."}}'.
+_TEXT_DELTA = '"delta":{"type":"text_delta","text":'
+_TEXT_SKIP = len(_TEXT_DELTA)
 _TOOL_BLOCKS = frozenset({"tool_use", "server_tool_use"})
 # After message_stop the body's last bytes are read so the connection returns to the
 # pool; a server that keeps the stream open past this is cut (its connection discarded).
@@ -403,6 +406,19 @@ class AnthropicApiProvider(BaseProvider):
                                 raise errors.deadline(total or 0.0)
                             for event, data in feed(raw):
                                 if event == "content_block_delta":
+                                    # Fast path: a text delta's JSON ends with its text
+                                    # field; parse just that string, not the whole event.
+                                    at = data.find(_TEXT_DELTA)
+                                    if at > 0 and data.endswith("}}"):
+                                        try:
+                                            text = loads(data[at + _TEXT_SKIP : -2])
+                                        except ValueError:
+                                            text = None
+                                        if text.__class__ is str:
+                                            if first is None:
+                                                first = clock.first = perf() - start
+                                            yield Chunk("text", text)
+                                            continue
                                     parsed = loads(data)
                                     delta = parsed["delta"]
                                     dtype = delta["type"]
