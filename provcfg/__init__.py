@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from provcfg.errors import (
     BackendUnavailableError,
+    CacheBackendError,
     CLINotFoundError,
     ManifestError,
     Problem,
@@ -25,6 +26,7 @@ from provcfg.errors import (
 __all__ = [
     "BackendUnavailableError",
     "CLINotFoundError",
+    "CacheBackendError",
     "LiveRuntime",
     "ManifestError",
     "Problem",

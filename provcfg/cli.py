@@ -46,6 +46,8 @@ class Command:
     help: str
     configure: Callable[[argparse.ArgumentParser], None]
     run: Runner | str
+    passthrough: bool = False
+    """The command parses its own arguments (``args.argv``), ``--help`` included."""
 
     def runner(self) -> Runner:
         """The run function, imported first if it was given as ``"module:function"``."""
@@ -172,6 +174,70 @@ def _run_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- run
+
+
+def _configure_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("prompt", help="the prompt, or - to read it from standard input")
+    parser.add_argument("-f", "--file", default=DEFAULT_MANIFEST, help="manifest (providers.yaml)")
+    parser.add_argument("-p", "--provider", help="provider name (default: default_provider)")
+    parser.add_argument("-m", "--model", help="model alias or id")
+    parser.add_argument("-s", "--system", help="system prompt")
+    parser.add_argument("--max-tokens", type=int, help="maximum output tokens")
+    parser.add_argument("--json", action="store_true", help="one JSON event per line")
+    parser.add_argument("--timings", action="store_true", help="print timings to stderr")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run the prompt N times (warm timings after the first)",
+    )
+    parser.add_argument(
+        "--stub",
+        action="store_true",
+        help="serve the embedded stub API on the provider's loopback base_url during the run",
+    )
+
+
+def _run_run(args: argparse.Namespace) -> int:
+    from provcfg.run import RunOptions, run
+
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    return run(
+        RunOptions(
+            file=args.file,
+            prompt=prompt,
+            provider=args.provider,
+            model=args.model,
+            system=args.system,
+            max_tokens=args.max_tokens,
+            json_events=args.json,
+            timings=args.timings,
+            stub=args.stub,
+            repeat=max(1, args.repeat),
+        )
+    )
+
+
+# --------------------------------------------------------------------------- watch, stub
+
+
+def _configure_watch(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", nargs="?", default=DEFAULT_MANIFEST, help="manifest to watch")
+
+
+def _run_watch(args: argparse.Namespace) -> int:
+    from provcfg.reload import watch_command
+
+    return watch_command(args.file)
+
+
+def _run_stub(args: argparse.Namespace) -> int:
+    from provcfg.stub.command import main as stub_main
+
+    return stub_main(list(args.argv))
+
+
 # --------------------------------------------------------------------------- table
 
 COMMANDS: list[Command] = [
@@ -185,6 +251,15 @@ COMMANDS: list[Command] = [
         "schema", "print or check the JSON Schema of the manifest", _configure_schema, _run_schema
     ),
     Command("show", "print the effective manifest (secrets masked)", _configure_show, _run_show),
+    Command("run", "stream one prompt through a provider", _configure_run, _run_run),
+    Command("watch", "live-reload a manifest; one line per reload", _configure_watch, _run_watch),
+    Command(
+        "stub",
+        "run the loopback stub API server (see provcfg stub --help)",
+        lambda parser: None,
+        _run_stub,
+        passthrough=True,
+    ),
 ]
 """Subcommands in help order; add one by appending a :class:`Command`."""
 
@@ -199,7 +274,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"provcfg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
-        child = sub.add_parser(command.name, help=command.help, description=command.help)
+        child = sub.add_parser(
+            command.name,
+            help=command.help,
+            description=command.help,
+            add_help=not command.passthrough,
+        )
+        if command.passthrough:
+            child.add_argument("argv", nargs=argparse.REMAINDER)
         command.configure(child)
         child.set_defaults(_command=command)
     return parser
@@ -231,6 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit code; never raises (``SystemExit`` from ``--help`` becomes its code).
     """
+    from provcfg.logs import configure as configure_logging
+
+    configure_logging()
     try:
         try:
             args = _parser().parse_args(argv)

@@ -150,6 +150,7 @@ class Runtime:
         self._store: _Shared | None = None
         self._ssl: SSLContextCache | None = None
         self._resolver: CLIResolver | None = None
+        self._resolver_part: _Shared | None = None
         self._background: dict[str, concurrent.futures.Future[None]] = {}
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._owned: list[_Shared] = []
@@ -279,7 +280,16 @@ class Runtime:
         # Pools: one SSL context for the whole lineage of runtimes.
         ssl = previous._ssl if previous is not None and previous._ssl else SSLContextCache()
         self._ssl = ssl
-        self._resolver = previous._resolver if previous is not None else CLIResolver(self.metrics)
+        # The resolver holds a descriptor per found CLI; it lives as long as the lineage.
+        resolver_part = self._adopt(
+            {"r": previous._resolver_part} if previous and previous._resolver_part else {},
+            "r",
+            "resolver",
+        )
+        if resolver_part is None:
+            resolver_part = self._own(CLIResolver(self.metrics), "resolver", _close_resolver)
+        self._resolver_part = resolver_part
+        self._resolver = resolver_part.obj
         pool_specs: dict[str, PoolSpec] = dict(m.pools)
         if any(getattr(s, "pool", "") is None for s in m.providers.values()):
             pool_specs.setdefault(DEFAULT_POOL, PoolSpec())
@@ -634,6 +644,10 @@ async def _close_store(store: _ProviderStore) -> None:
 
     # Closing a memory region clears it, and on_discard closes every instance it held.
     close_region(store.region)
+
+
+def _close_resolver(resolver: CLIResolver) -> None:
+    resolver.close()
 
 
 async def _close_pool(pool: Pool) -> None:

@@ -11,6 +11,7 @@ def test_exported_names_are_exactly_the_intended_ones() -> None:
         [
             "BackendUnavailableError",
             "CLINotFoundError",
+            "CacheBackendError",
             "LiveRuntime",
             "ManifestError",
             "Problem",
