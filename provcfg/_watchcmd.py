@@ -55,6 +55,8 @@ async def _main(file: str, out: TextIO, err: TextIO) -> int:
         loop.add_signal_handler(signum, stop.set)
     try:
         while not stop.is_set():
+            # Read before the attempt: a save landing during it then counts as a change.
+            before = await asyncio.to_thread(_digest, file)
             try:
                 async with watch(file) as live:
                     names = ", ".join(live.runtime.manifest.providers)
@@ -68,7 +70,7 @@ async def _main(file: str, out: TextIO, err: TextIO) -> int:
                 for line in _error_lines(file, exc):
                     _say(err, line)
                 _say(err, f"{file}: waiting for a valid save")
-                await _wait_for_change(file, stop)
+                await _wait_for_change(file, before, stop)
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
@@ -110,9 +112,8 @@ def _digest(file: str) -> str | None:
         return None
 
 
-async def _wait_for_change(file: str, stop: asyncio.Event) -> None:
-    """Return once ``file``'s content differs from now, or ``stop`` is set."""
-    before = await asyncio.to_thread(_digest, file)
+async def _wait_for_change(file: str, before: str | None, stop: asyncio.Event) -> None:
+    """Return once ``file``'s sha256 differs from ``before``, or ``stop`` is set."""
     changed = asyncio.Event()
     target = ManifestTarget.of(file)
 

@@ -1,0 +1,116 @@
+"""``provcfg watch`` as a real subprocess: one line per reload, exit 0 on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support_reload import api_manifest, os_replace, write_in_place
+
+_RUN = "import sys; from provcfg.reload import watch_command; sys.exit(watch_command(sys.argv[1]))"
+
+
+class _Watcher:
+    """A ``watch_command`` child whose stdout we read line by line."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.seen: list[str] = []
+
+    async def line_with(self, needle: str, timeout: float = 15.0) -> str:
+        """The next stdout line containing ``needle`` (log lines in between are skipped)."""
+        assert self.process.stdout is not None
+        async with asyncio.timeout(timeout):
+            while True:
+                raw = await self.process.stdout.readline()
+                if not raw:
+                    raise AssertionError(f"stdout ended before {needle!r}; saw {self.seen!r}")
+                line = raw.decode().rstrip("\n")
+                self.seen.append(line)
+                if needle in line:
+                    return line
+
+
+async def _start(path: Path) -> _Watcher:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _RUN,
+        str(path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    return _Watcher(process)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+async def test_watch_command_prints_a_line_per_reload_and_exits_0(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """Good saves print generation, per-provider fate and latency; bad ones their problems."""
+    path = tmp_path / "providers.yaml"
+    write_in_place(path, api_manifest({"api": 100, "local": 100}))
+    child = await _start(path)
+    try:
+        await child.line_with("generation 1 live")
+        os_replace(path, api_manifest({"api": 200, "local": 100, "new": 1}))
+        line = await child.line_with("generation 2 live")
+        assert "api rebuilt" in line and "local unchanged" in line and "new added" in line
+        assert " ms:" in line
+        os_replace(path, "version: 1\nproviders:\n  api: {kind: anthropic-api, bogus: 1}\n")
+        problem = await child.line_with(f"{path}:3:")
+        assert "bogus" in problem
+        await child.line_with("generation 2 stays live")
+        os_replace(path, api_manifest({"api": 200}))
+        line = await child.line_with("generation 3 live")
+        assert "local removed" in line and "new removed" in line
+        child.process.send_signal(signum)
+        async with asyncio.timeout(15):
+            code = await child.process.wait()
+        assert code == 0
+        assert child.process.stderr is not None
+        assert b"Traceback" not in await child.process.stderr.read()
+    finally:
+        if child.process.returncode is None:
+            child.process.kill()
+            await child.process.wait()
+
+
+async def test_watch_command_waits_for_a_valid_file_at_start(tmp_path: Path) -> None:
+    """Started on an invalid file, the command reports it and goes live on the next good save."""
+    path = tmp_path / "providers.yaml"
+    write_in_place(path, "version: 1\nproviders: {}\n")
+    child = await _start(path)
+    try:
+        assert child.process.stderr is not None
+        async with asyncio.timeout(15):
+            while b"waiting for a valid save" not in (await child.process.stderr.readline()):
+                pass
+        os_replace(path, api_manifest({"api": 1}))
+        await child.line_with("generation 1 live")
+        child.process.send_signal(signal.SIGINT)
+        async with asyncio.timeout(15):
+            assert await child.process.wait() == 0
+    finally:
+        if child.process.returncode is None:
+            child.process.kill()
+            await child.process.wait()
+
+
+async def test_watch_command_missing_folder_exits_2(tmp_path: Path) -> None:
+    """A FILE whose folder does not exist is a usage error (exit 2) with a message."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _RUN,
+        str(tmp_path / "nope" / "providers.yaml"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _out, err = await process.communicate()
+    assert process.returncode == 2
+    assert b"does not exist" in err
