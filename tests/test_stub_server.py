@@ -296,3 +296,83 @@ def test_config_validation() -> None:
     assert StubConfig(text="abc", length=7).reply_text() == "abcabca"
     assert StubConfig(text="abc", deltas=2, chunk_size=2).reply_text() == "abca"
     assert StubConfig(length=0).reply_text() == ""
+
+
+async def _raw_exchange(stub: StubServer, data: bytes) -> bytes:  # noqa: F811
+    """Send raw bytes, half-close, and return everything the server sends back."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", stub.port)
+    writer.write(data)
+    await writer.drain()
+    writer.write_eof()
+    received = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    await writer.wait_closed()
+    return received
+
+
+def _post(body: bytes, *, version: str = "1.1", extra: str = "") -> bytes:
+    return (
+        f"POST /v1/messages HTTP/{version}\r\nhost: x\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n{extra}\r\n"
+    ).encode() + body
+
+
+STREAM_BODY = b'{"model":"m","max_tokens":5,"messages":[],"stream":true}'
+
+
+async def test_pipelined_requests_get_two_chunked_responses(stub: StubServer) -> None:  # noqa: F811
+    """Two requests sent in one write are both answered, in order, on one connection."""
+    received = await _raw_exchange(stub, _post(STREAM_BODY) + _post(b'{"model":"m","messages":[]}'))
+    first, second = received.split(b"HTTP/1.1 200 OK\r\n")[1:]
+    assert b"transfer-encoding: chunked" in first
+    assert first.endswith(b"0\r\n\r\n")
+    assert b"event: message_stop" in first
+    assert b"content-length: " in second
+    assert b'"type":"message"' in second
+    assert {r.connection for r in stub.requests} == {1}
+
+
+async def test_http10_gets_a_close_delimited_stream(stub: StubServer) -> None:  # noqa: F811
+    """An HTTP/1.0 client gets the SSE body unchunked, ended by closing the connection."""
+    received = await _raw_exchange(stub, _post(STREAM_BODY, version="1.0"))
+    head, body = received.split(b"\r\n\r\n", 1)
+    assert b"transfer-encoding" not in head
+    assert b"connection: close" in head
+    assert body.startswith(b"event: message_start\n")
+    assert body.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+
+
+async def test_connection_close_is_honoured(stub: StubServer) -> None:  # noqa: F811
+    """A request with Connection: close gets its reply and then the server closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", stub.port)
+    writer.write(_post(STREAM_BODY, extra="connection: close\r\n"))
+    await writer.drain()
+    received = await asyncio.wait_for(reader.read(), 10)  # returns only once the server closes
+    writer.close()
+    await writer.wait_closed()
+    assert b"connection: close" in received
+    assert received.endswith(b"0\r\n\r\n")
+
+
+async def test_expect_100_continue(stub: StubServer) -> None:  # noqa: F811
+    """A client that waits for 100 Continue gets it before sending its body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", stub.port)
+    head = _post(STREAM_BODY, extra="expect: 100-continue\r\n")[: -len(STREAM_BODY)]
+    writer.write(head)
+    await writer.drain()
+    assert (
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        == b"HTTP/1.1 100 Continue\r\n\r\n"
+    )
+    writer.write(STREAM_BODY)
+    await writer.drain()
+    assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"HTTP/1.1 200")
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_malformed_http_closes_the_connection(stub: StubServer) -> None:  # noqa: F811
+    """Bytes that are not HTTP end the connection without a reply or a server error."""
+    assert await _raw_exchange(stub, b"\x00\x01 not http at all\r\n\r\n") == b""
+    async with httpx2.AsyncClient() as http:
+        assert (await http.get(stub.base_url + "/")).status_code == 200

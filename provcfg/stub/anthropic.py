@@ -10,7 +10,6 @@ cover every delta type: ``text_delta``, ``input_json_delta`` (tool-use) and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -161,7 +160,7 @@ def _deltas(index: int, kind: str, key: str, pieces: Iterable[str]) -> Iterator[
     for piece in pieces:
         frame = cache.get(piece)
         if frame is None:
-            frame = head + json.dumps(piece, ensure_ascii=False).encode() + b"}}\n\n"
+            frame = head + dumps(piece).encode() + b"}}\n\n"
             if len(cache) < 4096:
                 cache[piece] = frame
         yield frame
@@ -178,11 +177,18 @@ def _stop(index: int) -> bytes:
     return sse("content_block_stop", {"type": "content_block_stop", "index": index})
 
 
+# Frames that never vary, rendered once.
+_PING = sse("ping", {"type": "ping"})
+_STOPS = tuple(_stop(i) for i in range(3))
+_TEXT_STARTS = tuple(_start(i, {"type": "text", "text": ""}) for i in range(3))
+_MESSAGE_STOP = sse("message_stop", {"type": "message_stop"})
+
+
 def _stream(call: Call) -> Reply:
     thinking, tool, text, tool_json = _plan(call)
     size = call.config.chunk_size
     request_id = f"req_stub_{call.ident:06d}"
-    ping = sse("ping", {"type": "ping"})
+    ping = _PING
     start = {
         "type": "message_start",
         "message": {
@@ -208,20 +214,20 @@ def _stream(call: Call) -> Reply:
             "index": index,
             "delta": {"type": "signature_delta", "signature": SIGNATURE},
         }
-        sections.append((False, [sse("content_block_delta", signature), _stop(index)]))
+        sections.append((False, [sse("content_block_delta", signature), _STOPS[index]]))
         output += _count(THINKING, size)
         index += 1
-    text_start = [_start(index, {"type": "text", "text": ""})]
+    text_start = [_TEXT_STARTS[index]]
     sections.append((False, text_start if thinking else [*text_start, ping]))
     sections.append((True, _deltas(index, "text_delta", "text", split(text, size))))
-    sections.append((False, [_stop(index)]))
+    sections.append((False, [_STOPS[index]]))
     output += _count(text, size)
     if tool:
         index += 1
         sections.append((False, [_start(index, _tool_block(call, {}))]))
         pieces = split(tool_json, size)
         sections.append((True, _deltas(index, "input_json_delta", "partial_json", pieces)))
-        sections.append((False, [_stop(index)]))
+        sections.append((False, [_STOPS[index]]))
         output += _count(tool_json, size)
     delta = {
         "type": "message_delta",
@@ -229,7 +235,7 @@ def _stream(call: Call) -> Reply:
         "usage": _usage(call, output),
     }
     sections.append((False, [sse("message_delta", delta)]))
-    terminal = [sse("message_stop", {"type": "message_stop"})]
+    terminal = [_MESSAGE_STOP]
     overloaded = error_body(529, "Overloaded (stub fault: error)", request_id)
     frames, end = shape(
         sections,

@@ -12,7 +12,6 @@ lines, a finishing chunk, a usage chunk when ``stream_options.include_usage``, t
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -52,7 +51,7 @@ def _pieces_frames(template: bytes, pieces: Iterable[str], first_seq: int) -> It
     for piece in pieces:
         escaped = cache.get(piece)
         if escaped is None:
-            escaped = json.dumps(piece, ensure_ascii=False).encode()
+            escaped = dumps(piece).encode()
             if len(cache) < 4096:
                 cache[piece] = escaped
         yield template % (escaped, seq)
@@ -207,7 +206,7 @@ def chat_completions(call: Call, *, stream: bool) -> Reply:
         for piece in split(text, size):
             frame = cache.get(piece)
             if frame is None:
-                frame = template % json.dumps(piece, ensure_ascii=False).encode()
+                frame = template % dumps(piece).encode()
                 if len(cache) < 4096:
                     cache[piece] = frame
             yield frame

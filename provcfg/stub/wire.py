@@ -66,9 +66,13 @@ class Reply:
     hang_before_headers: bool = False
 
 
+# One encoder, built once: json.dumps with non-default options builds a new one per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def dumps(obj: Any) -> str:
     """Return compact JSON text (no spaces), as the real APIs send it."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODE(obj)
 
 
 def sse(event: str | None, data: Any) -> bytes:
