@@ -208,6 +208,8 @@ class FolderWatcher:
                             self._on_changes([path for _, path in batch])
                         elif self._on_tick is not None:
                             self._on_tick()
-            except OSError as exc:  # a folder vanished between the check and the watch
-                log.warning("watch_failed", folders=sorted(folders), error=str(exc))
+            except Exception as exc:  # a folder vanished, or watchfiles failed: never go deaf
+                log.warning(
+                    "watch_failed", folders=sorted(folders), error=f"{type(exc).__name__}: {exc}"
+                )
                 await asyncio.sleep(_RETRY_SECONDS)

@@ -93,6 +93,7 @@ class LiveRuntime:
         self._debounce = debounce
         self._step = step
         self._target = ManifestTarget.of(path)
+        self._cli_dirs: frozenset[str] = frozenset()
         self._good_digest: str | None = None
         self._rejected_digest: str | None = None
         self._dirty = asyncio.Event()
@@ -235,32 +236,24 @@ class LiveRuntime:
     # ------------------------------------------------------------------ watching
 
     def _folders(self) -> frozenset[str]:
-        folders = set(self._target.folders())
         resolver = self._resolver()
         if resolver is not None:
-            folders.update(os.fspath(d) for d in resolver.watched_dirs())
-        return frozenset(folders)
+            self._cli_dirs = frozenset(os.fspath(d) for d in resolver.watched_dirs())
+        return self._target.folders() | self._cli_dirs
 
     def _resolver(self) -> Any:
         # The CLI resolver is shared by every generation; the Runtime has no public accessor.
         return getattr(getattr(self, "runtime", None), "_resolver", None)
 
     def _relevant(self, path: str) -> bool:
-        return self._target.concerns(path) or os.path.dirname(path) in self._watcher_cli_dirs()
-
-    def _watcher_cli_dirs(self) -> frozenset[str]:
-        watcher = self._watcher
-        if watcher is None:
-            return frozenset()
-        return watcher.watching - self._target.folders()
+        return self._target.concerns(path) or os.path.dirname(path) in self._cli_dirs
 
     def _on_changes(self, paths: list[str]) -> None:
-        cli_dirs = self._watcher_cli_dirs()
         resolver = self._resolver()
         for path in paths:
             if self._target.concerns(path):
                 self._poke()
-            if resolver is not None and os.path.dirname(path) in cli_dirs:
+            if resolver is not None and os.path.dirname(path) in self._cli_dirs:
                 # The resolved binary was replaced or removed: detect it again on next use.
                 resolver.invalidate(path)
 
@@ -284,7 +277,10 @@ class LiveRuntime:
             self._dirty.clear()
             noticed_at = self._noticed_at
             attempt = await asyncio.to_thread(self._read_and_build, self.runtime)
-            self._apply(attempt, noticed_at)
+            try:
+                self._apply(attempt, noticed_at)
+            except Exception as exc:  # a bug here must not silence every later save
+                log.error("reload_crashed", file=self.file, error=_describe(exc))
             if self._watcher is not None:
                 self._watcher.refresh()
 
