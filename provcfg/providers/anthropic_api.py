@@ -57,9 +57,6 @@ _USAGE_FIELDS = (
 _TEXT_DELTA = '"delta":{"type":"text_delta","text":'
 _TEXT_SKIP = len(_TEXT_DELTA)
 _TOOL_BLOCKS = frozenset({"tool_use", "server_tool_use"})
-# After message_stop the body's last bytes are read so the connection returns to the
-# pool; a server that keeps the stream open past this is cut (its connection discarded).
-_DRAIN_SECONDS = 1.0
 
 
 class _Clock:
@@ -212,11 +209,9 @@ def _decode_body(raw: bytes) -> object:
 
 
 async def _drain(events: AsyncIterator[Any]) -> None:
-    try:
-        async with asyncio.timeout(_DRAIN_SECONDS):
-            async for _ in events:
-                pass
-    except TimeoutError:
+    # Read the body's last bytes (the chunked terminator) so the connection can go back
+    # to the pool, as the SDK itself does. Bounded by the read timeout and the deadline.
+    async for _ in events:
         pass
 
 
