@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import pytest
 import structlog
 
 import provcfg.reload
 from provcfg.errors import ManifestError, RuntimeClosedError
+from provcfg.manifest import AnthropicApiSpec
+from provcfg.providers.base import BaseProvider, KindRegistry, ProviderKind
 from provcfg.reload import LiveRuntime, watch
 from tests.support_reload import (
     SAVE_STYLES,
@@ -285,3 +288,31 @@ def test_public_names() -> None:
         "watch",
         "watch_command",
     ]
+
+
+class _EditOnPrepareSpec(AnthropicApiSpec):
+    kind: Literal["edit-on-prepare"]  # type: ignore[assignment]
+
+
+class _EditOnPrepare(BaseProvider):
+    """An eager provider whose preparation edits the manifest: an edit during start-up."""
+
+    edits: ClassVar[list[tuple[Path, str]]] = []
+
+    def prepare(self) -> None:
+        while self.edits:
+            path, text = self.edits.pop()
+            os_replace(path, text)
+
+
+async def test_edit_made_during_start_up_is_not_lost(manifest_path: Path) -> None:
+    """A save landing before the watcher listens is caught by the re-check once it does."""
+    kinds = {kind.name: kind for kind in KindRegistry.discover().kinds()}
+    kinds["edit-on-prepare"] = ProviderKind("edit-on-prepare", _EditOnPrepareSpec, _EditOnPrepare)
+    eager = "  starter: {kind: edit-on-prepare, init: eager}\n"
+    write_in_place(manifest_path, api_manifest(TWO) + eager)
+    _EditOnPrepare.edits.append((manifest_path, api_manifest({"api": 9, "local": 100}) + eager))
+    async with watch(manifest_path, environ={}, registry=KindRegistry(kinds)) as live:
+        runtime = await live.wait_for_generation(2)
+        assert runtime.changes["api"] == "rebuilt"
+        assert runtime.changes["starter"] == "unchanged"
