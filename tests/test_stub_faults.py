@@ -104,3 +104,21 @@ def test_garbage_interleaves_skippable_blocks() -> None:
     assert frames[0::2] == [b"head", b"d1", b"d2", b"d3", b"tail", b"stop"]
     assert set(frames[1::2]) == {GARBAGE}
     assert end == "complete"
+
+
+def test_public_names() -> None:
+    """provcfg.stub exports exactly the documented API."""
+    import provcfg.stub
+
+    assert sorted(provcfg.stub.__all__) == [
+        "Directives",
+        "Fault",
+        "RecordedRequest",
+        "StubConfig",
+        "StubError",
+        "StubProcess",
+        "StubServer",
+        "main",
+        "parse_directives",
+    ]
+    assert all(hasattr(provcfg.stub, name) for name in provcfg.stub.__all__)

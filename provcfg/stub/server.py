@@ -280,10 +280,10 @@ class StubServer:
                 return False
         assert request is not None
         method = request.method.decode("ascii", "replace")
-        reply = self._router.route(
-            method, request.target.decode("latin-1"), request.headers, b"".join(body), number
-        )
-        framing = _Framing.for_request(request)
+        headers = list(request.headers)  # h11's Headers iterates slowly: once, here
+        target = request.target.decode("latin-1")
+        reply = self._router.route(method, target, headers, b"".join(body), number)
+        framing = _Framing.for_request(request.http_version, headers)
         finished = await self._write(framing, reader, writer, reply, head_only=method == "HEAD")
         return finished and framing.keep_alive
 
@@ -372,11 +372,9 @@ class _Framing:
         self.keep_alive = keep_alive
 
     @classmethod
-    def for_request(cls, request: h11.Request) -> _Framing:
-        http11 = request.http_version == b"1.1"
-        close = any(
-            name == b"connection" and b"close" in value.lower() for name, value in request.headers
-        )
+    def for_request(cls, version: bytes, headers: list[tuple[bytes, bytes]]) -> _Framing:
+        http11 = version == b"1.1"
+        close = any(name == b"connection" and b"close" in value.lower() for name, value in headers)
         return cls(chunked=http11, keep_alive=http11 and not close)
 
     def head(self, status: int, headers: list[tuple[str, str]], length: int | None) -> bytes:
