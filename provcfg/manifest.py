@@ -60,7 +60,7 @@ SKIP_REFERENCE_CHECKS = "provcfg.skip_reference_checks"
 BUILTIN_KIND_NAMES: tuple[str, ...] = ("claude-code", "opencode", "codex", "anthropic-api")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(value: object) -> object:
@@ -85,7 +85,10 @@ def parse_duration(value: object) -> object:
             except ValueError:
                 raise ValueError(_NOT_A_DURATION) from None
             return _check_seconds(seconds)
-        return _check_seconds(float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        number, unit = float(match.group(1)), match.group(2)
+        # Dividing by 1000 (not multiplying by 0.001) gives the float nearest to "0.009",
+        # so `show` can write a duration back in ms and read the very same float.
+        return _check_seconds(number / 1000 if unit == "ms" else number * _UNIT_SECONDS[unit])
     return value
 
 
@@ -101,12 +104,15 @@ def _check_seconds(seconds: float) -> float:
 
 
 def _format_duration(seconds: float) -> str | float:
+    """``30s``/``5m``/``250ms`` when that reads back as exactly ``seconds``, else the number."""
     for unit in ("d", "h", "m", "s"):
         size = _UNIT_SECONDS[unit]
-        if seconds >= size and (seconds / size).is_integer():
-            return f"{int(seconds / size)}{unit}"
-    if (seconds * 1000).is_integer():
-        return f"{int(seconds * 1000)}ms"
+        count = seconds / size
+        if seconds >= size and count.is_integer() and count * size == seconds:
+            return f"{int(count)}{unit}"
+    millis = round(seconds * 1000)
+    if millis / 1000 == seconds and millis < 10**15:
+        return f"{millis}ms"
     return seconds
 
 

@@ -21,6 +21,11 @@ __all__ = ["effective_data", "render_manifest"]
 def effective_data(manifest: Manifest) -> dict[str, Any]:
     """JSON-compatible data of ``manifest``, secrets masked, ``${`` escaped as ``$${``."""
     data: dict[str, Any] = manifest.model_dump(mode="json")
+    # The discriminator first, as people write it: `kind:` of a provider, `backend:` of a region.
+    for section, tag in (("providers", "kind"), ("cache", "backend")):
+        for name, spec in data.get(section, {}).items():
+            if isinstance(spec, dict) and tag in spec:
+                data[section][name] = {tag: spec[tag], **spec}
     escaped: dict[str, Any] = _escape(data)
     return escaped
 

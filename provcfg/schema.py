@@ -37,7 +37,20 @@ def manifest_schema(registry: KindRegistry | None = None) -> dict[str, Any]:
     body.pop("title", None)
     body.pop("description", None)
     schema.update(body)
+    _close_pattern_maps(schema)
     return schema
+
+
+def _close_pattern_maps(node: Any) -> None:
+    """Maps keyed by a name pattern reject other keys, as the validator does."""
+    if isinstance(node, dict):
+        if "patternProperties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for value in node.values():
+            _close_pattern_maps(value)
+    elif isinstance(node, list):
+        for value in node:
+            _close_pattern_maps(value)
 
 
 def schema_text(registry: KindRegistry | None = None) -> str:

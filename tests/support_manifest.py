@@ -1,4 +1,4 @@
-"""Helpers for the manifest tests: secret markers, a loader wrapper, the real CLI in a subprocess."""
+"""Helpers for the manifest tests: secret markers, a loader wrapper, the real CLI subprocess."""
 
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ def yaml_text(text: str) -> str:
     return textwrap.dedent(text).lstrip("\n")
 
 
-def load_text(text: str | bytes, environ: Mapping[str, str] | None = None, **kw: object) -> Manifest:
+def load_text(
+    text: str | bytes, environ: Mapping[str, str] | None = None, **kw: object
+) -> Manifest:
     """parse_manifest_text with an empty environment unless one is given."""
     return parse_manifest_text(
         text,

@@ -36,14 +36,22 @@ providers:
 def test_validate_example_exits_zero_offline() -> None:
     """The example manifest validates from its folder with a bare environment."""
     done = run_cli("validate", cwd=ROOT)
-    assert (done.returncode, done.stdout, done.stderr) == (0, "providers.yaml: ok (5 providers)\n", "")
+    assert (done.returncode, done.stdout, done.stderr) == (
+        0,
+        "providers.yaml: ok (5 providers)\n",
+        "",
+    )
 
 
 def test_validate_json_lists_every_problem(tmp_path: Path) -> None:
     """--format json gives file, line, column, loc and message for each problem; exit 1."""
     (tmp_path / "m.yaml").write_text(SECRET_MANIFEST)
     done = run_cli(
-        "validate", "m.yaml", "--format", "json", cwd=tmp_path,
+        "validate",
+        "m.yaml",
+        "--format",
+        "json",
+        cwd=tmp_path,
         env=clean_env(ANTHROPIC_API_KEY=API_KEY),
     )
     assert done.returncode == 1
@@ -96,7 +104,9 @@ def test_show_masks_secrets_and_validates_again(tmp_path: Path) -> None:
 
 def test_show_json(tmp_path: Path) -> None:
     """`show --format json` is JSON with the same masking."""
-    done = run_cli("show", str(EXAMPLE), "--format", "json", env=clean_env(ANTHROPIC_API_KEY=API_KEY))
+    done = run_cli(
+        "show", str(EXAMPLE), "--format", "json", env=clean_env(ANTHROPIC_API_KEY=API_KEY)
+    )
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["providers"]["api"]["api_key"] == "**********"
