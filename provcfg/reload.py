@@ -48,6 +48,7 @@ from provcfg._watchfs import FolderWatcher, ManifestTarget
 from provcfg.errors import ManifestError, ProvcfgError
 
 if TYPE_CHECKING:
+    from provcfg.clipath import CLIResolver
     from provcfg.providers.base import KindRegistry
     from provcfg.runtime import Runtime
 
@@ -241,9 +242,10 @@ class LiveRuntime:
             self._cli_dirs = frozenset(os.fspath(d) for d in resolver.watched_dirs())
         return self._target.folders() | self._cli_dirs
 
-    def _resolver(self) -> Any:
-        # The CLI resolver is shared by every generation; the Runtime has no public accessor.
-        return getattr(getattr(self, "runtime", None), "_resolver", None)
+    def _resolver(self) -> CLIResolver | None:
+        # The CLI resolver is shared by every generation of the lineage.
+        runtime = getattr(self, "runtime", None)
+        return runtime.cli_resolver if runtime is not None else None
 
     def _relevant(self, path: str) -> bool:
         return self._target.concerns(path) or os.path.dirname(path) in self._cli_dirs

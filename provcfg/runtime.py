@@ -525,6 +525,12 @@ class Runtime:
         return report
 
     @property
+    def cli_resolver(self) -> CLIResolver:
+        """The CLI path resolver, shared by every generation of this runtime's lineage."""
+        assert self._resolver is not None
+        return self._resolver
+
+    @property
     def closed(self) -> bool:
         """True once :meth:`aclose` has run."""
         return self._closed
