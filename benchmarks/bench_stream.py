@@ -45,8 +45,14 @@ Reader = Callable[[str], Awaitable[tuple[float, int]]]  # model -> (first-chunk 
 
 
 def _provider(base_url: str, transport: str, http: httpx2.AsyncClient) -> AnthropicApiProvider:
-    spec = AnthropicApiSpec(
-        kind="anthropic-api", base_url=base_url, api_key=KEY, transport=transport, max_tokens=1024
+    spec = AnthropicApiSpec.model_validate(
+        {
+            "kind": "anthropic-api",
+            "base_url": base_url,
+            "api_key": KEY,
+            "transport": transport,
+            "max_tokens": 1024,
+        }
     )
     ctx = ProviderContext(
         name=f"bench-{transport}",
@@ -145,7 +151,12 @@ def _sse_blob(deltas: int) -> bytes:
         return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
     usage = {"input_tokens": 5, "output_tokens": 1}
-    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": MODEL}
+    message: dict[str, Any] = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": MODEL,
+    }
     message |= {"content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}
     parts = [
         ev("message_start", {"type": "message_start", "message": message}),
