@@ -10,7 +10,6 @@ leaves, every secret value seen is scrubbed from its text as a last line of defe
 
 from __future__ import annotations
 
-import difflib
 import re
 import types
 import typing
@@ -274,6 +273,8 @@ def _secret_values(node: Any, under_env: bool = False) -> set[str]:
 
 
 def _closest(word: str, candidates: Iterable[str]) -> str | None:
+    import difflib  # only on the error path
+
     match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return match[0] if match else None
 

@@ -18,12 +18,8 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from provcfg.errors import ManifestError, Problem, ProvcfgError
-
-if TYPE_CHECKING:
-    from provcfg.providers.base import KindRegistry
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -48,6 +44,9 @@ class Command:
     run: Runner | str
     passthrough: bool = False
     """The command parses its own arguments (``args.argv``), ``--help`` included."""
+    logs: bool = True
+    """Configure structlog (stderr) before running; validate/schema/show never log, and
+    skipping the structlog import keeps them inside their start-up budget."""
 
     def runner(self) -> Runner:
         """The run function, imported first if it was given as ``"module:function"``."""
@@ -69,15 +68,14 @@ def _configure_validate(parser: argparse.ArgumentParser) -> None:
 def _run_validate(args: argparse.Namespace) -> int:
     from provcfg.loading import ManifestReadError, load_manifest, manifest_model_for
 
-    registry = _registry()
-    manifest_model_for(registry)  # a broken plugin fails once, before any file
+    manifest_model_for()  # a broken plugin fails once, before any file
     files: list[str] = args.files or [DEFAULT_MANIFEST]
     problems: list[Problem] = []
     results = []
     code = EXIT_OK
     for file in files:
         try:
-            manifest = load_manifest(file, registry=registry)
+            manifest = load_manifest(file)
         except ManifestError as exc:
             unreadable = isinstance(exc, ManifestReadError)
             code = max(code, EXIT_USAGE if unreadable else EXIT_INVALID)
@@ -117,7 +115,7 @@ def _configure_schema(parser: argparse.ArgumentParser) -> None:
 def _run_schema(args: argparse.Namespace) -> int:
     from provcfg.schema import schema_text
 
-    text = schema_text(_registry())
+    text = schema_text()
     if args.check:
         target = Path(args.output or DEFAULT_SCHEMA)
         try:
@@ -166,7 +164,7 @@ def _run_show(args: argparse.Namespace) -> int:
     from provcfg.render import render_manifest
 
     try:
-        manifest = load_manifest(args.file, registry=_registry())
+        manifest = load_manifest(args.file)
     except ManifestError as exc:
         _error("\n".join(str(p) for p in exc.problems))
         return EXIT_USAGE if isinstance(exc, ManifestReadError) else EXIT_INVALID
@@ -246,11 +244,22 @@ COMMANDS: list[Command] = [
         "check manifests; print FILE:LINE:COL: path: message",
         _configure_validate,
         _run_validate,
+        logs=False,
     ),
     Command(
-        "schema", "print or check the JSON Schema of the manifest", _configure_schema, _run_schema
+        "schema",
+        "print or check the JSON Schema of the manifest",
+        _configure_schema,
+        _run_schema,
+        logs=False,
     ),
-    Command("show", "print the effective manifest (secrets masked)", _configure_show, _run_show),
+    Command(
+        "show",
+        "print the effective manifest (secrets masked)",
+        _configure_show,
+        _run_show,
+        logs=False,
+    ),
     Command("run", "stream one prompt through a provider", _configure_run, _run_run),
     Command("watch", "live-reload a manifest; one line per reload", _configure_watch, _run_watch),
     Command(
@@ -287,12 +296,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _registry() -> KindRegistry:
-    from provcfg.providers.base import KindRegistry
-
-    return KindRegistry.discover()
-
-
 def _write(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
@@ -313,15 +316,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit code; never raises (``SystemExit`` from ``--help`` becomes its code).
     """
-    from provcfg.logs import configure as configure_logging
-
-    configure_logging()
     try:
         try:
             args = _parser().parse_args(argv)
         except SystemExit as exc:  # argparse: --help, --version, usage errors
             return exc.code if isinstance(exc.code, int) else EXIT_USAGE
         command: Command = args._command
+        if command.logs:
+            from provcfg.logs import configure as configure_logging
+
+            configure_logging()
         return command.runner()(args)
     except KeyboardInterrupt:
         _error("provcfg: interrupted")

@@ -61,6 +61,12 @@ def manifest_model_for(registry: KindRegistry | None = None) -> type[Manifest]:
         ProvcfgError: a plugin fails to load or its spec model has no ``kind`` literal.
     """
     if registry is None:
+        from provcfg._entrypoints import provider_entry_points
+
+        # No plugin installed (the common case): the built-in Manifest, without importing
+        # the provider contract module and what it pulls in.
+        if not provider_entry_points():
+            return Manifest
         from provcfg.providers.base import KindRegistry
 
         registry = KindRegistry.discover()
