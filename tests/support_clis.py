@@ -1,6 +1,8 @@
 """The real agent CLIs (Claude Code, OpenCode, Codex) for integration tests; import explicitly.
 
-    from tests.support_clis import agent_clis, cli_home, netns  # noqa: F401
+    from tests.support_clis import agent_clis_fixture, cli_home_fixture, netns_fixture  # noqa: F401
+
+(the fixtures are named ``agent_clis``, ``cli_home`` and ``netns``).
 
 What this module gives:
 
@@ -52,15 +54,15 @@ __all__ = [
     "STUB_KEY_VAR",
     "AgentClis",
     "Netns",
-    "agent_clis",
+    "agent_clis_fixture",
     "claude_env",
-    "cli_home",
+    "cli_home_fixture",
     "codex_env",
     "install_clis",
     "loopback_netns",
     "marked_processes",
-    "netns",
     "netns_argv",
+    "netns_fixture",
     "opencode_env",
     "pinned_versions",
     "write_codex_config",
@@ -79,7 +81,11 @@ STUB_KEY_VAR = "PROVCFG_STUB_KEY"
 # /proc for it finds grandchildren that escaped their process group too.
 MARKER_VAR = "PROVCFG_TEST_MARKER"
 
-_PACKAGES = {"claude": "@anthropic-ai/claude-code", "opencode": "opencode-ai", "codex": "@openai/codex"}
+_PACKAGES = {
+    "claude": "@anthropic-ai/claude-code",
+    "opencode": "opencode-ai",
+    "codex": "@openai/codex",
+}
 
 
 # --------------------------------------------------------------------------- install
@@ -126,8 +132,8 @@ def install_clis() -> AgentClis:
     )
 
 
-@pytest.fixture(scope="session")
-def agent_clis() -> AgentClis:
+@pytest.fixture(scope="session", name="agent_clis")
+def agent_clis_fixture() -> AgentClis:
     """The pinned agent CLIs, installed into tools/clis once per session (skips without npm)."""
     if shutil.which("npm") is None or shutil.which("node") is None:
         pytest.skip(
@@ -137,8 +143,8 @@ def agent_clis() -> AgentClis:
     return install_clis()
 
 
-@pytest.fixture
-def cli_home(tmp_path: Path) -> Path:
+@pytest.fixture(name="cli_home")
+def cli_home_fixture(tmp_path: Path) -> Path:
     """A throwaway HOME for one test: the CLIs write sessions, logs and databases there."""
     home = tmp_path / "home"
     home.mkdir()
@@ -212,8 +218,9 @@ def loopback_netns() -> Iterator[Netns]:
         finally:
             if libc.setns(home, _CLONE_NEWNET) != 0:
                 code = ctypes.get_errno()
-                raise OSError(code, f"cannot return to the original network namespace: "
-                              f"{os.strerror(code)}")
+                raise OSError(
+                    code, f"cannot return to the original network namespace: {os.strerror(code)}"
+                )
     finally:
         os.close(home)
 
@@ -221,8 +228,8 @@ def loopback_netns() -> Iterator[Netns]:
 _reported_fallback: list[str] = []
 
 
-@pytest.fixture
-def netns(request: pytest.FixtureRequest) -> Iterator[Netns]:
+@pytest.fixture(name="netns")
+def netns_fixture(request: pytest.FixtureRequest) -> Iterator[Netns]:
     """The test's thread in a loopback-only network namespace (or plain loopback, said once)."""
     with loopback_netns() as where:
         if not where.isolated and not _reported_fallback:
@@ -392,7 +399,12 @@ def codex_env(home: Path, codex_home: Path, api_key: str) -> dict[str, str]:
 _WEATHER = "What is the weather in San Francisco?"
 CAPTURES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
     "claude-text": ("claude", "claude-sonnet-4-5", (), "Say hello."),
-    "claude-text-partial": ("claude", "claude-sonnet-4-5", ("--include-partial-messages",), "Say hello."),
+    "claude-text-partial": (
+        "claude",
+        "claude-sonnet-4-5",
+        ("--include-partial-messages",),
+        "Say hello.",
+    ),
     "claude-tool-use": ("claude", "stub-tool-use", (), _WEATHER),
     "claude-error-401": ("claude", "stub-fault-401", (), "Say hello."),
     "claude-error-429": ("claude", "stub-fault-429-retry-after-1", (), "Say hello."),
@@ -408,9 +420,7 @@ CAPTURES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
 }
 
 
-def capture_argv(
-    clis: AgentClis, cli: str, model: str, extra: Sequence[str]
-) -> list[str]:
+def capture_argv(clis: AgentClis, cli: str, model: str, extra: Sequence[str]) -> list[str]:
     """Return the command line that captures one transcript (prompt on stdin)."""
     if cli == "claude":
         base = [str(clis.claude), "-p", "--output-format", "stream-json", "--verbose"]
@@ -418,8 +428,16 @@ def capture_argv(
     if cli.startswith("opencode"):
         return [str(clis.opencode), "run", "--format", "json", "-m", f"{OPENCODE_PROVIDER}/{model}"]
     return [
-        str(clis.codex), "exec", "--json", "--skip-git-repo-check", "--sandbox", "read-only",
-        "-m", model, *extra, "-",
+        str(clis.codex),
+        "exec",
+        "--json",
+        "--skip-git-repo-check",
+        "--sandbox",
+        "read-only",
+        "-m",
+        model,
+        *extra,
+        "-",
     ]
 
 
@@ -431,9 +449,11 @@ def capture(out: Path) -> None:
 
     clis = install_clis()
     models = sorted({m for c, m, _, _ in CAPTURES.values() if c.startswith("opencode")})
-    with loopback_netns() as where, StubProcess() as stub, tempfile.TemporaryDirectory(
-        prefix="provcfg-capture-"
-    ) as scratch:
+    with (
+        loopback_netns() as where,
+        StubProcess() as stub,
+        tempfile.TemporaryDirectory(prefix="provcfg-capture-") as scratch,
+    ):
         print(f"netns isolated={where.isolated} {where.reason} stub={stub.base_url}")
         for name, (cli, model, extra, prompt) in CAPTURES.items():
             home = Path(scratch) / name / "home"
