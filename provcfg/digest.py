@@ -31,8 +31,23 @@ def _fingerprint_key() -> bytes:
     return key.encode() if key else _DEFAULT_KEY
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def canonical(value: Any, *, key: bytes | None = None) -> Any:
     """Turn a spec (or any nested value) into JSON-ready data with secrets fingerprinted."""
+    # Exact-type checks first: this runs for every field of every spec on each load,
+    # and isinstance against ABCs (Mapping, BaseModel) costs several times more.
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        return {str(k): canonical(v, key=key) for k, v in sorted(value.items())}
+    if kind is tuple or kind is list:
+        return [canonical(v, key=key) for v in value]
+    if kind is SecretStr:
+        mac = hmac.new(key or _fingerprint_key(), value.get_secret_value().encode(), "sha256")
+        return {"$secret": mac.hexdigest()[:32]}
     if isinstance(value, BaseModel):
         # Iterate declared fields (not model_dump) so SecretStr stays recognizable.
         return {
@@ -40,14 +55,14 @@ def canonical(value: Any, *, key: bytes | None = None) -> Any:
             for name in sorted(type(value).model_fields)
         }
     if isinstance(value, SecretStr):
-        mac = hmac.new(key or _fingerprint_key(), value.get_secret_value().encode(), "sha256")
-        return {"$secret": mac.hexdigest()[:32]}
+        return canonical(SecretStr(value.get_secret_value()), key=key)
     if isinstance(value, Mapping):
         return {str(k): canonical(v, key=key) for k, v in sorted(value.items())}
-    if isinstance(value, list | tuple | frozenset | set):
-        items = [canonical(v, key=key) for v in value]
-        return sorted(items, key=json.dumps) if isinstance(value, frozenset | set) else items
-    if value is None or isinstance(value, str | int | float | bool):
+    if isinstance(value, frozenset | set):
+        return sorted((canonical(v, key=key) for v in value), key=json.dumps)
+    if isinstance(value, list | tuple):
+        return [canonical(v, key=key) for v in value]
+    if isinstance(value, _SCALARS):
         return value
     return str(value)
 

@@ -134,7 +134,8 @@ class Runtime:
         """Internal: use :meth:`build` or :func:`load`."""
         self.manifest = manifest
         self.file = file
-        self.digest = spec_digest(manifest)
+        self._digests = _Digests.of(manifest)
+        self.digest = self._digests.manifest
         self.metrics = metrics
         self.generation = 1
         self._closed = False
@@ -144,6 +145,7 @@ class Runtime:
         self._ttl: float | None = None
         self._models: dict[str, dict[str, str]] = {}
         self._known_ids: dict[str, frozenset[str]] = {}
+        self._cli_args: dict[str, tuple[str, str | None, tuple[str, ...], str]] = {}
         self._handles: dict[str, _Handle] = {}
         self._regions: dict[str, _Shared] = {}
         self._pools: dict[str, _Shared] = {}
@@ -240,7 +242,7 @@ class Runtime:
         for name, rspec in m.cache.items():
             if name == PROVIDERS_REGION:
                 continue
-            digest = spec_digest({"spec": rspec, "namespace": self.digest})
+            digest = spec_digest([self._digests.regions[name], self.digest])
             part = self._adopt(prev_regions, name, digest)
             if part is None:
                 region = build_region(name, rspec, namespace=self.digest[:16], metrics=self.metrics)
@@ -248,7 +250,7 @@ class Runtime:
             self._regions[name] = part
 
         pspec = m.cache.get(PROVIDERS_REGION) or MemoryRegionSpec(backend="memory")
-        store_digest = spec_digest(pspec)
+        store_digest = self._digests.regions.get(PROVIDERS_REGION) or spec_digest(pspec)
         prev_store = previous._store if previous is not None else None
         store_part = self._adopt({"s": prev_store} if prev_store else {}, "s", store_digest)
         if store_part is None:
@@ -293,8 +295,10 @@ class Runtime:
         pool_specs: dict[str, PoolSpec] = dict(m.pools)
         if any(getattr(s, "pool", "") is None for s in m.providers.values()):
             pool_specs.setdefault(DEFAULT_POOL, PoolSpec())
+        pool_digests = dict(self._digests.pools)
         for name, pool_spec in pool_specs.items():
-            digest = spec_digest(pool_spec)
+            digest = pool_digests.get(name) or spec_digest(pool_spec)
+            pool_digests[name] = digest
             part = self._adopt(prev_pools, name, digest)
             if part is None:
                 pool = Pool(name, pool_spec, ssl=ssl, metrics=self.metrics)
@@ -317,12 +321,12 @@ class Runtime:
             # The instance captures its pool and model table, so they are part of its identity.
             pool_name = getattr(spec, "pool", None) or DEFAULT_POOL
             digest = spec_digest(
-                {
-                    "kind": spec.kind,
-                    "spec": spec,
-                    "pool": pool_specs.get(pool_name) if hasattr(spec, "pool") else None,
-                    "models": table,
-                }
+                [
+                    spec.kind,
+                    self._digests.providers[name],
+                    pool_digests.get(pool_name) if hasattr(spec, "pool") else None,
+                    table,
+                ]
             )
             prev_handle = previous._handles.get(name) if previous is not None else None
             reused = prev_handle is not None and prev_handle.digest == digest
@@ -331,6 +335,14 @@ class Runtime:
                     "added" if prev_handle is None else "unchanged" if reused else "rebuilt"
                 )
             self._handles[name] = _Handle(name, spec, kind, digest, reused)
+            command = getattr(spec, "command", None)
+            if command:
+                self._cli_args[name] = (
+                    command,
+                    getattr(spec, "path", None),
+                    tuple(getattr(spec, "search_paths", ())),
+                    kind.install_hint,
+                )
             with store.lock:
                 store.users[f"{name}:{digest}"] = store.users.get(f"{name}:{digest}", 0) + 1
         # A reused provider keeps its live instance on the fast path.
@@ -349,7 +361,7 @@ class Runtime:
             policy = handle.spec.init
             if policy == "eager":
                 with self.metrics.timed("provider_init_seconds", name):
-                    _prepare_now(self.provider(name))
+                    self._init_now(name)
             elif policy == "background":
                 if self._executor is None:
                     self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -359,7 +371,14 @@ class Runtime:
 
     def _background_init(self, name: str) -> None:
         with self.metrics.timed("provider_init_seconds", name):
-            _prepare_now(self.provider(name))
+            self._init_now(name)
+
+    def _init_now(self, name: str) -> None:
+        """The heavy, loop-independent set-up of one provider: its own prepare(), and the
+        shared SSL context (~15 ms) if it talks HTTP; clients themselves are per loop."""
+        _prepare_now(self.provider(name))
+        if hasattr(self._handles[name].spec, "pool") and self._ssl is not None:
+            self._ssl.get()
 
     # ------------------------------------------------------------------ hot paths
 
@@ -484,22 +503,20 @@ class Runtime:
             UnknownProviderError: ``provider`` is not declared.
             ProvcfgError: ``provider`` is not a CLI kind.
         """
+        try:
+            command, path, search_paths, hint = self._cli_args[provider]
+        except KeyError:
+            return self._cli_path_slow(provider)
+        return self._resolver.resolve(  # type: ignore[union-attr]
+            command, path=path, search_paths=search_paths, install_hint=hint, provider=provider
+        )
+
+    def _cli_path_slow(self, provider: str) -> Path:
         handle = self._handles.get(provider)
         if handle is None:
             close = difflib.get_close_matches(provider, list(self._handles), n=1)
             raise UnknownProviderError(provider, list(self._handles), close[0] if close else None)
-        spec = handle.spec
-        command = getattr(spec, "command", None)
-        if not command:
-            raise ProvcfgError(f"provider {provider!r} (kind {spec.kind}) does not run a CLI")
-        assert self._resolver is not None
-        return self._resolver.resolve(
-            command,
-            path=getattr(spec, "path", None),
-            search_paths=tuple(getattr(spec, "search_paths", ())),
-            install_hint=handle.kind.install_hint,
-            provider=provider,
-        )
+        raise ProvcfgError(f"provider {provider!r} (kind {handle.spec.kind}) does not run a CLI")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -631,6 +648,35 @@ class Runtime:
 
 
 @dataclass(frozen=True, slots=True)
+class _Digests:
+    """Every part's digest, computed once per build (each spec is walked once)."""
+
+    manifest: str
+    regions: dict[str, str]
+    pools: dict[str, str]
+    providers: dict[str, str]
+
+    @classmethod
+    def of(cls, m: Manifest) -> _Digests:
+        regions = {name: spec_digest(spec) for name, spec in m.cache.items()}
+        pools = {name: spec_digest(spec) for name, spec in m.pools.items()}
+        providers = {name: spec_digest(spec) for name, spec in m.providers.items()}
+        whole = spec_digest(
+            {
+                "version": m.version,
+                "default_provider": m.default_provider,
+                "models": m.models,
+                "monitoring": m.monitoring,
+                "cache": regions,
+                "pools": pools,
+                "providers": providers,
+                "fields": sorted(type(m).model_fields),
+            }
+        )
+        return cls(whole, regions, pools, providers)
+
+
+@dataclass(frozen=True, slots=True)
 class _Handle:
     name: str
     spec: Any
@@ -681,6 +727,7 @@ def load(
 
     metrics = Metrics()
     start = time.perf_counter()
+    registry = registry or KindRegistry.discover()
     manifest = load_manifest(path, environ=environ, registry=registry)
     metrics.observe("manifest_load_seconds", time.perf_counter() - start)
     return Runtime.build(manifest, file=str(path), registry=registry, metrics=metrics)

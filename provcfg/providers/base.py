@@ -42,7 +42,7 @@ __all__ = [
     "Usage",
 ]
 
-ENTRY_POINT_GROUP = "provcfg.providers"
+from provcfg._entrypoints import GROUP as ENTRY_POINT_GROUP
 
 ChunkType = Literal[
     "text", "thinking", "tool_use", "tool_result", "system", "retry", "error", "result"
@@ -269,12 +269,11 @@ class KindRegistry:
         Raises:
             ProvcfgError: a plugin entry point fails to load or is not a ProviderKind.
         """
-        from importlib.metadata import entry_points
-
+        from provcfg._entrypoints import provider_entry_points
         from provcfg.errors import ProvcfgError
 
         kinds = _builtin_kinds()
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
+        for ep in provider_entry_points():
             try:
                 kind = ep.load()
             except Exception as exc:
