@@ -36,7 +36,7 @@ def _path_state() -> tuple[tuple[str, int], ...]:
 
 def provider_entry_points() -> tuple[EntryPoint, ...]:
     """Entry points of the group ``provcfg.providers``, rescanned only when the path changed."""
-    global _memo
+    global _memo  # noqa: PLW0603 - the one process-wide memo, see the module docstring
     state = _path_state()
     memo = _memo
     if memo is not None and memo[0] == state:
