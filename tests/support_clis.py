@@ -235,11 +235,14 @@ def netns_fixture(request: pytest.FixtureRequest) -> Iterator[Netns]:
         if not where.isolated and not _reported_fallback:
             _reported_fallback.append(where.reason)
             reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-            if reporter is not None:
-                reporter.write_line(
-                    f"real-CLI tests: no network namespace ({where.reason}); "
-                    "running on plain loopback (every CLI is configured to the stub only)"
-                )
+            capture = request.config.pluginmanager.get_plugin("capturemanager")
+            if reporter is not None and capture is not None:
+                # Past pytest's output capture, so that the line shows in any run.
+                with capture.global_and_fixture_disabled():
+                    reporter.write_line(
+                        f"\nreal-CLI tests: no network namespace ({where.reason}); "
+                        "running on plain loopback (every CLI is configured to the stub only)"
+                    )
         yield where
 
 
