@@ -273,6 +273,26 @@ async def test_claude_api_errors_become_provider_errors(rig: Rig, model: str, ki
     _no_survivors(rig)
 
 
+async def test_claude_recovers_from_a_dropped_stream_without_streaming(rig: Rig) -> None:
+    """After the stub drops its stream, Claude Code retries once without streaming and succeeds."""
+    rig.stub.enqueue_fault("drop-2", path="/v1/messages")
+    chunks = await _collect(rig, "claude")
+    assert _text(chunks) == REPLY
+    assert [r.stream for r in rig.stub.requests] == [True, False]
+    assert chunks[-1].type == "result"
+    _no_survivors(rig)
+
+
+async def test_claude_dropped_twice_is_a_provider_error(rig: Rig) -> None:
+    """When the plain-JSON retry is cut too, the run ends in a ProviderError holding no key."""
+    with pytest.raises(ProviderError) as caught:
+        await rig.rt.provider("claude").complete("Say hello.", model="stub-drop-2")
+    assert "ECONNRESET" in caught.value.message
+    _secret_free(caught.value)
+    assert [r.stream for r in rig.stub.requests] == [True, False]
+    _no_survivors(rig)
+
+
 async def test_claude_cancelled_mid_request_leaves_no_process(rig: Rig) -> None:
     """Closing the stream while Claude Code waits on a hanging API kills its whole group."""
     stream = rig.rt.provider("claude").stream("Say hello.", model="stub-hang")
