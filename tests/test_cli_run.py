@@ -153,3 +153,16 @@ def test_embedded_stub_refuses_a_remote_base_url(tmp_path: Path) -> None:
     done = provcfg("run", "-f", str(m), "--stub", "hi", env={**os.environ})
     assert done.returncode == 2
     assert "loopback" in done.stderr
+
+
+def test_every_error_kind_has_its_exit_code() -> None:
+    """Each ProviderError kind maps to a documented exit code other than 0, 1, 2 and 70."""
+    from typing import get_args
+
+    from provcfg.errors import ErrorKind, ProviderError
+    from provcfg.run import EXIT_CODES, exit_code_for
+
+    for kind in get_args(ErrorKind):
+        code = exit_code_for(ProviderError("x", kind=kind))
+        assert code == EXIT_CODES[kind]
+        assert code not in (0, 1, 2, 70)
