@@ -44,15 +44,29 @@ _STATUS_KINDS: dict[int, ErrorKind] = {
 }
 
 
-_STATUS_IN_TEXT = re.compile(r"\bstatus(?: code)?:?\s*(\d{3})\b|\b(\d{3}) (?:[A-Z][a-z]+ ?)+[:\b]")
+# The forms in which the CLIs (and the HTTP libraries inside them) write a status into
+# an error text. The loose forms (a number before a reason phrase, or in parentheses)
+# only accept 4xx/5xx, so that "processed 200 Files" is not read as a status.
+_STATUS_IN_TEXT = re.compile(
+    r"(?i:\b(?:status(?:[ _]?code)?|error code|http(?:/[\d.]+)?)\s*[:=]?\s*)([1-5]\d\d)\b"
+    r"|\b([45]\d\d)(?: [A-Z][a-z]+(?:-[a-z]+)?)+\b"  # 429 Too Many Requests, 504 Gateway Time-out
+    r"|\bAPI Error: ([45]\d\d)\b"  # Claude Code: "API Error: 529 ..."
+    r"|\(([45]\d\d)\)"  # Claude Code: "Request rejected (429)"
+)
 
 
 def status_in_text(text: str) -> int | None:
-    """The HTTP status a CLI's error text mentions ("status 429", "401 Unauthorized:"), if any."""
+    """The HTTP status a CLI's error text mentions, if any.
+
+    Recognised: ``status 429``, ``status code: 503``, ``last status: 429``,
+    ``Error code: 401``, ``HTTP 502``, ``HTTP/1.1 503``, a 4xx/5xx before a reason
+    phrase (``429 Too Many Requests``, ``got 503 Service Unavailable``), ``API Error:
+    529``, ``(429)``. Returns None when the text names no status.
+    """
     match = _STATUS_IN_TEXT.search(text)
     if match is None:
         return None
-    return int(match.group(1) or match.group(2))
+    return int(next(group for group in match.groups() if group))
 
 
 def kind_for_status(status: int | None, default: ErrorKind = "cli_failed") -> ErrorKind:
