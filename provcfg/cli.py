@@ -357,12 +357,8 @@ def _internal_error(exc: Exception) -> None:
     try:
         import structlog
 
-        # Unconfigured structlog prints to stdout, which `show` owns: log to stderr then.
-        log = (
-            structlog.get_logger(__name__)
-            if structlog.is_configured()
-            else structlog.wrap_logger(structlog.PrintLogger(file=sys.stderr))
-        )
+        # Always stderr: stdout belongs to `show`/`schema`, whatever structlog was set up with.
+        log = structlog.wrap_logger(structlog.PrintLogger(file=sys.stderr))
         log.error("cli.internal_error", error_type=type(exc).__name__, where=where)
     except Exception:  # noqa: S110 - logging must not turn one error into a traceback
         pass

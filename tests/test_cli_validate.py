@@ -150,7 +150,7 @@ def _add(table: list[Command], name: str, error: BaseException) -> None:
     def run(args: object) -> int:
         raise error
 
-    command = Command(name, "test", lambda parser: None, run)
+    command = Command(name, "test", lambda parser: None, run, logs=False)  # keep global logging
     COMMANDS.append(command)
     table.append(command)
 
