@@ -412,6 +412,8 @@ CAPTURES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
     "claude-error-401": ("claude", "stub-fault-401", (), "Say hello."),
     "claude-error-429": ("claude", "stub-fault-429-retry-after-1", (), "Say hello."),
     "claude-error-529": ("claude", "stub-fault-529", (), "Say hello."),
+    "claude-error-dropped": ("claude", "stub-drop-2", (), "Say hello."),
+    "claude-error-no-key": ("claude", "claude-sonnet-4-5", (), "Say hello."),
     "opencode-text": ("opencode", "claude-sonnet-4-5", (), "Say hello."),
     "opencode-text-chat": ("opencode-openai", "gpt-5.5", (), "Say hello."),
     "opencode-tool-use": ("opencode", "stub-tool-use", (), _WEATHER),
@@ -420,6 +422,8 @@ CAPTURES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
     "codex-error-401": ("codex", "stub-fault-401", (), "Say hello."),
     "codex-error-429": ("codex", "stub-fault-429-retry-after-1", (), "Say hello."),
     "codex-error-500": ("codex", "stub-fault-500", (), "Say hello."),
+    "codex-error-dropped": ("codex", "stub-drop-1", (), "Say hello."),
+    "codex-error-no-key": ("codex", "gpt-5.5", (), "Say hello."),
 }
 
 
@@ -444,8 +448,11 @@ def capture_argv(clis: AgentClis, cli: str, model: str, extra: Sequence[str]) ->
     ]
 
 
-def capture(out: Path) -> None:
-    """Capture every transcript in :data:`CAPTURES` into ``out`` (stub and CLIs in a netns)."""
+def capture(out: Path, only: Sequence[str] = ()) -> None:
+    """Capture the transcripts in :data:`CAPTURES` into ``out`` (stub and CLIs in a netns).
+
+    ``only``: capture just these names (all when empty).
+    """
     import tempfile
 
     from provcfg.stub import StubProcess
@@ -459,6 +466,8 @@ def capture(out: Path) -> None:
     ):
         print(f"netns isolated={where.isolated} {where.reason} stub={stub.base_url}")
         for name, (cli, model, extra, prompt) in CAPTURES.items():
+            if only and name not in only:
+                continue
             home = Path(scratch) / name / "home"
             work = Path(scratch) / name / "work"
             home.mkdir(parents=True)
@@ -472,6 +481,10 @@ def capture(out: Path) -> None:
             else:
                 write_codex_config(home / ".codex", stub.base_url)
                 env = codex_env(home, home / ".codex", "sk-stub-capture")
+            if name.endswith("-no-key"):
+                # No credentials at all: what a user sees before setting up a key.
+                env.pop("ANTHROPIC_API_KEY", None)
+                env.pop(STUB_KEY_VAR, None)
             env["PATH"] = os.environ["PATH"]
             done = subprocess.run(
                 capture_argv(clis, cli, model, extra),
@@ -489,9 +502,11 @@ def capture(out: Path) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "capture":
-        target = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).parent / "transcripts"
+        names = [a for a in sys.argv[2:] if a in CAPTURES]
+        folders = [a for a in sys.argv[2:] if a not in CAPTURES]
+        target = Path(folders[0]) if folders else Path(__file__).parent / "transcripts"
         target.mkdir(exist_ok=True)
-        capture(target)
+        capture(target, names)
     else:
-        print("usage: python -m tests.support_clis capture [FOLDER]", file=sys.stderr)
+        print("usage: python -m tests.support_clis capture [FOLDER] [NAME...]", file=sys.stderr)
         sys.exit(errno.EINVAL)

@@ -288,6 +288,8 @@ async def test_claude_dropped_twice_is_a_provider_error(rig: Rig) -> None:
     with pytest.raises(ProviderError) as caught:
         await rig.rt.provider("claude").complete("Say hello.", model="stub-drop-2")
     assert "ECONNRESET" in caught.value.message
+    assert caught.value.kind == "network"  # api_error_status is null: mapped by the text
+    assert caught.value.exit_code == 1
     _secret_free(caught.value)
     assert [r.stream for r in rig.stub.requests] == [True, False]
     _no_survivors(rig)

@@ -2,8 +2,9 @@
 
 Transcripts are captured from the real claude, opencode and codex against the stub;
 the file name's prefix says which CLI wrote it (claude*, opencode*, codex*). A
-transcript with ``error`` in its name must raise a ProviderError; any other must
-give text and end with one result chunk, with no unknown event types.
+transcript with ``error`` in its name must raise the ProviderError kind listed in
+:data:`ERROR_KINDS`; any other must give text and end with one result chunk, with no
+unknown event types.
 """
 
 from __future__ import annotations
@@ -25,6 +26,21 @@ KINDS: dict[str, tuple[type[Any], type[Any], str]] = {
     "claude": (ClaudeCodeProvider, ClaudeCodeSpec, "claude-code"),
     "opencode": (OpenCodeProvider, OpenCodeSpec, "opencode"),
     "codex": (CodexProvider, CodexSpec, "codex"),
+}
+
+# What each captured failure must become (see tests/transcripts/README.md).
+ERROR_KINDS: dict[str, str] = {
+    "claude-error-401": "authentication",
+    "claude-error-429": "rate_limit",
+    "claude-error-529": "overloaded",
+    "claude-error-dropped": "network",  # api_error_status null, "... lost (ECONNRESET)"
+    "claude-error-no-key": "authentication",  # api_error_status null, "Not logged in"
+    "codex-error-401": "authentication",
+    "codex-error-429": "rate_limit",
+    "codex-error-500": "overloaded",  # "We're currently experiencing high demand"
+    "codex-error-dropped": "stream_incomplete",  # "stream disconnected before completion"
+    "codex-error-no-key": "authentication",  # "Missing environment variable"
+    "opencode-error-401": "authentication",
 }
 
 
@@ -50,8 +66,10 @@ async def test_transcript_parses(tmp_path: Path, path: Path) -> None:
     partial = {"partial_messages": True} if "partial" in path.name and kind == "claude-code" else {}
     provider, _ = make_provider(cls, spec_cls, kind, tmp_path, script, **partial)
     if "error" in path.name:
-        with pytest.raises(ProviderError):
+        with pytest.raises(ProviderError) as caught:
             await provider.complete("hi")
+        assert caught.value.kind == ERROR_KINDS[path.stem], str(caught.value)
+        assert caught.value.exit_code == 1
         return
     chunks = [c async for c in provider.stream("hi")]
     assert [c.type for c in chunks].count("result") == 1 and chunks[-1].type == "result"

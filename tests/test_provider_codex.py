@@ -104,7 +104,8 @@ async def test_failed_command_is_error_result(tmp_path: Path) -> None:
     [
         ("unexpected status 401 Unauthorized: bad key", "authentication"),
         ("exceeded retry limit, last status: 429 Too Many Requests", "rate_limit"),
-        ("stream disconnected before completion", "cli_failed"),
+        ("stream disconnected before completion", "stream_incomplete"),
+        ("turn aborted", "cli_failed"),
     ],
 )
 async def test_turn_failed_is_mapped(tmp_path: Path, message: str, kind: str) -> None:

@@ -24,7 +24,14 @@ from provcfg.manifest import CliProviderSpec
 from provcfg.providers._subprocess import CliCommand, CliProcess, minimal_env, scrub
 from provcfg.providers.base import BaseProvider, Chunk, ProviderContext, Timings, Usage
 
-__all__ = ["CliProvider", "EventParser", "kind_for_status", "status_in_text"]
+__all__ = [
+    "CliProvider",
+    "EventParser",
+    "error_kind",
+    "kind_for_status",
+    "kind_for_text",
+    "status_in_text",
+]
 
 _NOTHING: tuple[Chunk, ...] = ()
 
@@ -74,6 +81,75 @@ def kind_for_status(status: int | None, default: ErrorKind = "cli_failed") -> Er
     if status is None:
         return default
     return _STATUS_KINDS.get(status, "server_error" if status >= 500 else default)
+
+
+# Failures the CLIs report without an HTTP status, by the words they print. Taken from
+# the pinned CLIs' own strings (Claude Code 2.1.197, codex 0.171.0; grep their binaries
+# under tools/clis/node_modules) and from the transcripts in tests/transcripts/. The
+# first match wins, so the specific (a timeout, a refused connection) comes before the
+# general (a dropped stream). Keep it small: a phrase belongs here only when a real CLI
+# prints it and its meaning is unambiguous.
+_TEXT_KIND_PATTERNS: tuple[tuple[str, ErrorKind], ...] = (
+    # Claude Code: "Request timed out", "... lost (ETIMEDOUT)"; codex: "timed out"
+    (r"\bETIMEDOUT\b|\btimed out\b", "timeout"),
+    # Claude Code: "API Error: Connection to the API was lost (ECONNRESET)" and the
+    # Node/Bun error codes it names; codex (reqwest): "Connection failed: ...",
+    # "error sending request for url"
+    (
+        r"\b(?:ECONNRESET|ECONNREFUSED|ECONNABORTED|EPIPE|ENOTFOUND|ENETUNREACH|EHOSTUNREACH"
+        r"|EHOSTDOWN|EAI_AGAIN|ConnectionRefused|ConnectionClosed|FailedToOpenSocket)\b"
+        r"|socket hang up|Connection to the API was lost|Unable to connect to API"
+        r"|Connection failed|error sending request|connection refused",
+        "network",
+    ),
+    # Claude Code without a key or with a bad one; codex without its env_key variable
+    (
+        r"Not logged in|Invalid API key|OAuth token (?:revoked|has expired)"
+        r"|Failed to authenticate|Missing environment variable",
+        "authentication",
+    ),
+    # Billing and organisation refusals (Claude Code; codex "Quota exceeded")
+    (
+        r"Credit balance is too low|belongs to a disabled organization"
+        r"|has disabled API key authentication|Quota exceeded",
+        "permission",
+    ),
+    # codex: "You've hit your usage limit"
+    (r"hit your usage limit|usage limit reached", "rate_limit"),
+    # codex: a 500 becomes "We're currently experiencing high demand"; "Selected model
+    # is at capacity"; Claude Code: "Repeated 529 Overloaded errors", "high load"
+    (
+        r"experiencing high demand|is at capacity|Overloaded|experiencing high load",
+        "overloaded",
+    ),
+    # Claude Code: "Prompt is too long"; codex: "ran out of room in the model's context window"
+    (r"Prompt is too long|context window", "invalid_request"),
+    # codex: the response stream ended early (no retry left)
+    (r"stream disconnected before completion", "stream_incomplete"),
+)
+_TEXT_KINDS = tuple((re.compile(p, re.IGNORECASE), kind) for p, kind in _TEXT_KIND_PATTERNS)
+
+
+def kind_for_text(text: str) -> ErrorKind | None:
+    """The kind a status-less CLI error text names ("Not logged in", "ECONNRESET"), or None."""
+    for pattern, kind in _TEXT_KINDS:
+        if pattern.search(text):
+            return kind
+    return None
+
+
+def error_kind(status: int | None, text: str, default: ErrorKind = "cli_failed") -> ErrorKind:
+    """The kind of a CLI-reported failure: by HTTP status, else by its words, else ``default``.
+
+    ``status`` is the one the CLI reported, or None; then the status named in
+    ``text`` counts (see :func:`status_in_text`), then the phrases in the table above.
+    """
+    if status is None:
+        status = status_in_text(text)
+    kind = kind_for_status(status, default="cli_failed")
+    if kind != "cli_failed":
+        return kind
+    return kind_for_text(text) or default
 
 
 class EventParser:

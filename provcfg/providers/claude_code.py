@@ -26,9 +26,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from provcfg.errors import ErrorKind
 from provcfg.manifest import ClaudeCodeSpec
-from provcfg.providers._cli import CliProvider, EventParser, kind_for_status
+from provcfg.providers._cli import CliProvider, EventParser, error_kind
 from provcfg.providers._subprocess import minimal_env
 from provcfg.providers.base import Chunk, Usage
 
@@ -207,9 +206,9 @@ class ClaudeCodeParser(EventParser):
             status = event.get("api_error_status")
             subtype = event.get("subtype")
             text = str(event.get("result") or "; ".join(map(str, event.get("errors") or ())))
-            kind: ErrorKind = kind_for_status(status if isinstance(status, int) else None)
-            if kind == "cli_failed" and "overloaded" in text.lower():
-                kind = "overloaded"
+            # api_error_status is null for failures without an HTTP answer (a lost
+            # connection, no credentials): then the text says what happened.
+            kind = error_kind(status if isinstance(status, int) else None, text)
             self.fail(
                 f"Claude Code reported an error ({subtype}): {text or 'no detail'}",
                 kind,

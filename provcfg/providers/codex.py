@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from provcfg.manifest import CodexSpec
-from provcfg.providers._cli import CliProvider, EventParser, kind_for_status, status_in_text
+from provcfg.providers._cli import CliProvider, EventParser, error_kind, status_in_text
 from provcfg.providers.base import Chunk, Usage
 
 __all__ = ["CodexParser", "CodexProvider"]
@@ -167,7 +167,7 @@ class CodexParser(EventParser):
 
     def _fail(self, message: str) -> None:
         status = status_in_text(message)
-        self.fail(f"codex turn failed: {message}", kind_for_status(status), status=status)
+        self.fail(f"codex turn failed: {message}", error_kind(status, message), status=status)
 
 
 class CodexProvider(CliProvider):

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from provcfg.errors import ErrorKind, ProviderError
 from provcfg.manifest import OpenCodeSpec
-from provcfg.providers._cli import CliProvider, EventParser, kind_for_status, status_in_text
+from provcfg.providers._cli import CliProvider, EventParser, error_kind, status_in_text
 from provcfg.providers.base import Chunk, Usage
 
 __all__ = ["OpenCodeParser", "OpenCodeProvider"]
@@ -125,7 +125,7 @@ class OpenCodeParser(EventParser):
         status = data.get("statusCode")
         if not isinstance(status, int):
             status = status_in_text(message)
-        kind = _ERROR_NAMES.get(name) or kind_for_status(status)
+        kind = _ERROR_NAMES.get(name) or error_kind(status, message)
         self.fail(f"opencode reported {name}: {message}", kind, status=status, name=name)
         return _NOTHING
 
