@@ -29,6 +29,17 @@ earlier on an unchanged ``PATH`` is not noticed until one of those happens.
 
 The resolver owns its descriptors (one per cached file): :meth:`CLIResolver.close`
 releases them, and so does garbage collection of a resolver never closed.
+
+A second level (``shared=``, the manifest's ``cli_paths`` cache region) carries
+detections across processes: on a miss of the in-process cache the resolver
+reads the region under ``fields_key("cli_path", command, path, search_paths,
+PATH)`` (sha256, the same in every process). A path found there is trusted only
+if it is a place this very search could have produced (the explicit path, or
+``command`` directly in a PATH folder or a search path: a shared cache must not
+be able to point at any other program) and it is still an executable regular
+file; then the scan is skipped. Otherwise, and on a miss, the scan runs and its
+result is written back (a stale entry whose file is gone is deleted when the
+scan finds nothing).
 """
 
 from __future__ import annotations
@@ -40,12 +51,15 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import structlog
 
 from provcfg.errors import CLINotFoundError
 from provcfg.metrics import Metrics
+
+if TYPE_CHECKING:
+    from dogpile.cache.region import CacheRegion
 
 __all__ = ["CLIResolver"]
 
@@ -152,12 +166,15 @@ class CLIResolver:
         search_paths: tuple[str, ...],
         install_hint: str,
         provider: str = "",
+        shared: CacheRegion | None = None,
     ) -> Path:
         """Return the executable file that runs ``command``.
 
         Order: the explicit ``path`` (no fallback when it is set), then ``PATH``
         as :func:`shutil.which` reads it, then ``search_paths`` with ``~``
         expanded. Directories, non-regular and non-executable files are skipped.
+        ``shared`` is a second-level cache region consulted (and filled) only
+        when the in-process cache misses; see the module docstring.
 
         Returns:
             An absolute path to an executable regular file.
@@ -185,7 +202,7 @@ class CLIResolver:
                     self._metrics.incr("cli_path_hit", command)
                     return entry.result
             self._drop(key, entry)
-        return self._detect(key, install_hint, provider)
+        return self._detect(key, install_hint, provider, shared)
 
     def invalidate(self, path_or_none: str | os.PathLike[str] | None = None) -> int:
         """Forget cached resolutions.
@@ -225,35 +242,118 @@ class CLIResolver:
                 del self._entries[key]
                 entry.close()
 
-    def _detect(self, key: _Key, install_hint: str, provider: str) -> Path:
+    def _detect(
+        self, key: _Key, install_hint: str, provider: str, shared: CacheRegion | None
+    ) -> Path:
         command, path, search_paths, raw_path = key
+        path_value = _decode_path(raw_path)
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:  # another thread detected it while we waited
                 self._metrics.incr("cli_path_hit", command)
                 return entry.result
-            start = time.perf_counter()
-            try:
-                file = _search(command, path, search_paths, _decode_path(raw_path))
-                if file is None:
-                    raise _not_found(
-                        command,
-                        path=path,
-                        search_paths=search_paths,
-                        path_value=_decode_path(raw_path),
-                        install_hint=install_hint,
-                        provider=provider,
-                    )
-                entry = _open_entry(file)
-            finally:
-                self._metrics.incr("cli_path_miss", command)
-                self._metrics.observe("cli_detect_seconds", time.perf_counter() - start, command)
+            self._metrics.incr("cli_path_miss", command)
+            shared_key = None
+            if shared is not None:
+                from provcfg.cache._keys import fields_key
+
+                shared_key = fields_key("cli_path", command, path, search_paths, path_value)
+                entry = self._from_shared(shared, shared_key, key, path_value)
+            if entry is None:
+                entry = self._scan(
+                    key,
+                    path_value=path_value,
+                    install_hint=install_hint,
+                    provider=provider,
+                    shared=shared,
+                    shared_key=shared_key,
+                )
             if len(self._entries) >= _MAX_ENTRIES:
                 oldest = next(iter(self._entries))
                 self._entries.pop(oldest).close()
             self._entries[key] = entry
-        _log.debug("cli_path_detected", command=command, provider=provider, file=file)
         return entry.result
+
+    def _from_shared(
+        self, shared: CacheRegion, shared_key: str, key: _Key, path_value: str | None
+    ) -> _Entry | None:
+        """The second-level entry, if it is plausible and still an executable file."""
+        from dogpile.cache.api import NO_VALUE
+
+        command, path, search_paths, _ = key
+        file = shared.get(shared_key)
+        if file is NO_VALUE:
+            return None
+        if (
+            isinstance(file, str)
+            and _plausible(file, command, path, search_paths, path_value)
+            and _unusable(file) is None
+        ):
+            try:
+                entry = _open_entry(file)
+            except OSError:  # removed between the check and the open
+                pass
+            else:
+                self._metrics.incr("cli_path_shared_hit", command)
+                return entry
+        self._metrics.incr("cli_path_shared_stale", command)
+        _log.info("cli_path_shared_stale", command=command, file=str(file)[:300])
+        return None
+
+    def _scan(
+        self,
+        key: _Key,
+        *,
+        path_value: str | None,
+        install_hint: str,
+        provider: str,
+        shared: CacheRegion | None,
+        shared_key: str | None,
+    ) -> _Entry:
+        command, path, search_paths, _ = key
+        start = time.perf_counter()
+        try:
+            file = _search(command, path, search_paths, path_value)
+            entry = None if file is None else _open_entry(file)
+        finally:
+            self._metrics.observe("cli_detect_seconds", time.perf_counter() - start, command)
+        if shared is not None and shared_key is not None:
+            # A stale entry must not make every process verify (and reject) it again.
+            if file is None:
+                shared.delete(shared_key)
+            else:
+                shared.set(shared_key, file)
+        if file is None or entry is None:
+            raise _not_found(
+                command,
+                path=path,
+                search_paths=search_paths,
+                path_value=path_value,
+                install_hint=install_hint,
+                provider=provider,
+            )
+        _log.debug("cli_path_detected", command=command, provider=provider, file=file)
+        return entry
+
+
+def _plausible(
+    file: str,
+    command: str,
+    path: str | None,
+    search_paths: tuple[str, ...],
+    path_value: str | None,
+) -> bool:
+    """Whether ``file`` is a place :func:`_search` could have returned for this key."""
+    if path is not None:
+        return file == os.path.abspath(os.path.expanduser(path))
+    if os.path.dirname(command):
+        return file == os.path.abspath(command)
+    if os.path.basename(file) != command:
+        return False
+    folder = os.path.dirname(file)
+    folders = [os.path.abspath(d) for d in _path_dirs(path_value)]
+    folders.extend(os.path.abspath(os.path.expanduser(s)) for s in search_paths)
+    return folder in folders
 
 
 def _close_entries(entries: dict[_Key, _Entry]) -> None:

@@ -9,6 +9,7 @@ Every failure a user can meet is one of these, so callers catch one vocabulary::
     ├── RuntimeClosedError            the Runtime was closed (aclose) and cannot serve
     ├── UnknownProviderError          rt.provider(name) / translate_model for a name not declared
     ├── UnknownModelError             a model alias is unknown and the policy says "error"
+    ├── UnknownRegionError            rt.region(name) for a cache region not declared
     └── ProviderError                 a provider failed; .kind says how (see ErrorKind)
         └── CLINotFoundError          kind == "cli_not_found": the agent CLI is not installed
 
@@ -36,6 +37,7 @@ __all__ = [
     "RuntimeClosedError",
     "UnknownModelError",
     "UnknownProviderError",
+    "UnknownRegionError",
 ]
 
 ErrorKind = Literal[
@@ -176,6 +178,24 @@ class UnknownModelError(ProvcfgError, LookupError):
             f"provider {provider!r}: unknown model alias {alias!r}{hint} "
             f"(aliases: {listed}; or give a complete model id)"
         )
+
+
+class UnknownRegionError(ProvcfgError, KeyError):
+    """A cache region name that the manifest does not declare under ``cache:``."""
+
+    def __init__(self, name: str, known: Sequence[str], suggestion: str | None = None) -> None:
+        self.name = name
+        self.known = tuple(known)
+        hint = f"; did you mean {suggestion!r}?" if suggestion else ""
+        listed = ", ".join(self.known) or "(none)"
+        super().__init__(
+            f"no cache region named {name!r}{hint} (declared: {listed}); "
+            f"declare it under cache: in the manifest"
+        )
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would repr() the message; keep it readable.
+        return str(self.args[0])
 
 
 @dataclass(eq=False)

@@ -36,6 +36,7 @@ from provcfg.errors import (
     RuntimeClosedError,
     UnknownModelError,
     UnknownProviderError,
+    UnknownRegionError,
 )
 from provcfg.manifest import Manifest, MemoryRegionSpec, PoolSpec
 from provcfg.metrics import Metrics
@@ -54,6 +55,7 @@ __all__ = ["Runtime", "load"]
 log = structlog.get_logger(__name__)
 
 PROVIDERS_REGION = "providers"
+CLI_PATHS_REGION = "cli_paths"
 DEFAULT_POOL = "_default"
 # An id that looks complete (has a digit, a dash or a slash) passes through untranslated.
 _COMPLETE_ID = re.compile(r"^[A-Za-z0-9][\w.:@/-]*$")
@@ -145,7 +147,9 @@ class Runtime:
         self._ttl: float | None = None
         self._models: dict[str, dict[str, str]] = {}
         self._known_ids: dict[str, frozenset[str]] = {}
-        self._cli_args: dict[str, tuple[str, str | None, tuple[str, ...], str]] = {}
+        self._cli_args: dict[
+            str, tuple[str, str | None, tuple[str, ...], str, CacheRegion | None]
+        ] = {}
         self._handles: dict[str, _Handle] = {}
         self._regions: dict[str, _Shared] = {}
         self._pools: dict[str, _Shared] = {}
@@ -306,6 +310,11 @@ class Runtime:
                 self.metrics.gauge(f"pool.{name}", pool.stats)
             self._pools[name] = part
 
+        # The resolver outlives generations; this generation's cli_paths region (the
+        # second level that carries detections across processes) goes with each call.
+        cli_part = self._regions.get(CLI_PATHS_REGION)
+        cli_shared: CacheRegion | None = cli_part.obj if cli_part is not None else None
+
         # Model tables, then provider handles (no instance yet: that is lazy).
         kinds = self._kinds()
         for name, spec in m.providers.items():
@@ -342,6 +351,7 @@ class Runtime:
                     getattr(spec, "path", None),
                     tuple(getattr(spec, "search_paths", ())),
                     kind.install_hint,
+                    cli_shared,
                 )
             with store.lock:
                 store.users[f"{name}:{digest}"] = store.users.get(f"{name}:{digest}", 0) + 1
@@ -504,11 +514,16 @@ class Runtime:
             ProvcfgError: ``provider`` is not a CLI kind.
         """
         try:
-            command, path, search_paths, hint = self._cli_args[provider]
+            command, path, search_paths, hint, shared = self._cli_args[provider]
         except KeyError:
             return self._cli_path_slow(provider)
         return self._resolver.resolve(  # type: ignore[union-attr]
-            command, path=path, search_paths=search_paths, install_hint=hint, provider=provider
+            command,
+            path=path,
+            search_paths=search_paths,
+            install_hint=hint,
+            provider=provider,
+            shared=shared,
         )
 
     def _cli_path_slow(self, provider: str) -> Path:
@@ -517,6 +532,35 @@ class Runtime:
             close = difflib.get_close_matches(provider, list(self._handles), n=1)
             raise UnknownProviderError(provider, list(self._handles), close[0] if close else None)
         raise ProvcfgError(f"provider {provider!r} (kind {handle.spec.kind}) does not run a CLI")
+
+    def region(self, name: str) -> CacheRegion:
+        """The dogpile cache region ``name`` declared under ``cache:``.
+
+        Use it for your own entries (``region.get_or_create(key, creator)``); keys
+        are namespaced by this configuration's digest, so a changed manifest never
+        serves entries written under the old one, also in other processes sharing
+        the server. The ``providers`` region holds live provider objects: read it,
+        do not write it.
+
+        Returns:
+            A configured ``dogpile.cache.region.CacheRegion``.
+
+        Raises:
+            UnknownRegionError: no region of that name is declared (with a suggestion).
+            RuntimeClosedError: the runtime was closed.
+        """
+        if self._closed:
+            raise RuntimeClosedError("this Runtime was closed; load a new one")
+        part = self._regions.get(name)
+        if part is None or (name == PROVIDERS_REGION and name not in self.manifest.cache):
+            declared = sorted(self.manifest.cache)
+            close = difflib.get_close_matches(name, declared, n=1)
+            raise UnknownRegionError(name, declared, close[0] if close else None)
+        if name == PROVIDERS_REGION:
+            store: _ProviderStore = part.obj
+            return store.region
+        region: CacheRegion = part.obj
+        return region
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -6,6 +6,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -313,3 +314,79 @@ def test_dropped_resolver_releases_descriptors(bin_dirs: tuple[Path, Path]) -> N
     del r
     gc.collect()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def _shared_region() -> Any:
+    from provcfg.cache import build_region
+    from provcfg.manifest import MemoryRegionSpec
+
+    spec = MemoryRegionSpec(backend="memory", max_size=8)
+    return build_region("cli_paths", spec, namespace="test", metrics=Metrics())
+
+
+def _shared_key(search_paths: tuple[str, ...] = ()) -> str:
+    from provcfg.cache._keys import fields_key
+
+    return fields_key("cli_path", "claude", None, search_paths, os.environ["PATH"])
+
+
+def test_shared_region_hit_skips_the_scan(bin_dirs: tuple[Path, Path]) -> None:
+    """An L1 miss trusts a plausible, executable path from the shared region instead of scanning."""
+    first, second = bin_dirs
+    make_exe(first)
+    later = make_exe(second)
+    region = _shared_region()
+    # The scan would pick first/claude; the shared entry names second/claude (also on PATH).
+    region.set(_shared_key(), str(later))
+    metrics = Metrics()
+    r = CLIResolver(metrics)
+    try:
+        got = r.resolve("claude", path=None, search_paths=(), install_hint=HINT, shared=region)
+        assert got == later
+        assert metrics.counter("cli_path_shared_hit", "claude") == 1
+        assert metrics.summary("cli_detect_seconds", "claude") is None
+    finally:
+        r.close()
+
+
+def test_shared_region_is_filled_by_a_scan(bin_dirs: tuple[Path, Path]) -> None:
+    """A fresh detection is written to the shared region under the cross-process key."""
+    first, _ = bin_dirs
+    exe = make_exe(first)
+    region = _shared_region()
+    r = CLIResolver(Metrics())
+    try:
+        r.resolve("claude", path=None, search_paths=(), install_hint=HINT, shared=region)
+        assert region.get(_shared_key()) == str(exe)
+    finally:
+        r.close()
+
+
+@pytest.mark.parametrize("where", ["elsewhere", "renamed", "not-executable", "not-a-str"])
+def test_implausible_or_unusable_shared_entry_is_rejected(
+    bin_dirs: tuple[Path, Path], tmp_path: Path, where: str
+) -> None:
+    """A shared entry outside the search, under another name or not executable is rescanned."""
+    first, second = bin_dirs
+    exe = make_exe(first)
+    bad: object
+    if where == "elsewhere":
+        bad = str(make_exe(tmp_path / "evil"))
+    elif where == "renamed":
+        bad = str(make_exe(second, "other"))
+    elif where == "not-executable":
+        bad = str(make_exe(second))
+        Path(str(bad)).chmod(0o644)
+    else:
+        bad = 42
+    region = _shared_region()
+    region.set(_shared_key(), bad)
+    metrics = Metrics()
+    r = CLIResolver(metrics)
+    try:
+        got = r.resolve("claude", path=None, search_paths=(), install_hint=HINT, shared=region)
+        assert got == exe
+        assert metrics.counter("cli_path_shared_stale", "claude") == 1
+        assert region.get(_shared_key()) == str(exe)
+    finally:
+        r.close()

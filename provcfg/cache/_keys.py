@@ -12,10 +12,11 @@ with a literal one. Nothing here uses ``hash()`` (salted per process) or
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable
 
-__all__ = ["MAX_KEY_LENGTH", "generation_key", "key_prefix", "make_key_mangler"]
+__all__ = ["MAX_KEY_LENGTH", "fields_key", "generation_key", "key_prefix", "make_key_mangler"]
 
 MAX_KEY_LENGTH = 250
 """memcached's limit, the strictest of the backends."""
@@ -46,6 +47,20 @@ def generation_key(region: str) -> str:
     """Key of the region's shared generation marker (``#`` keeps it out of the data keys)."""
     _check_part("region name", region)
     return f"provcfg:{region}:#generation"
+
+
+def fields_key(kind: str, *fields: str | tuple[str, ...] | None) -> str:
+    """A key for ``fields`` that is the same in every process: ``kind:sha256(JSON)``.
+
+    The fields are written as compact JSON (``None`` and a tuple stay distinct from
+    a string), so ``("a b", None)`` and ``("a", "b")`` never share a key. Strings
+    may hold lone surrogates (an undecodable PATH byte): JSON escapes them.
+
+    Returns:
+        ``kind`` + ``":"`` + 64 hex digits.
+    """
+    text = json.dumps([kind, *fields], separators=(",", ":"))
+    return f"{kind}:{hashlib.sha256(text.encode('ascii')).hexdigest()}"
 
 
 def make_key_mangler(region: str, namespace: str) -> Callable[[str], str]:
