@@ -10,7 +10,9 @@ watched was replaced), so :class:`FolderWatcher` watches *folders* with
 * names starting with ``..`` in that folder: the Kubernetes ConfigMap layout, where
   ``providers.yaml -> ..data/providers.yaml`` and an update atomically renames the
   ``..data`` symlink to a new ``..2026_xx`` folder, so no event ever names the file;
-* the resolved file when a symlink leads outside the folder (its folder is watched too);
+* every hop of a symlink chain (a link into a subfolder or another folder, which may
+  itself be a ConfigMap volume): each hop's folder is watched too, and the chain is
+  followed again after every change, so a re-pointed link is followed;
 * anything in the folders of resolved CLI binaries (replaced or removed on disk).
 
 The set of folders can change (a symlink re-pointed, a CLI resolved for the first
@@ -40,40 +42,66 @@ _RETRY_SECONDS = 0.5
 
 @dataclass(frozen=True, slots=True)
 class ManifestTarget:
-    """Where a manifest lives and which changed paths concern it."""
+    """Where a manifest lives, which folders to watch, and which changed paths concern it.
+
+    Every hop of the symlink chain counts: ``providers.yaml -> ../shared/providers.yaml
+    -> ..data/providers.yaml`` watches the manifest's folder and ``../shared``, and a
+    change to any hop, or to a ``..``-name (a ConfigMap's ``..data`` swap) in a watched
+    folder, concerns the manifest. Build a new one after each change: a re-pointed
+    symlink leads elsewhere.
+    """
 
     path: str
-    folder: str
-    name: str
-    real_path: str
-    real_folder: str | None
-    """Folder of the resolved file when a symlink leads outside ``folder`` (else None)."""
+    links: frozenset[str]
+    """The manifest's absolute path, every symlink hop after it, and the resolved file."""
+    watched: frozenset[str]
+    """The folders to watch: each hop's folder, cut before any ``..x`` component."""
 
     @classmethod
     def of(cls, path: str | os.PathLike[str]) -> ManifestTarget:
-        """Describe ``path`` as it is on disk now (symlinks resolved once)."""
+        """Describe ``path`` as it is on disk now (the symlink chain followed once)."""
         absolute = os.path.abspath(os.fspath(path))
-        folder, name = os.path.split(absolute)
-        real = os.path.realpath(absolute)
-        real_folder: str | None = os.path.dirname(real)
-        real_base = os.path.realpath(folder)
-        # Inside the folder (the ConfigMap ..data/..2026_xx layout) the `..` names cover it.
-        if real_folder == real_base or (real_folder or "").startswith(real_base + os.sep):
-            real_folder = None
-        return cls(absolute, folder, name, real, real_folder)
+        hops = _symlink_chain(absolute)
+        watched = frozenset(_watchable(os.path.dirname(hop)) for hop in hops)
+        return cls(absolute, frozenset(hops), watched)
 
     def folders(self) -> frozenset[str]:
         """The folders to watch for this manifest."""
-        if self.real_folder is None:
-            return frozenset({self.folder})
-        return frozenset({self.folder, self.real_folder})
+        return self.watched
 
     def concerns(self, changed: str) -> bool:
         """Whether a change at ``changed`` may have changed the manifest's content."""
+        if changed in self.links:
+            return True
         parent, base = os.path.split(changed)
-        if parent == self.folder:
-            return base == self.name or base.startswith("..")
-        return changed == self.real_path
+        return base.startswith("..") and parent in self.watched
+
+
+def _symlink_chain(path: str) -> list[str]:
+    """``path``, each symlink target it leads through, and its fully resolved form."""
+    hops = [path]
+    current = path
+    for _ in range(40):  # the kernel's own limit on symlink hops
+        try:
+            target = os.readlink(current)
+        except OSError:  # not a link (or gone): the chain ends here
+            break
+        current = os.path.normpath(os.path.join(os.path.dirname(current), target))
+        hops.append(current)
+    real = os.path.realpath(path)
+    if real not in hops:
+        hops.append(real)
+    return hops
+
+
+def _watchable(folder: str) -> str:
+    """``folder`` cut before its first ``..x`` component (a ConfigMap's ``..data`` or
+    ``..2026_xx``): those are swapped whole, so their parent is the folder that hears it."""
+    parts = folder.split(os.sep)
+    for index, part in enumerate(parts):
+        if part.startswith("..") and part != "..":
+            return os.sep.join(parts[:index]) or os.sep
+    return folder
 
 
 class _StopSignal:

@@ -23,10 +23,14 @@ __all__ = [
     "jetbrains_save",
     "os_replace",
     "read_text",
+    "settled",
     "until",
     "until_event",
+    "vim_backupcopy_yes",
     "vim_save",
+    "vscode_atomic_save",
     "write_in_place",
+    "write_in_two_parts",
 ]
 
 DEAD_URL = "http://127.0.0.1:9"
@@ -71,8 +75,38 @@ def os_replace(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write_in_two_parts(path: Path, text: str) -> None:
+    """Truncate, write half, flush (a reader may see it), then the rest: a slow in-place save."""
+    half = len(text) // 2
+    with open(path, "w") as stream:
+        stream.write(text[:half])
+        stream.flush()
+        os.fsync(stream.fileno())
+        stream.write(text[half:])
+
+
+def vscode_atomic_save(path: Path, text: str) -> None:
+    """VS Code with atomic saving: write a sibling temporary file, then rename it over."""
+    tmp = path.with_name(f".{path.name}.vsctmp")
+    with open(tmp, "w") as stream:
+        stream.write(text)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.rename(tmp, path)
+
+
+def vim_backupcopy_yes(path: Path, text: str) -> None:
+    """vim with ``backupcopy=yes``: copy the original to ``name~``, write in place, drop it."""
+    backup = path.with_name(path.name + "~")
+    shutil.copyfile(path, backup)
+    with open(path, "w") as stream:  # same inode: truncate, then write
+        stream.write(text)
+    backup.unlink()
+
+
 def vim_save(path: Path, text: str) -> None:
-    """vim's default: probe file ``4913``, rename the original to ``name~``, write anew."""
+    """vim with ``backupcopy=no`` (its default here): probe file ``4913``, rename the
+    original to ``name~``, write a new file, delete ``name~``."""
     probe = path.with_name("4913")
     probe.touch()
     probe.unlink()
@@ -101,10 +135,13 @@ def copy_over(path: Path, text: str) -> None:
 
 
 SAVE_STYLES: dict[str, Callable[[Path, str], None]] = {
-    "in-place": write_in_place,
+    "in-place (vscode default)": write_in_place,
+    "in-place in two parts": write_in_two_parts,
+    "vscode-atomic": vscode_atomic_save,
     "os.replace": os_replace,
-    "vim": vim_save,
-    "jetbrains": jetbrains_save,
+    "vim backupcopy=no": vim_save,
+    "vim backupcopy=yes": vim_backupcopy_yes,
+    "jetbrains safe write": jetbrains_save,
     "cp": copy_over,
 }
 
@@ -136,6 +173,12 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.01)
+
+
+async def settled(live: LiveRuntime, timeout: float = 10.0) -> None:
+    """Wait until the re-check made once the watcher listens has run (so the next save
+    is heard by the watch itself, not picked up by that re-check)."""
+    await until(lambda: live.runtime.metrics.counter("reload_unchanged") >= 1, timeout)
 
 
 async def until_event(

@@ -22,6 +22,7 @@ from tests.support_reload import (
     configmap_write,
     os_replace,
     read_text,
+    settled,
     until,
     until_event,
     write_in_place,
@@ -47,6 +48,7 @@ async def test_each_save_style_reloads_and_keeps_hearing(manifest_path: Path, st
     save = SAVE_STYLES[style]
     async with watch(manifest_path, environ={}) as live:
         first = live.runtime
+        await settled(live)  # heard by the watch, not by the start-up re-check
         save(manifest_path, api_manifest({"api": 200, "local": 100}))
         second = await live.wait_for_generation(2)
         assert second is not first
@@ -106,6 +108,7 @@ async def test_configmap_symlink_layout(tmp_path: Path) -> None:
     """A ConfigMap update renames only ..data; the watcher hears it and reloads, every time."""
     path = configmap_write(tmp_path, "providers.yaml", api_manifest(TWO), "2026_01_01_00_00_00.1")
     async with watch(path, environ={}) as live:
+        await settled(live)
         configmap_update(
             tmp_path, "providers.yaml", api_manifest({"api": 2, "local": 100}), "2026_01_01.2"
         )
