@@ -19,7 +19,6 @@ import asyncio
 import concurrent.futures
 import difflib
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -38,7 +37,7 @@ from provcfg.errors import (
     UnknownProviderError,
     UnknownRegionError,
 )
-from provcfg.manifest import Manifest, MemoryRegionSpec, PoolSpec
+from provcfg.manifest import Manifest, MemoryRegionSpec, PoolSpec, looks_like_model_id
 from provcfg.metrics import Metrics
 from provcfg.providers.base import KindRegistry, Provider, ProviderContext, ProviderKind
 from provcfg.singleflight import SingleFlight
@@ -57,12 +56,6 @@ log = structlog.get_logger(__name__)
 PROVIDERS_REGION = "providers"
 CLI_PATHS_REGION = "cli_paths"
 DEFAULT_POOL = "_default"
-# An id that looks complete (has a digit, a dash or a slash) passes through untranslated.
-_COMPLETE_ID = re.compile(r"^[A-Za-z0-9][\w.:@/-]*$")
-
-
-def _looks_complete(name: str) -> bool:
-    return bool(_COMPLETE_ID.match(name)) and any(c in name for c in "-/0123456789")
 
 
 class _Shared:
@@ -85,8 +78,9 @@ class _ProviderStore:
     """The providers region plus single-flight creation; shared across generations.
 
     Instances are stored in the region under ``name:specdigest``. When the region
-    lets go of one (LRU eviction, expiry replacement, delete), ``_discarded``
-    drops it from every runtime's fast path and closes it.
+    lets go of one (LRU eviction, expiry replacement, delete), :meth:`discarded`
+    drops it from every runtime's fast path and closes it once its in-flight
+    streams have finished (:meth:`close_soon`).
     """
 
     region: CacheRegion
@@ -94,34 +88,98 @@ class _ProviderStore:
     flights: SingleFlight[Provider] = field(default_factory=SingleFlight)
     runtimes: list[Runtime] = field(default_factory=list)
     users: dict[str, int] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Re-entrant: a region.set under it may evict, and the discard callback takes it too.
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    # Closes in progress: asyncio tasks (on the loop that discarded the instance) and
+    # futures of the closer thread. Owned here, not module-wide: one store per lineage.
+    closing: set[Any] = field(default_factory=set)
+    closer: concurrent.futures.ThreadPoolExecutor | None = None
+    closed: bool = False
 
     def discarded(self, key: str, value: Any) -> None:
         for rt in list(self.runtimes):
             for name, provider in list(rt._live.items()):
                 if provider is value:
                     rt._live.pop(name, None)
-        _close_soon(value)
+        self.close_soon(value)
+
+    def close_soon(self, provider: Any) -> None:
+        """Close ``provider`` once it is idle, from whatever context we are in.
+
+        In a running loop: a task on that loop. Without one: at once when no stream
+        is in flight, else in the store's closer thread (never blocking the caller,
+        which may be a thread evicting an instance another loop is streaming from).
+        """
+        if getattr(provider, "aclose", None) is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            task = loop.create_task(_idle_then_close(provider))
+            with self.lock:
+                self.closing.add(task)
+            task.add_done_callback(lambda t: self._task_done(t, provider))
+        elif not getattr(provider, "inflight", 0):
+            asyncio.run(provider.aclose())
+        else:
+            self._in_closer_thread(provider)
+
+    def _task_done(self, task: asyncio.Task[Any], provider: Any) -> None:
+        with self.lock:
+            self.closing.discard(task)
+        if task.cancelled():
+            # Its loop shut down (asyncio.run cancels what is left) before the close ran.
+            self._in_closer_thread(provider)
+
+    def _in_closer_thread(self, provider: Any) -> None:
+        with self.lock:
+            if self.closer is None:
+                self.closer = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="provcfg-close"
+                )
+            future = self.closer.submit(asyncio.run, _idle_then_close(provider))
+            self.closing.add(future)
+        future.add_done_callback(self._future_done)
+
+    def _future_done(self, future: concurrent.futures.Future[Any]) -> None:
+        with self.lock:
+            self.closing.discard(future)
+
+    async def drain(self) -> None:
+        """Wait for the closes this loop can wait for: its own tasks and the closer thread's.
+
+        Tasks of other loops are left to those loops (awaiting them here would fail);
+        if such a loop shuts down first, the close moves to the closer thread.
+        """
+        current = asyncio.get_running_loop()
+        while True:
+            with self.lock:
+                pending = [
+                    item
+                    for item in self.closing
+                    if not isinstance(item, asyncio.Task) or item.get_loop() is current
+                ]
+            if not pending:
+                return
+            waits = [
+                item if isinstance(item, asyncio.Task) else asyncio.wrap_future(item)
+                for item in pending
+            ]
+            await asyncio.gather(*waits, return_exceptions=True)
 
 
-def _close_soon(provider: Any) -> None:
-    """Close a provider that left the cache, from whatever context we are in."""
-    aclose = getattr(provider, "aclose", None)
-    if aclose is None:
-        return
+async def _idle_then_close(provider: Any) -> None:
+    wait_idle = getattr(provider, "wait_idle", None)
+    if wait_idle is not None:
+        await wait_idle()
     try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        loop = None
-    if loop is not None:
-        task = loop.create_task(aclose())
-        _pending_closes.add(task)
-        task.add_done_callback(_pending_closes.discard)
-    else:
-        asyncio.run(aclose())
-
-
-_pending_closes: set[asyncio.Task[Any]] = set()
+        await provider.aclose()
+    except Exception as exc:  # one failing plugin must not stop the others closing
+        log.warning(
+            "provider_close_failed", provider=getattr(provider, "name", "?"), error=repr(exc)
+        )
 
 
 class Runtime:
@@ -263,8 +321,6 @@ class Runtime:
             def discarded(key: str, value: Any) -> None:
                 if holder:
                     holder[0].discarded(key, value)
-                else:
-                    _close_soon(value)
 
             region = build_region(
                 PROVIDERS_REGION,
@@ -434,18 +490,27 @@ class Runtime:
             self.metrics.incr("provider_cache_miss", name)
             with self.metrics.timed("provider_create_seconds", name):
                 instance = self._create(handle)
-            store.region.set(key, instance)
-            return instance
+            with store.lock:
+                if not store.closed and store.users.get(key, 0) > 0:
+                    store.region.set(key, instance)
+                    return instance
+            # aclose() ran while we created it: no runtime uses the key, nobody would close it.
+            store.close_soon(instance)
+            raise RuntimeClosedError("this Runtime was closed; load a new one")
 
         provider = store.flights.run(key, fetch_or_create)
-        if self._closed:
-            raise RuntimeClosedError("this Runtime was closed; load a new one")
-        self._live[requested] = provider
-        self._live[name] = provider
         if self._ttl is not None:
             expires = time.monotonic() + self._ttl
             self._expires[requested] = expires
             self._expires[name] = expires
+        self._live[requested] = provider
+        self._live[name] = provider
+        # aclose() sets _closed before clearing _live: whichever order the two threads
+        # ran in, a closed runtime keeps nothing on its fast path.
+        if self._closed:
+            self._live.pop(requested, None)
+            self._live.pop(name, None)
+            raise RuntimeClosedError("this Runtime was closed; load a new one")
         return provider
 
     def _create(self, handle: _Handle) -> Provider:
@@ -498,7 +563,7 @@ class Runtime:
         table = self._models[provider]
         if alias in self._known_ids[provider]:
             return alias
-        if handle.spec.unknown_models == "passthrough" and _looks_complete(alias):
+        if handle.spec.unknown_models == "passthrough" and looks_like_model_id(alias):
             close = difflib.get_close_matches(alias, list(table), n=1, cutoff=0.85)
             if not close:
                 return alias
@@ -647,8 +712,11 @@ class Runtime:
                 wait_idle = getattr(instance, "wait_idle", None)
                 if wait_idle is not None:
                     await wait_idle()
-                if self._store.refs > 1:
-                    store.region.delete(key)
+                with store.lock:
+                    # A generation built while we waited may have taken the key up again
+                    # (a reload back to this spec): then the instance is still in use.
+                    if self._store.refs > 1 and store.users.get(key, 0) == 0:
+                        store.region.delete(key)
         for part in reversed(self._owned):
             with _refs_lock:
                 part.refs -= 1
@@ -658,8 +726,8 @@ class Runtime:
                 if asyncio.iscoroutine(result):
                     await result
         self._owned.clear()
-        if _pending_closes:
-            await asyncio.gather(*list(_pending_closes), return_exceptions=True)
+        if self._store is not None:
+            await self._store.obj.drain()
 
     def _release_all(self) -> None:
         """Synchronous release after a failed build (no loop may be running)."""
@@ -739,7 +807,14 @@ async def _close_store(store: _ProviderStore) -> None:
     from provcfg.cache import close_region
 
     # Closing a memory region clears it, and on_discard closes every instance it held.
-    close_region(store.region)
+    # Marked closed first, under the lock a creation stores under: nothing created
+    # later can slip into the cleared region unclosed.
+    with store.lock:
+        store.closed = True
+        close_region(store.region)
+    await store.drain()
+    if store.closer is not None:
+        await asyncio.to_thread(store.closer.shutdown, True)
 
 
 def _close_resolver(resolver: CLIResolver) -> None:
