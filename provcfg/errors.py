@@ -3,7 +3,8 @@
 Every failure a user can meet is one of these, so callers catch one vocabulary::
 
     ProvcfgError                      root: catch this to catch everything provcfg raises
-    ├── ManifestError                 the manifest is unreadable or invalid (.problems)
+    ├── ManifestError                 the manifest is invalid (.problems)
+    │   └── ManifestReadError         the file cannot be read at all (missing, a folder, ...)
     ├── BackendUnavailableError       an optional extra (redis, memcached) is not installed
     ├── CacheBackendError             a cache region's server or file failed (.region, .server)
     ├── RuntimeClosedError            the Runtime was closed (aclose) and cannot serve
@@ -31,6 +32,7 @@ __all__ = [
     "CacheBackendError",
     "ErrorKind",
     "ManifestError",
+    "ManifestReadError",
     "Problem",
     "ProvcfgError",
     "ProviderError",
@@ -117,6 +119,14 @@ class ManifestError(ProvcfgError):
         count = len(self.problems)
         head = f"{count} problem{'s' if count != 1 else ''} in manifest"
         return head + "\n" + "\n".join(str(p) for p in self.problems)
+
+
+class ManifestReadError(ManifestError):
+    """The manifest file could not be read at all (missing, a folder, no permission).
+
+    A :class:`ManifestError` whose one problem has line 0; ``provcfg validate`` exits 2
+    for it rather than 1.
+    """
 
 
 class BackendUnavailableError(ProvcfgError):

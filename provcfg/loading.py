@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from provcfg import _yaml
 from provcfg._problems import ProblemMapper
-from provcfg.errors import ManifestError, Problem, ProvcfgError
+from provcfg.errors import ManifestError, ManifestReadError, Problem, ProvcfgError
 from provcfg.manifest import SKIP_REFERENCE_CHECKS, Manifest, manifest_model, reference_problems
 
 if TYPE_CHECKING:
@@ -44,14 +44,6 @@ __all__ = [
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 ENV_PREFIX = "PROVCFG_"
-
-
-class ManifestReadError(ManifestError):
-    """The manifest file could not be read at all (missing, a folder, no permission).
-
-    A :class:`ManifestError` whose one problem has line 0; ``provcfg validate`` exits 2
-    for it rather than 1.
-    """
 
 
 def manifest_model_for(registry: KindRegistry | None = None) -> type[Manifest]:

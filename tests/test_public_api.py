@@ -14,6 +14,7 @@ def test_exported_names_are_exactly_the_intended_ones() -> None:
             "CacheBackendError",
             "LiveRuntime",
             "ManifestError",
+            "ManifestReadError",
             "Problem",
             "ProvcfgError",
             "ProviderError",
