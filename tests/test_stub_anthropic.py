@@ -11,7 +11,8 @@ import httpx2
 import pytest
 
 from provcfg.stub import StubConfig, StubServer
-from provcfg.stub.anthropic import SIGNATURE, THINKING, TOOL_INPUT
+from provcfg.stub.anthropic import SIGNATURE, THINKING
+from provcfg.stub.config import TOOL_INPUT
 from tests.support_stub import stub  # noqa: F401
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Say hello"}]

@@ -120,5 +120,6 @@ def test_public_names() -> None:
         "StubServer",
         "main",
         "parse_directives",
+        "tool_words",
     ]
     assert all(hasattr(provcfg.stub, name) for name in provcfg.stub.__all__)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from provcfg.stub.command import main
 from provcfg.stub.config import StubConfig, StubError
-from provcfg.stub.faults import Directives, Fault, parse_directives
+from provcfg.stub.faults import Directives, Fault, parse_directives, tool_words
 from provcfg.stub.process import StubProcess
 from provcfg.stub.routes import RecordedRequest
 from provcfg.stub.server import StubServer
@@ -48,4 +48,5 @@ __all__ = [
     "StubServer",
     "main",
     "parse_directives",
+    "tool_words",
 ]

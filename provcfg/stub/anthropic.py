@@ -20,7 +20,6 @@ __all__ = ["count_tokens", "error_reply", "error_type", "messages", "models"]
 
 THINKING = "The user wants a reply. I will answer briefly and clearly."
 SIGNATURE = "c3R1Yi1zaWduYXR1cmUtcHJvdmNmZw=="  # opaque to clients, like the real one
-TOOL_INPUT = {"location": "San Francisco, CA", "unit": "celsius"}
 MODELS = ("claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001", "claude-opus-4-1-20250805")
 
 _ERROR_TYPES = {
@@ -95,11 +94,12 @@ def messages(call: Call, *, stream: bool) -> Reply:
     return _stream(call) if stream else _message(call)
 
 
-def _plan(call: Call) -> tuple[bool, bool, str, str]:
+def _plan(call: Call) -> tuple[bool, bool, str, dict[str, Any]]:
     scenario = call.config.scenario
     thinking = scenario == "thinking"
     tool = scenario == "tool-use" and not call.tool_result
-    return thinking, tool, call.config.reply_text(), dumps(TOOL_INPUT)
+    tool_input = call.config.tool_call_input() if tool else {}
+    return thinking, tool, call.config.reply_text(), tool_input
 
 
 def _count(text: str, size: int) -> int:
@@ -116,7 +116,8 @@ def _usage(call: Call, output_tokens: int) -> dict[str, int]:
 
 
 def _message(call: Call) -> Reply:
-    thinking, tool, text, tool_json = _plan(call)
+    thinking, tool, text, tool_input = _plan(call)
+    tool_json = dumps(tool_input)
     size = call.config.chunk_size
     content: list[dict[str, Any]] = []
     output = 0
@@ -126,7 +127,7 @@ def _message(call: Call) -> Reply:
     content.append({"type": "text", "text": text})
     output += _count(text, size)
     if tool:
-        content.append(_tool_block(call, TOOL_INPUT))
+        content.append(_tool_block(call, tool_input))
         output += _count(tool_json, size)
     body = {
         "id": f"msg_stub_{call.ident:06d}",
@@ -185,7 +186,8 @@ _MESSAGE_STOP = sse("message_stop", {"type": "message_stop"})
 
 
 def _stream(call: Call) -> Reply:
-    thinking, tool, text, tool_json = _plan(call)
+    thinking, tool, text, tool_input = _plan(call)
+    tool_json = dumps(tool_input)
     size = call.config.chunk_size
     request_id = f"req_stub_{call.ident:06d}"
     ping = _PING

@@ -41,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--length", type=int, help="total reply length in characters")
     parser.add_argument("--deltas", type=int, help="number of text deltas (wins over --length)")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds between streamed events")
+    parser.add_argument(
+        "--tool-name", default=defaults.tool_name, help="the tool the tool-use scenario calls"
+    )
+    parser.add_argument(
+        "--tool-input", help='its input, a JSON object (default: {"location": ..., "unit": ...})'
+    )
     return parser
 
 
@@ -86,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             length=args.length,
             deltas=args.deltas,
             delay=args.delay,
+            tool_name=args.tool_name,
+            tool_input=args.tool_input,
         )
         server = StubServer(args.host, args.port, config)
     except StubError as exc:

@@ -8,16 +8,28 @@ A reply is the configured ``text`` repeated (or cut) to ``length`` characters an
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from provcfg.errors import ProvcfgError
 
-__all__ = ["SCENARIOS", "Scenario", "StubConfig", "StubError", "check_loopback", "split"]
+__all__ = [
+    "SCENARIOS",
+    "TOOL_INPUT",
+    "Scenario",
+    "StubConfig",
+    "StubError",
+    "check_loopback",
+    "parse_tool_input",
+    "split",
+]
 
 Scenario = Literal["text", "tool-use", "thinking"]
 SCENARIOS: tuple[Scenario, ...] = ("text", "tool-use", "thinking")
+# The tool-use scenario's default input (for the default tool, get_weather).
+TOOL_INPUT: dict[str, Any] = {"location": "San Francisco, CA", "unit": "celsius"}
 
 
 class StubError(ProvcfgError, ValueError):
@@ -32,10 +44,12 @@ class StubConfig:
     (``None``: ``len(text)``). ``chunk_size``: characters per delta. ``deltas``: number of
     text deltas (wins over ``length``). ``delay``: seconds between streamed events.
     ``scenario``: ``text``, ``tool-use`` or ``thinking``. ``tool_name``: the tool the
-    ``tool-use`` scenario calls.
+    ``tool-use`` scenario calls. ``tool_input``: its input, the text of a JSON object
+    (``None``: :data:`TOOL_INPUT`); text, so that the config stays hashable.
 
     Raises:
-        StubError: a negative or zero size, a negative delay, or an unknown scenario.
+        StubError: a negative or zero size, a negative delay, an unknown scenario, an
+            empty tool name, or a tool input that is not a JSON object.
     """
 
     text: str = "Hello from the provcfg stub."
@@ -45,6 +59,7 @@ class StubConfig:
     delay: float = 0.0
     scenario: Scenario = "text"
     tool_name: str = "get_weather"
+    tool_input: str | None = None
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
@@ -60,6 +75,16 @@ class StubConfig:
         if self.scenario not in SCENARIOS:
             known = ", ".join(SCENARIOS)
             raise StubError(f"scenario must be one of {known}, got {self.scenario!r}")
+        if not self.tool_name:
+            raise StubError("tool_name must not be empty")
+        if self.tool_input is not None:
+            parse_tool_input(self.tool_input, where="tool_input")
+
+    def tool_call_input(self) -> dict[str, Any]:
+        """Return the tool-use call's input: ``tool_input`` parsed, or :data:`TOOL_INPUT`."""
+        if self.tool_input is None:
+            return dict(TOOL_INPUT)
+        return parse_tool_input(self.tool_input, where="tool_input")
 
     def reply_text(self) -> str:
         """Return the whole reply text this configuration produces."""
@@ -70,6 +95,21 @@ class StubConfig:
         else:
             return self.text
         return (self.text * (size // len(self.text) + 1))[:size] if size else ""
+
+
+def parse_tool_input(text: str, *, where: str) -> dict[str, Any]:
+    """Parse a tool input given as JSON text; ``where`` names its source for the error.
+
+    Raises:
+        StubError: ``text`` is not JSON, or not a JSON object.
+    """
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise StubError(f"{where}: the tool input is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise StubError(f'{where}: the tool input must be a JSON object, like {{"path": "a.txt"}}')
+    return value
 
 
 def split(text: str, size: int) -> Iterator[str]:

@@ -8,10 +8,15 @@ can reach every fault a Python test can:
 * the headers ``x-stub-scenario``, ``x-stub-fault`` and ``x-stub-reply``;
 * the server-side queue (``POST /_stub/faults`` or ``StubServer.enqueue_fault``).
 
+The header ``x-stub-tool-input`` takes the tool input as plain JSON instead.
+
 Tokens are separated by ``-``, ``,``, ``;``, ``+`` or spaces; a number belongs to the
 word before it. The words (``N`` an integer, ``S`` seconds as a decimal)::
 
     text | tool-use | thinking         scenario
+    tool-NAME                           the tool the tool-use scenario calls (``tool-Read``)
+    input-HEX                           its input: a JSON object, UTF-8, hex-encoded (model
+                                        names cannot carry JSON; see :func:`tool_words`)
     NNN                                 reply with that HTTP status (429, 529, 401, 404, ...)
     retry-after-S                       add retry-after (and retry-after-ms) to a status reply
     drop[-N]                            close the connection after N deltas (default 1)
@@ -30,15 +35,16 @@ word before it. The words (``N`` an integer, ``S`` seconds as a decimal)::
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections import deque
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from provcfg.stub.config import Scenario, StubConfig, StubError
+from provcfg.stub.config import Scenario, StubConfig, StubError, parse_tool_input
 
-__all__ = ["Directives", "Fault", "FaultQueue", "parse_directives"]
+__all__ = ["Directives", "Fault", "FaultQueue", "parse_directives", "tool_words"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +87,16 @@ class Fault:
 
 @dataclass(frozen=True, slots=True)
 class Directives:
-    """The parsed form of one spec string: scenario, fault and reply-size overrides."""
+    """The parsed form of one spec string: scenario, tool, fault and reply-size overrides.
+
+    ``tool_input`` is the text of a JSON object (kept as text: hashable).
+    """
 
     scenario: Scenario | None = None
     fault: Fault = field(default_factory=Fault)
     reply: tuple[tuple[str, int], ...] = ()
+    tool_name: str | None = None
+    tool_input: str | None = None
 
     def merged(self, later: Directives) -> Directives:
         """Return these directives overridden by whatever ``later`` sets."""
@@ -93,6 +104,8 @@ class Directives:
             scenario=later.scenario or self.scenario,
             fault=self.fault.merged(later.fault),
             reply=self.reply + later.reply,
+            tool_name=later.tool_name or self.tool_name,
+            tool_input=later.tool_input or self.tool_input,
         )
 
     def apply(self, config: StubConfig) -> StubConfig:
@@ -106,13 +119,19 @@ class Directives:
             changes["scenario"] = self.scenario
         if self.fault.delay is not None:
             changes["delay"] = self.fault.delay
+        if self.tool_name is not None:
+            changes["tool_name"] = self.tool_name
+        if self.tool_input is not None:
+            changes["tool_input"] = self.tool_input
         return replace(config, **changes) if changes else config
 
 
 _NUM = r"\d+(?:\.\d+)?"
 _TOKEN = re.compile(
     rf"""
-    (?P<scenario>text|tool[-_]use|thinking)
+    (?P<scenario>(?:text|tool[-_]use|thinking)(?![A-Za-z0-9_]))
+    |tool-(?P<tool>[A-Za-z_][A-Za-z0-9_]*)
+    |input-(?P<input>[0-9A-Fa-f]+)
     |(?P<status>[1-5]\d\d)(?![\d.])
     |retry-after-(?P<retry_after>{_NUM})
     |drop(?:-(?P<drop>\d+))?
@@ -145,6 +164,7 @@ def parse_directives(spec: str, *, where: str) -> Directives:
     fault: dict[str, Any] = {}
     reply: list[tuple[str, int]] = []
     scenario: Scenario | None = None
+    tool: dict[str, str] = {}
     pos, end = 0, len(spec)
     while pos < end:
         if spec[pos] in _SEPARATORS:
@@ -155,15 +175,19 @@ def parse_directives(spec: str, *, where: str) -> Directives:
             bad = re.split(r"[-,;+\s]", spec[pos:], maxsplit=1)[0]
             raise StubError(
                 f"{where}: unknown stub directive {bad!r}; known: text, tool-use, thinking, "
-                "NNN (HTTP status), retry-after-S, drop[-N], no-stop, error[-N], bad-json[-N], "
-                "headers-delay-S, delay-S, hang, stall[-N], garbage, length-N, chunk-size-N, "
-                "deltas-N"
+                "tool-NAME, input-HEX, NNN (HTTP status), retry-after-S, drop[-N], no-stop, "
+                "error[-N], bad-json[-N], headers-delay-S, delay-S, hang, stall[-N], garbage, "
+                "length-N, chunk-size-N, deltas-N"
             )
         pos = match.end()
         kind = match.lastgroup
         token = match.group(0).lower()
         if kind == "scenario":
             scenario = "tool-use" if token.startswith("tool") else token  # type: ignore[assignment]
+        elif kind == "tool":
+            tool["tool_name"] = match.group("tool")  # as written: tool names are case-sensitive
+        elif kind == "input":
+            tool["tool_input"] = _hex_input(match.group("input"), where)
         elif kind == "status":
             fault["status"] = int(token)
         elif kind in ("retry_after", "headers_delay", "delay"):
@@ -179,7 +203,36 @@ def parse_directives(spec: str, *, where: str) -> Directives:
             # A bare word with no number: the optional group did not take part.
             name = token.replace("-", "_")
             fault[f"{name}_after"] = 1
-    return Directives(scenario=scenario, fault=Fault(**fault), reply=tuple(reply))
+    return Directives(scenario=scenario, fault=Fault(**fault), reply=tuple(reply), **tool)
+
+
+def _hex_input(digits: str, where: str) -> str:
+    try:
+        text = bytes.fromhex(digits).decode("utf-8")
+    except ValueError:
+        raise StubError(
+            f"{where}: input-{digits[:16]}...: not hex-encoded UTF-8; build it with "
+            "provcfg.stub.tool_words(name, tool_input)"
+        ) from None
+    parse_tool_input(text, where=where)
+    return text
+
+
+def tool_words(name: str, tool_input: dict[str, Any] | None = None) -> str:
+    """Return the directive words that make the tool-use scenario call ``name`` with ``tool_input``.
+
+    For a model name: ``"stub-tool-use-" + tool_words("Read", {"file_path": "/tmp/a"})``
+    gives ``stub-tool-use-tool-Read-input-7b22...``.
+
+    Raises:
+        StubError: ``name`` is not a word of letters, digits and underscores.
+    """
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) is None:
+        raise StubError(f"tool name {name!r}: use letters, digits and underscores only")
+    if tool_input is None:
+        return f"tool-{name}"
+    text = json.dumps(tool_input, separators=(",", ":"), ensure_ascii=False)
+    return f"tool-{name}-input-{text.encode().hex()}"
 
 
 @dataclass(slots=True)

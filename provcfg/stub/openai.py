@@ -7,7 +7,12 @@ Responses streams send, in order: ``response.created``, ``response.in_progress``
 ``response.completed`` with usage; every event carries a ``sequence_number``.
 Chat Completions streams send ``chat.completion.chunk`` objects as bare ``data:``
 lines, a finishing chunk, a usage chunk when ``stream_options.include_usage``, then
-``data: [DONE]``. Both dialects serve the text scenario only.
+``data: [DONE]``.
+
+The ``tool-use`` scenario adds a function call after the text (unless the request
+already hands a tool's result back): Responses, a ``function_call`` output item with
+``response.function_call_arguments.delta`` events; Chat Completions, ``tool_calls``
+deltas and ``finish_reason: "tool_calls"``. The ``thinking`` scenario answers text.
 """
 
 from __future__ import annotations
@@ -98,6 +103,13 @@ def _response(
     }
 
 
+def _tool_call(call: Call) -> tuple[str, str] | None:
+    """The (tool name, arguments JSON) the reply calls, or None when it answers text only."""
+    if call.config.scenario != "tool-use" or call.tool_result:
+        return None
+    return call.config.tool_name, dumps(call.config.tool_call_input())
+
+
 def responses(call: Call, *, stream: bool) -> Reply:
     """Return the ``POST /v1/responses`` reply for ``call`` (SSE when ``stream``)."""
     created = int(time.time())
@@ -113,7 +125,21 @@ def responses(call: Call, *, stream: bool) -> Reply:
         "role": "assistant",
         "content": [part],
     }
-    done = _response(call, "completed", [item], _usage(call, count), created)
+    output: list[Any] = [item]
+    tool = _tool_call(call)
+    function: dict[str, Any] = {}
+    if tool is not None:
+        function = {
+            "id": f"fc_stub_{call.ident:06d}",
+            "type": "function_call",
+            "status": "completed",
+            "arguments": tool[1],
+            "call_id": f"call_stub_{call.ident:06d}",
+            "name": tool[0],
+        }
+        output.append(function)
+    tool_count = -(-len(tool[1]) // size) if tool is not None else 0
+    done = _response(call, "completed", output, _usage(call, count + tool_count), created)
     if not stream:
         return json_reply(200, done)
     seq = iter(range(1 << 62))
@@ -145,6 +171,20 @@ def responses(call: Call, *, stream: bool) -> Reply:
         yield event("response.content_part.done", **where, part=part)
         yield event("response.output_item.done", output_index=0, item=item)
 
+    at = {"item_id": function.get("id"), "output_index": 1}
+
+    def tool_head() -> Iterator[bytes]:
+        started = {**function, "status": "in_progress", "arguments": ""}
+        yield event("response.output_item.added", output_index=1, item=started)
+
+    def tool_deltas(arguments: str) -> Iterator[bytes]:
+        for piece in split(arguments, size):
+            yield event("response.function_call_arguments.delta", **at, delta=piece)
+
+    def tool_tail(arguments: str) -> Iterator[bytes]:
+        yield event("response.function_call_arguments.done", **at, arguments=arguments)
+        yield event("response.output_item.done", output_index=1, item=function)
+
     def terminal() -> Iterator[bytes]:
         yield event("response.completed", response=done)
 
@@ -154,6 +194,12 @@ def responses(call: Call, *, stream: bool) -> Reply:
         return event("response.failed", response=failed_response)
 
     sections: list[Section] = [(False, head), (True, deltas), (False, tail())]
+    if tool is not None:
+        sections += [
+            (False, tool_head()),
+            (True, tool_deltas(tool[1])),
+            (False, tool_tail(tool[1])),
+        ]
     frames, end = shape(
         sections,
         terminal(),
@@ -171,14 +217,22 @@ def chat_completions(call: Call, *, stream: bool) -> Reply:
     size = call.config.chunk_size
     count = -(-len(text) // size)
     ident = f"chatcmpl-stub{call.ident:06d}"
+    tool = _tool_call(call)
+    call_id = f"call_stub_{call.ident:06d}"
+    reason = "stop" if tool is None else "tool_calls"
+    if tool is not None:
+        count += -(-len(tool[1]) // size)
     usage = {
         "prompt_tokens": call.input_tokens,
         "completion_tokens": count,
         "total_tokens": call.input_tokens + count,
     }
     if not stream:
-        message = {"role": "assistant", "content": text, "refusal": None}
-        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+        if tool is not None:
+            function = {"name": tool[0], "arguments": tool[1]}
+            message["tool_calls"] = [{"id": call_id, "type": "function", "function": function}]
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": reason}
         body = {
             "id": ident,
             "object": "chat.completion",
@@ -211,7 +265,11 @@ def chat_completions(call: Call, *, stream: bool) -> Reply:
                     cache[piece] = frame
             yield frame
 
-    finish = [chunk({}, "stop")]
+    def tool_deltas(arguments: str) -> Iterator[bytes]:
+        for piece in split(arguments, size):
+            yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}, None)
+
+    finish = [chunk({}, reason)]
     if call.include_usage:
         last = {**base, "system_fingerprint": None, "choices": [], "usage": usage}
         finish.append(sse(None, last))
@@ -219,8 +277,19 @@ def chat_completions(call: Call, *, stream: bool) -> Reply:
     sections: list[Section] = [
         (False, [chunk({"role": "assistant", "content": ""}, None)]),
         (True, deltas()),
-        (False, finish),
     ]
+    if tool is not None:
+        opening = {
+            "index": 0,
+            "id": call_id,
+            "type": "function",
+            "function": {"name": tool[0], "arguments": ""},
+        }
+        sections += [
+            (False, [chunk({"tool_calls": [opening]}, None)]),
+            (True, tool_deltas(tool[1])),
+        ]
+    sections.append((False, finish))
     frames, end = shape(
         sections,
         [b"data: [DONE]\n\n"],

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from provcfg.stub import anthropic, openai
-from provcfg.stub.config import StubConfig, StubError
+from provcfg.stub.config import StubConfig, StubError, parse_tool_input
 from provcfg.stub.faults import Directives, Fault, FaultQueue, parse_directives
 from provcfg.stub.wire import Call, Reply, json_reply
 
@@ -27,6 +27,11 @@ _SECRET_HEADERS = frozenset(
     {"authorization", "x-api-key", "proxy-authorization", "cookie", "api-key", "x-goog-api-key"}
 )
 _DIRECTIVE_HEADERS = (b"x-stub-scenario", b"x-stub-reply", b"x-stub-fault")
+_TOOL_INPUT_HEADER = b"x-stub-tool-input"
+# Responses API input items that carry a tool's result back to the model.
+_TOOL_OUTPUT_ITEMS = frozenset(
+    {"function_call_output", "custom_tool_call_output", "local_shell_call_output"}
+)
 _OPENAI_PATHS = ("/v1/responses", "/v1/chat/completions")
 _BODY_KEPT = 256 * 1024
 
@@ -224,7 +229,7 @@ class Router:
             fault=fault,
             ident=ident,
             input_tokens=input_tokens,
-            tool_result=_ends_with_tool_result(body.get("messages")),
+            tool_result=_ends_with_tool_result(body),
             include_usage=isinstance(options, dict) and options.get("include_usage") is True,
         )
         if not stream and fault.error_after is not None:
@@ -257,6 +262,11 @@ class Router:
                 where = f"header {name.decode()}"
                 directives = directives.merged(parse_directives(text, where=where))
                 recorded.append(f"{name.decode()}: {text}")
+            elif name == _TOOL_INPUT_HEADER:
+                text = value.decode("utf-8", "replace")
+                parse_tool_input(text, where="header x-stub-tool-input")
+                directives = directives.merged(Directives(tool_input=text))
+                recorded.append(f"x-stub-tool-input: {text}")
         queued = self.faults.take(path)
         if queued is not None:
             directives = directives.merged(queued[0])
@@ -326,14 +336,34 @@ def _redacted(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
     return out
 
 
-def _ends_with_tool_result(messages: Any) -> bool:
-    if not isinstance(messages, list) or not messages:
+def _ends_with_tool_result(body: dict[str, Any]) -> bool:
+    """Whether the conversation's last turn hands a tool's result back to the model.
+
+    Then the tool-use scenario answers with text, so that an agent loop ends. The
+    three dialects' forms: Messages, a ``tool_result`` block in the last message;
+    Chat Completions, a ``role: "tool"`` message; Responses, a
+    ``function_call_output`` input item (or another ``*_call_output``). For the
+    OpenAI forms, only what follows the last user message counts (clients may add
+    assistant or reasoning items after a tool's output).
+    """
+    messages = body.get("messages")
+    items = messages if isinstance(messages, list) else body.get("input")
+    if not isinstance(items, list) or not items:
         return False
-    last = messages[-1]
+    last = items[-1]
     content = last.get("content") if isinstance(last, dict) else None
-    if not isinstance(content, list):
-        return False
-    return any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content)
+    if isinstance(content, list) and any(
+        isinstance(b, dict) and b.get("type") == "tool_result" for b in content
+    ):
+        return True
+    for item in reversed(items):
+        if not isinstance(item, dict):
+            continue
+        if item.get("role") == "tool" or item.get("type") in _TOOL_OUTPUT_ITEMS:
+            return True
+        if item.get("role") == "user":
+            return False
+    return False
 
 
 def _break_body(reply: Reply, fault: Fault) -> None:
