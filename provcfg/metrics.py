@@ -99,9 +99,14 @@ class Metrics:
         """Register a function read at snapshot time (pool state, cache sizes)."""
         self._gauges[name] = read
 
-    def remove_gauge(self, name: str) -> None:
-        """Forget a gauge (its owner was closed)."""
-        self._gauges.pop(name, None)
+    def remove_gauge(self, name: str, read: Callable[[], Any] | None = None) -> None:
+        """Forget a gauge (its owner was closed).
+
+        With ``read``, only if the gauge is still that function: a newer owner that
+        registered the same name (a pool rebuilt by a reload) keeps its gauge.
+        """
+        if read is None or self._gauges.get(name) == read:
+            self._gauges.pop(name, None)
 
     @contextmanager
     def timed(self, name: str, label: str = "") -> Iterator[None]:

@@ -730,7 +730,15 @@ class Runtime:
             await self._store.obj.drain()
 
     def _release_all(self) -> None:
-        """Synchronous release after a failed build (no loop may be running)."""
+        """Synchronous release after a failed build (a loop may be running).
+
+        Inside a running loop (build called from async code) the release runs in a
+        helper thread's own loop. That is safe because of what a failed build can
+        own: its new pools were never handed out (no client of any loop exists), its
+        new instances were at most prepared (no loop-bound object), and parts shared
+        with ``previous`` only lose a reference. Closes the helper's loop schedules
+        are awaited there; ``drain`` never awaits another loop's tasks.
+        """
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -823,6 +831,7 @@ def _close_resolver(resolver: CLIResolver) -> None:
 
 async def _close_pool(pool: Pool) -> None:
     await pool.aclose()
+    pool._metrics.remove_gauge(f"pool.{pool.name}", pool.stats)
 
 
 def load(

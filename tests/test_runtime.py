@@ -382,3 +382,27 @@ def test_lazy_runtime_imports_no_sdk(tmp_path: Path) -> None:
         .splitlines()[-1]
     )
     assert out == "[]"
+
+
+async def test_snapshot_has_a_state_gauge_per_pool_until_it_closes() -> None:
+    """Each pool (named or default) reports its state in the snapshot; a closed pool stops."""
+    rt = build(
+        {"a": {"pool": "shared"}, "b": {}},
+        pools={"shared": {"max_connections": 3}},
+    )
+    keys = {"pool", "max_connections", "connections", "in_use", "idle", "waiting", "clients"}
+    gauges = rt.metrics.snapshot()["gauges"]
+    assert keys <= set(gauges["pool.shared"]) and gauges["pool.shared"]["max_connections"] == 3
+    assert keys <= set(gauges["pool._default"])
+    json.dumps(gauges)
+    new = Runtime.build(
+        manifest({"a": {"pool": "shared"}}, pools={"shared": {"max_connections": 5}}),
+        previous=rt,
+        registry=echo_registry(),
+    )
+    await rt.aclose()
+    gauges = new.metrics.snapshot()["gauges"]
+    assert gauges["pool.shared"]["max_connections"] == 5  # the old pool did not remove it
+    assert "pool._default" not in gauges
+    await new.aclose()
+    assert not [g for g in new.metrics.snapshot()["gauges"] if g.startswith("pool.")]
