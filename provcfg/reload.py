@@ -6,11 +6,14 @@
         live.runtime                  # the current Runtime: a plain attribute, swapped whole
         live.generation, live.last_error
         event = await live.reload_event()      # or: async for event in live.events()
+        await live.reload()                    # re-check now (what a file change triggers)
 
 One reload, the same path every time (Caddy and Envoy do it this way):
 
 1. a debounced batch from the folder watcher (:mod:`provcfg._watchfs`) marks the
-   file dirty; one reloader task at a time re-reads it, so the latest content wins;
+   file dirty and the reloader task re-reads it; attempts (the reloader's and
+   :meth:`LiveRuntime.reload`'s) hold one lock, so at most one runs at a time and
+   each reads the file as it is when it starts: the latest content wins;
 2. read the bytes and hash them (sha256): content identical to what is live, or to
    what was just rejected, does nothing;
 3. in a worker thread: parse and validate, then ``Runtime.build(manifest, previous=
@@ -18,7 +21,9 @@ One reload, the same path every time (Caddy and Envoy do it this way):
 4. swap ``live.runtime`` (one attribute store: a reader sees the old or the new
    runtime, never a mix), publish a :class:`ReloadEvent`, and close the old runtime
    in the background: it waits for the streams still running on it, never a fixed
-   grace period.
+   grace period. A replaced runtime whose stream never ends delays only its own
+   closing; ``aclose()`` waits for such runtimes at most ``drain_timeout`` seconds,
+   then leaves them to finish in the background and logs ``runtime_drain_abandoned``.
 
 Any failure (syntax, schema, a missing variable, an empty or missing file mid-save, an
 eager provider whose CLI is missing) keeps the last good runtime live, sets
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -60,6 +66,8 @@ DEFAULT_DEBOUNCE: Final = 0.2
 """Longest a burst of changes is collected before reloading (watchfiles' default: 1.6 s)."""
 DEFAULT_STEP: Final = 0.03
 """Quiet time that ends a batch: a single save is noticed within about two steps."""
+DEFAULT_DRAIN_TIMEOUT: Final = 30.0
+"""Longest ``aclose()`` waits for replaced runtimes whose streams are still running."""
 # A save-time (mtime) further in the past than this was preserved by the writer (cp -p,
 # an archive): measure from when the change was noticed instead.
 _PLAUSIBLE_SAVE_AGE: Final = 30.0
@@ -84,6 +92,7 @@ class LiveRuntime:
         registry: KindRegistry | None = None,
         debounce: float = DEFAULT_DEBOUNCE,
         step: float = DEFAULT_STEP,
+        drain_timeout: float | None = DEFAULT_DRAIN_TIMEOUT,
     ) -> None:
         """Internal: use :func:`watch`."""
         self.path = Path(path)
@@ -93,6 +102,7 @@ class LiveRuntime:
         self._registry = registry
         self._debounce = debounce
         self._step = step
+        self._drain_timeout = drain_timeout
         self._target = ManifestTarget.of(path)
         self._cli_dirs: frozenset[str] = frozenset()
         self._good_digest: str | None = None
@@ -103,7 +113,10 @@ class LiveRuntime:
         self._started = False
         self._watcher: FolderWatcher | None = None
         self._reloader: asyncio.Task[None] | None = None
-        self._retiring: set[asyncio.Task[None]] = set()
+        # One attempt at a time (the reloader's or reload()'s): the latest content wins.
+        self._attempt_lock = asyncio.Lock()
+        self._close_task: asyncio.Task[None] | None = None
+        self._retiring: dict[asyncio.Task[None], int] = {}  # closing task -> generation
         self._hub = EventHub()
 
     @property
@@ -149,7 +162,7 @@ class LiveRuntime:
             from provcfg.providers.base import KindRegistry
 
             self._registry = await asyncio.to_thread(KindRegistry.discover)
-        attempt = await asyncio.to_thread(self._read_and_build, None)
+        attempt = await self._in_worker(None)
         if attempt.error is not None:
             raise attempt.error
         assert attempt.runtime is not None
@@ -176,24 +189,50 @@ class LiveRuntime:
         log.info("watch_started", file=self.file, generation=self.generation)
 
     async def aclose(self) -> None:
-        """Stop watching, close the current runtime and wait for the replaced ones. Idempotent."""
-        if self._closing:
-            return
+        """Stop watching, close the current runtime and wait for the replaced ones.
+
+        Idempotent and safe to cancel: the closing runs in its own task, so cancelling
+        the caller (a timeout around ``aclose()``) does not stop it half-way, and a later
+        ``aclose()`` waits for the same closing. An attempt building in a worker thread
+        is finished and its runtime closed, never swapped in. Runtimes still streaming
+        are waited for at most ``drain_timeout`` seconds (see :func:`watch`).
+        """
         self._closing = True
+        if self._close_task is None:
+            self._close_task = asyncio.get_running_loop().create_task(
+                self._close(), name="provcfg-watch-close"
+            )
+        await asyncio.shield(self._close_task)
+
+    async def _close(self) -> None:
         if self._watcher is not None:
             await self._watcher.aclose()
         if self._reloader is not None:
             self._dirty.set()
-            await self._reloader  # an attempt in a worker thread finishes, never half-done
+            await self._reloader
         if self._started:
-            await self.runtime.aclose()
-        await self.drain()
+            self._retire_soon(self.runtime)
+        await self._drain_bounded()
         self._hub.close()
 
     async def drain(self) -> None:
         """Wait until every replaced runtime has finished closing (its streams done)."""
         while self._retiring:
             await asyncio.gather(*list(self._retiring), return_exceptions=True)
+
+    async def _drain_bounded(self) -> None:
+        if not self._retiring:
+            return
+        _done, pending = await asyncio.wait(list(self._retiring), timeout=self._drain_timeout)
+        if pending:
+            # A stream that never ends (a consumer holding an unfinished generator) must
+            # not hold aclose() forever; its runtime still closes when that stream ends.
+            log.warning(
+                "runtime_drain_abandoned",
+                file=self.file,
+                generations=sorted(self._retiring[task] for task in pending),
+                waited_s=self._drain_timeout,
+            )
 
     # ------------------------------------------------------------------ events
 
@@ -237,6 +276,8 @@ class LiveRuntime:
     # ------------------------------------------------------------------ watching
 
     def _folders(self) -> frozenset[str]:
+        # Follow the symlink chain again: a re-pointed link leads to another folder.
+        self._target = ManifestTarget.of(self.path)
         resolver = self._resolver()
         if resolver is not None:
             self._cli_dirs = frozenset(os.fspath(d) for d in resolver.watched_dirs())
@@ -271,20 +312,57 @@ class LiveRuntime:
 
     # ------------------------------------------------------------------ reloading
 
+    async def reload(self) -> ReloadEvent | None:
+        """Re-read the file now and reload it if its content changed (what a save triggers).
+
+        For file systems whose changes are not reported (some network and container
+        mounts) or a SIGHUP handler. It waits for an attempt already running, so the
+        content it reads is at least as new as the file was when it was called.
+
+        Returns:
+            The outcome's :class:`ReloadEvent`, or None when the content is already live
+            or was already rejected (nothing to do), or the watch is closing.
+
+        Raises:
+            RuntimeError: the watch was not started.
+        """
+        if not self._started:
+            raise RuntimeError("reload() needs a started watch: use `async with watch(...)`")
+        return await self._attempt(time.time())
+
     async def _reload_loop(self) -> None:
         while True:
             await self._dirty.wait()
             if self._closing:
                 return
             self._dirty.clear()
-            noticed_at = self._noticed_at
-            attempt = await asyncio.to_thread(self._read_and_build, self.runtime)
             try:
-                self._apply(attempt, noticed_at)
+                await self._attempt(self._noticed_at)
             except Exception as exc:  # a bug here must not silence every later save
                 log.error("reload_crashed", file=self.file, error=_describe(exc))
             if self._watcher is not None:
                 self._watcher.refresh()
+
+    async def _attempt(self, noticed_at: float) -> ReloadEvent | None:
+        async with self._attempt_lock:
+            if self._closing:
+                return None
+            attempt = await self._in_worker(self.runtime)
+            if self._closing:  # aclose() began while this was building: never swap it in
+                if attempt.runtime is not None:
+                    await attempt.runtime.aclose()
+                return None
+            return self._apply(attempt, noticed_at)
+
+    async def _in_worker(self, previous: Runtime | None) -> Attempt:
+        """One attempt in a worker thread; if we are cancelled, what it builds is closed."""
+        work = asyncio.get_running_loop().run_in_executor(None, self._read_and_build, previous)
+        try:
+            # Shielded: cancelling us must not orphan the runtime the thread is building.
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            work.add_done_callback(_close_abandoned)
+            raise
 
     def _read_and_build(self, previous: Runtime | None) -> Attempt:
         return read_and_build(
@@ -295,20 +373,19 @@ class LiveRuntime:
             registry=self._registry,
         )
 
-    def _apply(self, attempt: Attempt, noticed_at: float) -> None:
+    def _apply(self, attempt: Attempt, noticed_at: float) -> ReloadEvent | None:
         """Swap in a good attempt or record a bad one (on the event loop, no await)."""
         if attempt.skipped:
             self.runtime.metrics.incr("reload_unchanged")
             if attempt.digest == self._good_digest and self.last_error is not None:
                 # The live content is back (recreated after a delete): nothing to rebuild.
                 self._record_success(time.time())
-                self._hub.publish(
-                    self._event(True, changes={}, latency=None, digest=attempt.digest)
-                )
-            return
+                back = self._event(True, changes={}, latency=None, digest=attempt.digest)
+                self._hub.publish(back)
+                return back
+            return None
         if attempt.error is not None:
-            self._record_failure(attempt)
-            return
+            return self._record_failure(attempt)
         assert attempt.runtime is not None
         new, old = attempt.runtime, self.runtime
         self.runtime = new
@@ -326,9 +403,17 @@ class LiveRuntime:
             latency_ms=round(latency * 1000, 1),
         )
         self._hub.publish(event)
+        self._retire_soon(old)
+        return event
+
+    def _retire_soon(self, old: Runtime) -> None:
+        """Close ``old`` in its own task: it waits for its streams, and nothing waits on it."""
         task = asyncio.get_running_loop().create_task(self._retire(old))
-        self._retiring.add(task)
-        task.add_done_callback(self._retiring.discard)
+        self._retiring[task] = old.generation
+        task.add_done_callback(self._forget_retired)
+
+    def _forget_retired(self, task: asyncio.Task[None]) -> None:
+        self._retiring.pop(task, None)
 
     async def _retire(self, old: Runtime) -> None:
         try:
@@ -347,7 +432,7 @@ class LiveRuntime:
         metrics.set("config_last_reload_success_timestamp", now)
         metrics.set("config_last_reload_error", "")
 
-    def _record_failure(self, attempt: Attempt) -> None:
+    def _record_failure(self, attempt: Attempt) -> ReloadEvent:
         assert attempt.error is not None
         error = attempt.error
         # Content-caused failures are not retried for identical content; a build failure
@@ -369,16 +454,11 @@ class LiveRuntime:
             error=text,
             problems=list(problems),
         )
-        self._hub.publish(
-            self._event(
-                False,
-                changes={},
-                latency=None,
-                digest=attempt.digest,
-                problems=problems,
-                error=text,
-            )
+        event = self._event(
+            False, changes={}, latency=None, digest=attempt.digest, problems=problems, error=text
         )
+        self._hub.publish(event)
+        return event
 
     def _event(
         self,
@@ -409,6 +489,7 @@ def watch(
     registry: KindRegistry | None = None,
     debounce: float = DEFAULT_DEBOUNCE,
     step: float = DEFAULT_STEP,
+    drain_timeout: float | None = DEFAULT_DRAIN_TIMEOUT,
 ) -> LiveRuntime:
     """Keep a Runtime live for the manifest at ``path``, reloading it on every good save.
 
@@ -417,7 +498,9 @@ def watch(
     runtime and waits for the replaced ones. ``environ`` and ``registry`` are passed to
     the loader (defaults: ``os.environ`` at each reload, the discovered kinds).
     ``debounce`` (seconds) caps how long a burst of changes is collected; ``step``
-    (seconds) is the quiet time that ends a batch.
+    (seconds) is the quiet time that ends a batch. ``drain_timeout`` (seconds, None for
+    no limit) caps how long leaving waits for replaced runtimes whose streams are still
+    running; they keep closing in the background when their streams end.
 
     Returns:
         An unstarted :class:`LiveRuntime` (an async context manager).
@@ -426,7 +509,14 @@ def watch(
         ManifestError: the file is missing, empty or invalid at start.
         ProvcfgError: the first runtime could not be built.
     """
-    return LiveRuntime(path, environ=environ, registry=registry, debounce=debounce, step=step)
+    return LiveRuntime(
+        path,
+        environ=environ,
+        registry=registry,
+        debounce=debounce,
+        step=step,
+        drain_timeout=drain_timeout,
+    )
 
 
 def watch_command(file: str, *, out: Any = None, err: Any = None) -> int:
@@ -444,6 +534,18 @@ def _latency(now: float, saved_at: float | None, noticed_at: float) -> float:
     if saved_at is not None and 0.0 <= now - saved_at <= _PLAUSIBLE_SAVE_AGE:
         return now - saved_at
     return max(0.0, now - noticed_at)
+
+
+def _close_abandoned(work: asyncio.Future[Attempt]) -> None:
+    """Close the runtime an attempt built after its caller was cancelled (never leak it)."""
+    if work.cancelled() or work.exception() is not None:
+        return
+    runtime = work.result().runtime
+    if runtime is not None:
+        # A thread of its own: the loop may be shutting down (asyncio.run cancelling tasks).
+        threading.Thread(
+            target=asyncio.run, args=(runtime.aclose(),), name="provcfg-close-abandoned"
+        ).start()
 
 
 def _describe(exc: BaseException) -> str:
