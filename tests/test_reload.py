@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -319,3 +320,48 @@ async def test_edit_made_during_start_up_is_not_lost(manifest_path: Path) -> Non
         runtime = await live.wait_for_generation(2)
         assert runtime.changes["api"] == "rebuilt"
         assert runtime.changes["starter"] == "unchanged"
+
+
+async def test_current_runtime_metrics_and_logs_after_good_and_bad_saves(
+    manifest_path: Path,
+) -> None:
+    """The live runtime's snapshot holds generation, success flag, success time and failure
+    detail after each save; log events carry FILE:LINE:COL problems and never the secret."""
+    secret = "sk-ant-observable-secret-42"
+    environ = {"ANTHROPIC_API_KEY": secret}
+    good = api_manifest(TWO).replace("api_key: stub", "api_key: '${ANTHROPIC_API_KEY}'")
+    write_in_place(manifest_path, good)
+    async with watch(manifest_path, environ=environ) as live:
+        await settled(live)
+        saved = time.time()
+        with structlog.testing.capture_logs() as logs:
+            os_replace(manifest_path, good.replace("max_tokens: 100", "max_tokens: 5", 1))
+            await live.wait_for_generation(2)
+        values = live.runtime.metrics.snapshot()["values"]
+        assert values["config_generation"] == 2
+        assert values["config_last_reload_successful"] == 1
+        assert saved <= values["config_last_reload_success_timestamp"] <= time.time()
+        assert values["config_last_reload_error"] == ""
+        (reloaded,) = [e for e in logs if e["event"] == "config_reloaded"]
+        assert reloaded["generation"] == 2 and reloaded["file"] == str(manifest_path)
+        assert reloaded["changes"] == {"api": "rebuilt", "local": "unchanged"}
+        assert reloaded["latency_ms"] >= 0
+        succeeded_at = values["config_last_reload_success_timestamp"]
+
+        bad = good.replace("max_tokens: 100", "max_tokens: '${ANTHROPIC_API_KEY}'", 1)
+        with structlog.testing.capture_logs() as logs:
+            os_replace(manifest_path, bad)
+            event = await until_event(live, lambda e: not e.ok)
+        snapshot = live.runtime.metrics.snapshot()
+        values = snapshot["values"]
+        assert values["config_generation"] == 2
+        assert values["config_last_reload_successful"] == 0
+        assert values["config_last_reload_success_timestamp"] == succeeded_at
+        assert values["config_last_reload_error"].startswith(f"{manifest_path}:3:")
+        assert snapshot["counters"]["reload_failure"]["_"] == 1
+        (failed,) = [e for e in logs if e["event"] == "config_reload_failed"]
+        assert failed["log_level"] == "warning" and failed["generation"] == 2
+        assert failed["problems"] == list(event.problems)
+        assert all(p.startswith(f"{manifest_path}:3:") for p in failed["problems"])
+        assert secret not in str(logs) and secret not in str(snapshot)
+        assert secret not in repr(live.last_error)

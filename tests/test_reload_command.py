@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -114,3 +117,50 @@ async def test_watch_command_missing_folder_exits_2(tmp_path: Path) -> None:
     _out, err = await process.communicate()
     assert process.returncode == 2
     assert b"does not exist" in err
+
+
+_REPORT_LINES = (
+    r"generation \d+ live( in \d+ ms)?: \S+ (unchanged|rebuilt|added|removed)"
+    r"(, \S+ (unchanged|rebuilt|added|removed))*",
+    r"reload failed \(\d+ problems?\); generation \d+ stays live",
+)
+
+
+async def test_provcfg_watch_stdout_holds_only_report_lines(tmp_path: Path) -> None:
+    """The installed `provcfg watch`, with info logs on: stdout holds only the report (one
+    line per good reload, FILE:LINE:COL problems), every log event goes to stderr."""
+    path = tmp_path / "providers.yaml"
+    write_in_place(path, api_manifest({"api": 100, "local": 100}))
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "provcfg"),
+        "watch",
+        str(path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PROVCFG_LOG_LEVEL": "info", "PROVCFG_LOG_FORMAT": "json"},
+    )
+    child = _Watcher(process)
+    try:
+        await child.line_with("generation 1 live")
+        os_replace(path, api_manifest({"api": 200, "local": 100, "new": 1}))
+        await child.line_with("generation 2 live")
+        os_replace(path, "version: 1\nproviders:\n  api: {kind: anthropic-api, bogus: 1}\n")
+        await child.line_with("stays live")
+        os_replace(path, api_manifest({"api": 200}))
+        await child.line_with("generation 3 live")
+        process.send_signal(signal.SIGINT)
+        async with asyncio.timeout(15):
+            rest, err = await process.communicate()
+        assert process.returncode == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    lines = child.seen + rest.decode().splitlines()
+    start = re.escape(f"{path}: generation 1 live (api, local); watching for changes")
+    problem = re.escape(f"{path}:") + r"\d+:\d+: \S+: .+"
+    for line in lines:
+        assert any(re.fullmatch(p, line) for p in (start + ".*", problem, *_REPORT_LINES)), line
+    assert sum("live in" in line for line in lines) == 2  # one line per good reload
+    events = [json.loads(line)["event"] for line in err.decode().splitlines()]
+    assert "config_reloaded" in events and "config_reload_failed" in events
