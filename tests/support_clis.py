@@ -47,6 +47,8 @@ from pathlib import Path
 
 import pytest
 
+from provcfg.stub import tool_words
+
 __all__ = [
     "CLIS_DIR",
     "INSTALL_SCRIPT",
@@ -400,6 +402,12 @@ def codex_env(home: Path, codex_home: Path, api_key: str) -> dict[str, str]:
 
 # name -> (cli, model, extra args, prompt); error transcripts carry "error" in the name.
 _WEATHER = "What is the weather in San Francisco?"
+# Every capture runs in a folder holding this file; the tool captures read it for real.
+NOTES_FILE = "notes.txt"
+NOTES_TEXT = "provcfg notes: read by a real tool call.\n"
+# Claude Code's Read and codex's exec_command, as the stub's tool-use scenario calls them.
+READ_NOTES_MODEL = "stub-tool-use-" + tool_words("Read", {"file_path": NOTES_FILE})
+CAT_NOTES_MODEL = "stub-tool-use-" + tool_words("exec_command", {"cmd": f"cat {NOTES_FILE}"})
 CAPTURES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
     "claude-text": ("claude", "claude-sonnet-4-5", (), "Say hello."),
     "claude-text-partial": (
@@ -409,6 +417,12 @@ CAPTURES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
         "Say hello.",
     ),
     "claude-tool-use": ("claude", "stub-tool-use", (), _WEATHER),
+    "claude-tool-read": (
+        "claude",
+        READ_NOTES_MODEL,
+        ("--permission-mode", "default", "--allowedTools", "Read"),
+        "Read notes.txt.",
+    ),
     "claude-error-401": ("claude", "stub-fault-401", (), "Say hello."),
     "claude-error-429": ("claude", "stub-fault-429-retry-after-1", (), "Say hello."),
     "claude-error-529": ("claude", "stub-fault-529", (), "Say hello."),
@@ -419,6 +433,7 @@ CAPTURES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
     "opencode-tool-use": ("opencode", "stub-tool-use", (), _WEATHER),
     "opencode-error-401": ("opencode", "stub-fault-401", (), "Say hello."),
     "codex-text": ("codex", "gpt-5.5", (), "Say hello."),
+    "codex-tool-use": ("codex", CAT_NOTES_MODEL, (), "Show notes.txt."),
     "codex-error-401": ("codex", "stub-fault-401", (), "Say hello."),
     "codex-error-429": ("codex", "stub-fault-429-retry-after-1", (), "Say hello."),
     "codex-error-500": ("codex", "stub-fault-500", (), "Say hello."),
@@ -472,6 +487,7 @@ def capture(out: Path, only: Sequence[str] = ()) -> None:
             work = Path(scratch) / name / "work"
             home.mkdir(parents=True)
             work.mkdir()
+            (work / NOTES_FILE).write_text(NOTES_TEXT)
             if cli == "claude":
                 env = claude_env(stub.base_url, home, "sk-stub-capture")
             elif cli.startswith("opencode"):

@@ -25,7 +25,7 @@ import pytest
 import provcfg
 from provcfg.errors import ProviderError
 from provcfg.providers.base import Chunk, Usage
-from provcfg.stub import StubConfig, StubServer
+from provcfg.stub import StubConfig, StubServer, tool_words
 from tests.support_clis import (
     MARKER_VAR,
     AgentClis,
@@ -58,6 +58,7 @@ class Rig:
     stub: StubServer
     marker: str
     where: Netns
+    work: Path
 
 
 @pytest.fixture
@@ -93,6 +94,17 @@ def _manifest(clis: AgentClis, stub: StubServer, home: Path, marker: str) -> dic
                 "env": env(claude_env(stub.base_url, home, SECRET)),
                 **common,
             },
+            # Allowed to run Read without asking (never --dangerously-skip-permissions).
+            "claude_read": {
+                "kind": "claude-code",
+                "path": str(clis.claude),
+                "model": "claude-sonnet-4-5",
+                "cwd": str(work),
+                "permission_mode": "default",
+                "allowed_tools": ["Read"],
+                "env": env(claude_env(stub.base_url, home, SECRET)),
+                **common,
+            },
             "opencode": {
                 "kind": "opencode",
                 "path": str(clis.opencode),
@@ -123,7 +135,7 @@ async def rig(
     path = cli_home.parent / "providers.yaml"
     path.write_text(json.dumps(manifest, indent=2))  # JSON is YAML
     async with provcfg.load(path, environ={"STUB_SECRET": SECRET}) as rt:
-        yield Rig(rt, reply_stub, marker, netns)
+        yield Rig(rt, reply_stub, marker, netns, cli_home.parent / "work")
     assert marked_processes(marker) == [], "a CLI process outlived the runtime"
 
 
@@ -254,6 +266,31 @@ async def test_claude_tool_use_turn(rig: Rig) -> None:
     _no_survivors(rig)
 
 
+NOTES = "provcfg notes: read by a real tool, ✓.\n"
+
+
+async def test_claude_runs_a_read_only_tool_successfully(rig: Rig) -> None:
+    """The stub asks Claude Code to Read a file in the test's folder; the tool succeeds."""
+    notes = rig.work / "notes.txt"
+    notes.write_text(NOTES)
+    model = "stub-tool-use-" + tool_words("Read", {"file_path": str(notes)})
+    chunks = await _collect(rig, "claude_read", model=model)
+    types = [c.type for c in chunks]
+    assert types.index("tool_use") < types.index("tool_result") < types.index("result")
+    tool_use = chunks[types.index("tool_use")].data
+    assert tool_use is not None
+    assert (tool_use["name"], tool_use["input"]) == ("Read", {"file_path": str(notes)})
+    result = chunks[types.index("tool_result")].data
+    assert result is not None and result["is_error"] is False
+    assert result["tool_use_id"] == tool_use["id"]
+    assert NOTES.strip() in str(result["content"])
+    assert _text(chunks) == REPLY * 2
+    # The second request hands the file's text back, so the stub answered text and stopped.
+    assert len(rig.stub.requests) == 2
+    assert NOTES.strip() in json.dumps(rig.stub.requests[1].body, ensure_ascii=False)
+    _no_survivors(rig)
+
+
 @pytest.mark.parametrize(
     ("model", "kind"),
     [
@@ -319,6 +356,28 @@ async def test_codex_streams_the_stub_reply_with_usage(rig: Rig) -> None:
     assert result.data["usage"].input_tokens == request.body_size // 4
     assert result.data["usage"].output_tokens == -(-len(REPLY) // 5)
     assert result.data["session_id"]
+    _no_survivors(rig)
+
+
+async def test_codex_tool_turn_runs_a_command(rig: Rig) -> None:
+    """The stub's function call makes codex run a read-only command; its output comes back."""
+    (rig.work / "notes.txt").write_text(NOTES)
+    model = "stub-tool-use-" + tool_words("exec_command", {"cmd": "cat notes.txt"})
+    chunks = await _collect(rig, "codex", model=model)
+    types = [c.type for c in chunks]
+    assert types.index("tool_use") < types.index("tool_result") < types.index("result")
+    tool_use = chunks[types.index("tool_use")].data
+    assert tool_use is not None and tool_use["name"] == "command_execution"
+    assert "cat notes.txt" in tool_use["input"]["command"]
+    result = chunks[types.index("tool_result")].data
+    assert result is not None and result["tool_use_id"] == tool_use["id"]
+    assert (result["is_error"], result["exit_code"], result["content"]) == (False, 0, NOTES)
+    assert _text(chunks) == REPLY * 2
+    # codex sent the command's output back as a function_call_output, so the loop ended.
+    assert len(rig.stub.requests) == 2
+    items = (rig.stub.requests[1].body or {})["input"]
+    outputs = [i for i in items if i.get("type") == "function_call_output"]
+    assert outputs and NOTES.strip() in json.dumps(outputs, ensure_ascii=False)
     _no_survivors(rig)
 
 

@@ -42,6 +42,8 @@ ERROR_KINDS: dict[str, str] = {
     "codex-error-no-key": "authentication",  # "Missing environment variable"
     "opencode-error-401": "authentication",
 }
+# Transcripts whose tool really ran: every tool_result must be a success.
+REAL_TOOLS = {"claude-tool-read", "codex-tool-use"}
 
 
 def _kind(path: Path) -> tuple[type[Any], type[Any], str]:
@@ -74,5 +76,9 @@ async def test_transcript_parses(tmp_path: Path, path: Path) -> None:
     chunks = [c async for c in provider.stream("hi")]
     assert [c.type for c in chunks].count("result") == 1 and chunks[-1].type == "result"
     assert "".join(c.text for c in chunks if c.type == "text")
+    if path.stem in REAL_TOOLS:
+        results = [c.data for c in chunks if c.type == "tool_result" and c.data is not None]
+        assert results and not any(r["is_error"] for r in results), results
+        assert "provcfg notes" in str(results[0]["content"])
     counters = provider.ctx.metrics.snapshot()["counters"]
     assert "cli_unknown_event" not in counters, counters
