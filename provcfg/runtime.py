@@ -218,6 +218,8 @@ class Runtime:
         self._background: dict[str, concurrent.futures.Future[None]] = {}
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._owned: list[_Shared] = []
+        self._orphans: list[str] | None = None
+        self._released = False
         self.changes: dict[str, str] = {}
         """Per provider, against the previous generation: unchanged, rebuilt, added, removed."""
 
@@ -665,17 +667,21 @@ class Runtime:
         """Close every client, provider and cache connection this runtime alone uses.
 
         Parts shared with a newer generation stay open until that one closes too.
-        Idempotent.
+        Idempotent, and cancel-safe: the runtime refuses work from the first call on,
+        and a call cancelled while it waits for in-flight streams can be repeated to
+        finish the release (every step is done at most once).
         """
-        if self._closed:
+        if self._released:
             return
-        self._closed = True
-        self._live.clear()
-        for future in self._background.values():
-            future.cancel()
+        if not self._closed:
+            self._closed = True
+            self._live.clear()
+            for future in self._background.values():
+                future.cancel()
         if self._executor is not None:
             await asyncio.to_thread(self._executor.shutdown, True)
         await self._release_all_async()
+        self._released = True
 
     def _store_unregister(self) -> list[Any]:
         """Forget this runtime in the provider store; return instances nobody uses now."""
@@ -697,7 +703,11 @@ class Runtime:
         return orphans
 
     async def _release_all_async(self) -> None:
-        orphans = self._store_unregister()
+        # Progress is kept on self (orphans left, parts left) so a cancelled release
+        # resumes where it stopped instead of unregistering or unreferencing twice.
+        if self._orphans is None:
+            self._orphans = self._store_unregister()
+        orphans = self._orphans
         if self._store is not None:
             # Instances no newer generation uses are closed once their streams finish
             # (not after a fixed grace period): a stream started on this snapshot
@@ -705,9 +715,11 @@ class Runtime:
             from dogpile.cache.api import NO_VALUE
 
             store: _ProviderStore = self._store.obj
-            for key in orphans:
+            while orphans:
+                key = orphans[0]
                 instance = store.region.get(key, ignore_expiration=True)
                 if instance is NO_VALUE:
+                    orphans.pop(0)
                     continue
                 wait_idle = getattr(instance, "wait_idle", None)
                 if wait_idle is not None:
@@ -717,15 +729,17 @@ class Runtime:
                     # (a reload back to this spec): then the instance is still in use.
                     if self._store.refs > 1 and store.users.get(key, 0) == 0:
                         store.region.delete(key)
-        for part in reversed(self._owned):
+                orphans.pop(0)
+        while self._owned:
+            part = self._owned.pop()
             with _refs_lock:
                 part.refs -= 1
                 last = part.refs == 0
             if last:
                 result = part.closer(part.obj)
                 if asyncio.iscoroutine(result):
-                    await result
-        self._owned.clear()
+                    # Shielded: once started, a part's close finishes even if we are cancelled.
+                    await asyncio.shield(result)
         if self._store is not None:
             await self._store.obj.drain()
 

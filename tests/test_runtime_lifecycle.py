@@ -182,3 +182,26 @@ async def test_failed_build_inside_a_running_loop_with_a_pending_close() -> None
         )
     await old.aclose()
     assert {("close", "a"), ("close", "b"), ("close", "c")} <= set(EchoProvider.log)
+
+
+async def test_aclose_cancelled_while_draining_can_be_finished() -> None:
+    """An aclose() cancelled while a stream runs refuses work; calling it again releases all."""
+    rt = build({"a": {}, "b": {}})
+    a = rt.provider("a")
+    rt.provider("b")
+    stream = a.stream("x y")
+    await anext(stream)
+    closing = asyncio.create_task(rt.aclose())
+    await asyncio.sleep(0.05)
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    with pytest.raises(RuntimeClosedError):
+        rt.provider("a")
+    assert [c.text async for c in stream][:1] == ["y"]
+    async with asyncio.timeout(5):
+        await rt.aclose()
+    assert a._closed  # type: ignore[attr-defined]
+    assert EchoProvider.log.count(("close", "a")) == 1
+    assert EchoProvider.log.count(("close", "b")) == 1
+    assert rt._owned == []
