@@ -22,6 +22,7 @@ from provcfg.errors import (
     RuntimeClosedError,
     UnknownModelError,
     UnknownProviderError,
+    UnknownRegionError,
 )
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "RuntimeClosedError",
     "UnknownModelError",
     "UnknownProviderError",
+    "UnknownRegionError",
     "__version__",
     "load",
     "watch",

@@ -22,6 +22,7 @@ def test_exported_names_are_exactly_the_intended_ones() -> None:
             "RuntimeClosedError",
             "UnknownModelError",
             "UnknownProviderError",
+            "UnknownRegionError",
             "__version__",
             "load",
             "watch",
