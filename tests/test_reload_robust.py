@@ -275,18 +275,12 @@ async def test_1000_reload_cycles_leak_no_fd_process_or_memory(
         assert _rss_kib() - rss < 12 * 1024, (rss, _rss_kib())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime.py (not owned here): Runtime.aclose() sets closed before waiting for "
-    "streams; cancelled during that wait, it never releases its pools/regions/providers "
-    "and a second aclose() returns at once. Reload's drain tasks are cancelled this way "
-    "when the loop shuts down with a stream still held.",
-)
 async def test_runtime_aclose_cancelled_while_draining_can_be_finished(
     tmp_path: Path,
     stub: StubServer,  # noqa: F811
 ) -> None:
-    """A Runtime.aclose() cancelled while a stream runs can be completed by calling it again."""
+    """A Runtime.aclose() cancelled while a stream runs can be completed by calling it again
+    (what a drain task cancelled at loop shutdown relies on)."""
     import provcfg
 
     path = tmp_path / "providers.yaml"
