@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 .venv/bin/provcfg validate providers.yaml
-.venv/bin/provcfg run --stub --timings -p local "Write a haiku about configuration files"
+# Three runs: the first pays the one-time costs (client, TLS context), the others show the warm path.
+.venv/bin/provcfg run --stub --timings --repeat 3 -p local "Write a haiku about configuration files"
