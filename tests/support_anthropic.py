@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,3 +118,66 @@ async def fresh_stub(stub: StubServer) -> AsyncIterator[StubServer]:
     stub.reset()
     yield stub
     stub.reset()
+
+
+def sse(*events: tuple[str, dict[str, Any]]) -> bytes:
+    """A Messages API event stream: one ``event:``/``data:`` pair per event."""
+    return b"".join(
+        f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+        for name, data in events
+    )
+
+
+def http_reply(status: int, body: bytes, headers: dict[str, str] | None = None) -> bytes:
+    """One whole HTTP/1.1 response that closes its connection."""
+    content_type = "text/event-stream" if status == 200 else "application/json"
+    head = {"content-type": content_type, **(headers or {})}
+    lines = [f"HTTP/1.1 {status} X"] + [f"{k}: {v}" for k, v in head.items()]
+    lines += [f"content-length: {len(body)}", "connection: close"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+class ScriptedServer:
+    """A loopback HTTP server answering request N with ``replies[N]`` (the last one repeats).
+
+    For what the stub cannot send: hand-made event streams and ``retry-after``
+    headers in one form only (the stub always sends ``retry-after-ms`` too).
+    """
+
+    def __init__(self, replies: list[bytes]) -> None:
+        self.replies = replies
+        self.requests = 0
+        self._server: asyncio.Server | None = None
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.decode("latin-1").split("\r\n"):
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            reply = self.replies[min(self.requests, len(self.replies) - 1)]
+            self.requests += 1
+            writer.write(reply)
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def __aenter__(self) -> ScriptedServer:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
