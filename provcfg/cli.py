@@ -289,8 +289,6 @@ def _parser() -> argparse.ArgumentParser:
             description=command.help,
             add_help=not command.passthrough,
         )
-        if command.passthrough:
-            child.add_argument("argv", nargs=argparse.REMAINDER)
         command.configure(child)
         child.set_defaults(_command=command)
     return parser
@@ -318,10 +316,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     try:
         try:
-            args = _parser().parse_args(argv)
+            # A passthrough command parses its own arguments: everything argparse does
+            # not know is handed to it (argparse.REMAINDER would still claim options).
+            args, rest = _parser().parse_known_args(argv)
+            command: Command = args._command
+            if rest and not command.passthrough:
+                _parser().parse_args(argv)  # reports the unknown arguments, exits 2
+            args.argv = rest
         except SystemExit as exc:  # argparse: --help, --version, usage errors
             return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-        command: Command = args._command
         if command.logs:
             from provcfg.logs import configure as configure_logging
 

@@ -166,3 +166,40 @@ def test_every_error_kind_has_its_exit_code() -> None:
         code = exit_code_for(ProviderError("x", kind=kind))
         assert code == EXIT_CODES[kind]
         assert code not in (0, 1, 2, 70)
+
+
+def test_provcfg_stub_subcommand_passes_its_options_through(tmp_path: Path) -> None:
+    """`provcfg stub --port 0 --port-file F` listens, answers HEAD /, and exits 0 on SIGTERM."""
+    import http.client
+
+    port_file = tmp_path / "port"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "provcfg.cli", "stub", "--port", "0", "--port-file", str(port_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not port_file.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        port = int(port_file.read_text())
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("HEAD", "/")
+        assert conn.getresponse().status == 200
+        conn.close()
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_unknown_option_of_a_normal_command_is_a_usage_error() -> None:
+    """Options a command does not know still exit 2 with argparse's message."""
+    done = provcfg("validate", "--bogus")
+    assert done.returncode == 2
+    assert "unrecognized arguments: --bogus" in done.stderr
