@@ -270,7 +270,7 @@ async def test_1000_reload_cycles_leak_no_fd_process_or_memory(
         gc.collect()
         assert live.generation == 101 + CYCLES
         assert _fd_count() <= fds + 2, f"fds grew from {fds} to {_fd_count()}"
-        assert _child_count() == children == 0
+        assert _child_count() <= children, f"child processes grew from {children}"
         # A leaked client, pool or runtime per cycle would add tens of MiB over 1,000.
         assert _rss_kib() - rss < 12 * 1024, (rss, _rss_kib())
 
