@@ -67,9 +67,10 @@ async def _main(file: str, out: TextIO, err: TextIO) -> int:
                     )
                     await _follow(live, stop, out)
             except ProvcfgError as exc:
+                # The same stream as a rejected reload's problems: stdout is the report.
                 for line in _error_lines(file, exc):
-                    _say(err, line)
-                _say(err, f"{file}: waiting for a valid save")
+                    _say(out, line)
+                _say(out, f"{file}: waiting for a valid save")
                 await _wait_for_change(file, before, stop)
     finally:
         for signum in signals:

@@ -89,10 +89,8 @@ async def test_watch_command_waits_for_a_valid_file_at_start(tmp_path: Path) -> 
     write_in_place(path, "version: 1\nproviders: {}\n")
     child = await _start(path)
     try:
-        assert child.process.stderr is not None
-        async with asyncio.timeout(15):
-            while b"waiting for a valid save" not in (await child.process.stderr.readline()):
-                pass
+        await child.line_with(":2:12: providers: declare at least one provider")
+        await child.line_with("waiting for a valid save")
         os_replace(path, api_manifest({"api": 1}))
         await child.line_with("generation 1 live")
         child.process.send_signal(signal.SIGINT)
