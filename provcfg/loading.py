@@ -183,7 +183,8 @@ def _decode(text: str | bytes, file: str, max_bytes: int) -> str:
         column = len(text[start : exc.start].decode("utf-8", "replace")) + 1
         raise ManifestError.single(
             file,
-            f"byte {exc.start} is not valid UTF-8; save the file as UTF-8",
+            f"byte 0x{text[exc.start]:02X} (offset {exc.start}) is not valid UTF-8; "
+            "save the file as UTF-8",
             line=line,
             column=column,
         ) from None
