@@ -8,8 +8,6 @@ raises CacheBackendError on request) and never shows the password.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +26,7 @@ from provcfg.errors import CacheBackendError, ProvcfgError
 from provcfg.manifest import RegionSpec
 from provcfg.metrics import Metrics
 from tests.support_services import free_port, memcached_server, redis_server, start_redis
+from tests.support_workers import JsonWorker
 
 __all__ = ["memcached_server", "redis_server"]  # fixtures used by the tests below
 
@@ -64,43 +63,11 @@ close_region(region)
 """
 
 
-class Worker:
-    """A real Python process running WORKER."""
+class Worker(JsonWorker):
+    """A real Python process running WORKER on one region spec."""
 
     def __init__(self, spec: dict[str, Any], region: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", WORKER, json.dumps(spec), region],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def call(self, op: str, **fields: Any) -> Any:
-        assert self.process.stdin is not None
-        assert self.process.stdout is not None
-        self.process.stdin.write(json.dumps({"op": op, **fields}) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            self.process.wait(10)
-            assert self.process.stderr is not None
-            raise AssertionError(f"worker died: {self.process.stderr.read()[-2000:]}")
-        return json.loads(line)
-
-    def stop(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        try:
-            code = self.process.wait(10)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
-            for stream in (self.process.stdout, self.process.stderr):
-                if stream is not None:
-                    stream.close()
-        assert code == 0
+        super().__init__(WORKER, json.dumps(spec), region)
 
 
 @contextmanager

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +14,7 @@ import yaml
 from provcfg.errors import ProvcfgError, UnknownRegionError
 from provcfg.runtime import load
 from tests.support_services import redis_server
+from tests.support_workers import JsonWorker
 
 __all__ = ["redis_server"]  # fixture used by the tests below
 
@@ -60,46 +57,11 @@ asyncio.run(rt.aclose())
 """
 
 
-class Worker:
+class Worker(JsonWorker):
     """A real Python process running WORKER on one manifest file."""
 
     def __init__(self, manifest: Path, env: dict[str, str] | None = None) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(manifest)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
-
-    def call(self, op: str, **fields: Any) -> Any:
-        """Send one command; return its JSON answer."""
-        assert self.process.stdin is not None
-        assert self.process.stdout is not None
-        self.process.stdin.write(json.dumps({"op": op, **fields}) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            self.process.wait(10)
-            assert self.process.stderr is not None
-            raise AssertionError(f"worker died: {self.process.stderr.read()[-2000:]}")
-        return json.loads(line)
-
-    def stop(self) -> None:
-        """Close stdin, wait for a clean exit, never leave the process behind."""
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        try:
-            code = self.process.wait(10)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
-            for stream in (self.process.stdout, self.process.stderr):
-                if stream is not None:
-                    stream.close()
-        assert code == 0
+        super().__init__(WORKER, str(manifest), env=env)
 
 
 @contextmanager
