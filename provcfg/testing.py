@@ -1,16 +1,17 @@
 """The provider conformance suite: one set of tests every provider kind runs, plugins too.
 
 Subclass :class:`ProviderConformance` in a test module (its name must start with
-``Test`` so pytest collects it), give it a ``provider`` fixture and say how to
-make the provider answer and fail::
+``Test`` so pytest collects it), give it a ``provider`` fixture and say how to make
+the provider answer and fail. :func:`make_context` builds the
+:class:`~provcfg.providers.base.ProviderContext` a provider needs without a Runtime::
 
-    import pytest
-    from provcfg.testing import ProviderConformance, Request
+    import pytest_asyncio
+    from provcfg.testing import ProviderConformance, Request, make_context
 
     class TestMyKind(ProviderConformance):
-        @pytest.fixture
+        @pytest_asyncio.fixture
         async def provider(self):
-            p = MyProvider(make_context(...))
+            p = MyProvider(make_context(MySpec(kind="my-kind")))
             yield p
             await p.aclose()
 
@@ -19,6 +20,8 @@ make the provider answer and fail::
 
         def error_request(self) -> Request:
             return Request("x", {"model": "no-such-model"})
+
+docs/providers.md ("Testing a provider kind") has a complete, tested example.
 
 The suite checks: text chunks arrive before exactly one final ``result`` chunk;
 ``complete()`` returns the text the stream yields; usage and timings are filled
@@ -29,7 +32,10 @@ one provider do not mix. Override :meth:`ProviderConformance.assert_released` to
 check your kind's resources (connections, processes) after an early exit.
 
 Needs pytest and pytest-asyncio (the tests are ``async`` and marked
-``pytest.mark.asyncio``). Importing :mod:`provcfg` never imports this module.
+``pytest.mark.asyncio``; in pytest-asyncio's default strict mode, declare the async
+``provider`` fixture with ``@pytest_asyncio.fixture``). Importing this module
+starts, configures and imports nothing beyond pytest and provcfg's light
+contract modules; importing :mod:`provcfg` never imports it.
 """
 
 from __future__ import annotations
@@ -37,16 +43,22 @@ from __future__ import annotations
 import asyncio
 import gc
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from pydantic import BaseModel
 
-from provcfg.errors import ErrorKind, ProviderError
-from provcfg.providers.base import Chunk, Provider, Result, Timings, Usage
+from provcfg.errors import ErrorKind, ProvcfgError, ProviderError
+from provcfg.metrics import Metrics
+from provcfg.providers.base import Chunk, Provider, ProviderContext, Result, Timings, Usage
 
-__all__ = ["ProviderConformance", "Request"]
+if TYPE_CHECKING:
+    import httpx2
+
+__all__ = ["ProviderConformance", "Request", "make_context"]
 
 _KINDS = frozenset(typing.get_args(ErrorKind))
 
@@ -57,6 +69,51 @@ class Request:
 
     prompt: str
     options: Mapping[str, Any] = field(default_factory=dict)
+
+
+def make_context(
+    spec: BaseModel,
+    *,
+    name: str = "test",
+    models: Mapping[str, str] | None = None,
+    cli_path: Path | None = None,
+    http_client: Callable[[], httpx2.AsyncClient] | None = None,
+    metrics: Metrics | None = None,
+) -> ProviderContext:
+    """A :class:`ProviderContext` for building a provider in a test, without a Runtime.
+
+    ``models`` maps aliases to model ids (a name not in it passes through; None
+    resolves to the spec's ``model`` field, if it has one). ``cli_path`` and
+    ``http_client`` are what the provider gets from ``ctx.cli_path()`` and
+    ``ctx.http_client()``; left out, calling them raises ProvcfgError. ``metrics``
+    defaults to a fresh :class:`~provcfg.metrics.Metrics`.
+
+    Returns:
+        The context, ready for ``MyProvider(ctx)``.
+    """
+    aliases = dict(models or {})
+    default = getattr(spec, "model", None)
+
+    def resolve(alias: str | None) -> str | None:
+        wanted = alias if alias is not None else default
+        return aliases.get(wanted, wanted) if wanted is not None else None
+
+    def no_cli() -> Path:
+        raise ProvcfgError(f"provider {name!r}: no CLI in this test context; pass cli_path=")
+
+    def no_client() -> httpx2.AsyncClient:
+        raise ProvcfgError(
+            f"provider {name!r}: no HTTP client in this test context; pass http_client="
+        )
+
+    return ProviderContext(
+        name=name,
+        spec=spec,
+        resolve_model=resolve,
+        cli_path=(lambda: cli_path) if cli_path is not None else no_cli,
+        http_client=http_client if http_client is not None else no_client,
+        metrics=metrics if metrics is not None else Metrics(),
+    )
 
 
 async def _collect(provider: Provider, request: Request) -> list[Chunk]:
