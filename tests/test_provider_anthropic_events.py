@@ -168,7 +168,6 @@ async def test_network_reads_of_any_size_give_the_same_chunks(size: int) -> None
             for i in range(0, len(body), size):
                 writer.write(body[i : i + size])
                 await writer.drain()
-            writer.close()
 
     async with Trickle([]) as server:
         chunks = await _stream(server.base_url, "fast")
@@ -212,3 +211,35 @@ async def test_error_event_mid_stream_is_the_same_error_on_both_transports(
     assert errors["sdk"].kind == errors["fast"].kind == kind
     assert str(errors["sdk"]) == str(errors["fast"])
     assert "went wrong" in str(errors["fast"])
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_body_left_open_after_message_stop_still_gives_the_result(transport: str) -> None:
+    """A server that sends message_stop but never ends the body: the answer completes anyway."""
+    body = _full_message()
+
+    class Linger(ScriptedServer):
+        async def _serve(self, reader: Any, writer: Any) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            self.requests += 1
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                b"transfer-encoding: chunked\r\n\r\n"
+                + f"{len(body):x}\r\n".encode()
+                + body
+                + b"\r\n"  # and no terminating 0-length chunk
+            )
+            await writer.drain()
+            await reader.read()  # until the client gives the connection up
+
+    async with Linger([]) as server:
+        # Read timeout 30 s: without the bounded drain this failed with kind timeout.
+        handle = make(server.base_url, transport, read_timeout=30.0)
+        try:
+            chunks = [c async for c in handle.provider.stream("hi", model="m")]
+            # The half-read connection is dropped, never handed to the next request.
+            assert all(c.is_closed() for c in handle.connections())
+        finally:
+            await handle.aclose()
+    assert chunks[:-1] == EXPECTED
+    assert chunks[-1].type == "result"

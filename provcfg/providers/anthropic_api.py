@@ -57,6 +57,8 @@ _USAGE_FIELDS = (
 _TEXT_DELTA = '"delta":{"type":"text_delta","text":'
 _TEXT_SKIP = len(_TEXT_DELTA)
 _TOOL_BLOCKS = frozenset({"tool_use", "server_tool_use"})
+# How long the rest of a body may take after message_stop (usually it came in the same read).
+_DRAIN_SECONDS = 1.0
 
 
 class _Clock:
@@ -216,10 +218,20 @@ def _decode_body(raw: bytes) -> object:
 
 
 async def _drain(events: AsyncIterator[Any]) -> None:
-    # Read the body's last bytes (the chunked terminator) so the connection can go back
-    # to the pool, as the SDK itself does. Bounded by the read timeout and the deadline.
-    async for _ in events:
-        pass
+    """Read the body's last bytes (the chunked terminator) so the connection can go back to
+    the pool, as the SDK itself does; give up after :data:`_DRAIN_SECONDS`.
+
+    The message is complete by now (``message_stop`` arrived): a server that keeps the
+    body open or breaks it only costs the connection (closed with the response, not
+    reused), never the answer. Without the bound, such a server turned a complete
+    answer into a ``timeout`` error after the pool's whole read timeout.
+    """
+    try:
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            async for _ in events:
+                pass
+    except Exception as exc:  # whatever it is, the answer is already whole
+        log.debug("provider.drain_abandoned", reason=type(exc).__name__)
 
 
 class AnthropicApiProvider(BaseProvider):
