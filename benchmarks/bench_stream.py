@@ -1,20 +1,27 @@
 """Streaming through provcfg vs the anthropic SDK used directly, side by side in one run.
 
-Four readers of the same stub stream (the stub runs in its own process):
+Five readers of the same stub stream (the stub runs in its own process):
 
     sdk-direct     one reused AsyncAnthropic on its own httpx2 client, messages.create(stream=True)
+    sdk-again      the same as sdk-direct, a second instance: the A/A control whose ratio
+                   shows how far two identical readers drift apart in this run
     provcfg-sdk    AnthropicApiProvider, transport: sdk
     provcfg-fast   AnthropicApiProvider, transport: fast
     raw-httpx2     client.stream() + aiter_bytes(), the floor
 
-Rounds are interleaved (a, b, c, d, a, b, ...) so machine noise hits all four alike.
-Measured: first-chunk latency (median over short replies) and chunks/s over a long
-stream (median). Then provcfg's own per-chunk forwarding cost with no network: the
-same pre-built byte stream served by an httpx2.MockTransport, read through provcfg and
-through the bare minimum (SDK iteration for sdk; aiter_bytes + SSE split + json.loads
-per event for fast); the difference of the fastest rounds, per chunk, is what provcfg adds.
+Each round runs every reader once, and the order rotates from round to round (a reader
+is not always the one after the same other one). Each round gives one ratio per reader
+against sdk-direct *in that round*: on a shared, noisy machine, pairing removes the
+drift between rounds. Reported: the median of those ratios and their spread (25th-75th
+percentile), for first-chunk latency (short replies) and chunks/s (long streams).
 
-    .venv/bin/python benchmarks/bench_stream.py [--first-rounds 300] [--long-rounds 5]
+Then, with no network: the same pre-built byte stream served by an httpx2.MockTransport,
+read through provcfg and through the bare minimum (SDK iteration for sdk; aiter_bytes +
+SSE split + json.loads per event for fast). Per chunk (a long stream) and per request
+(a one-delta reply, time to the first text chunk), the difference is what provcfg adds:
+the fastest rounds' difference, and the median of paired differences with its spread.
+
+    .venv/bin/python benchmarks/bench_stream.py [--first-rounds 300] [--long-rounds 9]
 """
 
 from __future__ import annotations
@@ -131,16 +138,32 @@ def _raw(base_url: str, http: httpx2.AsyncClient) -> Reader:
     return read
 
 
+def _rotations(names: list[str], rounds: int) -> list[list[str]]:
+    return [names[i % len(names) :] + names[: i % len(names)] for i in range(rounds)]
+
+
 async def _interleaved(
     readers: dict[str, Reader], model: str, rounds: int
 ) -> dict[str, list[tuple[float, float, int]]]:
     out: dict[str, list[tuple[float, float, int]]] = {name: [] for name in readers}
-    for _ in range(rounds):
-        for name, read in readers.items():
+    for order in _rotations(list(readers), rounds):
+        for name in order:
             start = time.perf_counter()
-            first, count = await read(model)
+            first, count = await readers[name](model)
             out[name].append((first, time.perf_counter() - start, count))
     return out
+
+
+def _spread(values: list[float]) -> tuple[float, float, float]:
+    """Median, 25th and 75th percentile."""
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    low, _, high = statistics.quantiles(values, n=4, method="inclusive")
+    return statistics.median(values), low, high
+
+
+def _paired(values: list[float], base: list[float]) -> tuple[float, float, float]:
+    return _spread([v / b for v, b in zip(values, base, strict=True)])
 
 
 # ----------------------------------------------------------------- forwarding, no network
@@ -243,49 +266,100 @@ async def _via_provider(provider: AnthropicApiProvider) -> int:
     return count
 
 
-async def _forwarding(deltas: int, rounds: int) -> dict[str, float]:
+async def _timed_rounds(
+    runs: dict[str, Callable[[], Awaitable[Any]]], rounds: int
+) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for run in runs.values():  # warm-up (imports, first client)
+        await run()
+    for order in _rotations(list(runs), rounds):
+        for name in order:
+            start = time.perf_counter()
+            await runs[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def _added(times: dict[str, list[float]], mine: str, bare: str, per: int) -> dict[str, float]:
+    """What ``mine`` adds over ``bare`` in us per unit: fastest rounds and paired median."""
+    diffs = [(m - b) / per * 1e6 for m, b in zip(times[mine], times[bare], strict=True)]
+    med, low, high = _spread(diffs)
+    return {
+        "min": (min(times[mine]) - min(times[bare])) / per * 1e6,
+        "med": med,
+        "p25": low,
+        "p75": high,
+        "bare": min(times[bare]) / per * 1e6,
+    }
+
+
+async def _forwarding(deltas: int, rounds: int) -> dict[str, dict[str, float]]:
     blob = _sse_blob(deltas)
     http = _mock_client(blob)
     fast = _provider("http://mock", "fast", http)
     sdk = _provider("http://mock", "sdk", http)
     bare_sdk = _bare_sdk(http)
-    runs: dict[str, Callable[[], Awaitable[int]]] = {
+    runs: dict[str, Callable[[], Awaitable[Any]]] = {
         "bare-fast": lambda: _bare_fast(http),
         "provcfg-fast": lambda: _via_provider(fast),
         "bare-sdk": bare_sdk,
         "provcfg-sdk": lambda: _via_provider(sdk),
     }
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for run in runs.values():  # warm-up (imports, first client)
-        await run()
-    for _ in range(rounds):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            await run()
-            times[name].append(time.perf_counter() - start)
+    times = await _timed_rounds(runs, rounds)
     await http.aclose()
-    # CPU-bound with no I/O: the minimum is the estimator least disturbed by other load.
-    med = {name: min(values) for name, values in times.items()}
     return {
-        "fast_us": (med["provcfg-fast"] - med["bare-fast"]) / deltas * 1e6,
-        "sdk_us": (med["provcfg-sdk"] - med["bare-sdk"]) / deltas * 1e6,
-        "bare_fast_us": med["bare-fast"] / deltas * 1e6,
-        "bare_sdk_us": med["bare-sdk"] / deltas * 1e6,
+        "fast": _added(times, "provcfg-fast", "bare-fast", deltas),
+        "sdk": _added(times, "provcfg-sdk", "bare-sdk", deltas),
     }
+
+
+async def _per_request(rounds: int) -> dict[str, float]:
+    """Time to the first text chunk of a one-delta reply, SDK alone vs provcfg-sdk."""
+    http = _mock_client(_sse_blob(1))
+    sdk = _provider("http://mock", "sdk", http)
+    client = anthropic.AsyncAnthropic(
+        api_key=KEY, base_url="http://mock", http_client=http, max_retries=0
+    )
+
+    async def bare() -> None:
+        stream = await client.messages.create(
+            model=MODEL, max_tokens=1024, messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        async for event in stream:
+            if event.type == "content_block_delta":
+                break
+        await stream.close()
+
+    async def mine() -> None:
+        chunks = sdk.stream("hi")
+        async for chunk in chunks:
+            if chunk.type == "text":
+                break
+        await chunks.aclose()  # type: ignore[attr-defined]
+
+    times = await _timed_rounds({"bare-sdk": bare, "provcfg-sdk": mine}, rounds)
+    await http.aclose()
+    return _added(times, "provcfg-sdk", "bare-sdk", 1)
+
+
+def _ratio(median: float, low: float, high: float) -> str:
+    return f"{median:5.3f}x [{low:5.3f}-{high:5.3f}]"
 
 
 async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--first-rounds", type=int, default=300)
-    parser.add_argument("--long-rounds", type=int, default=5)
+    parser.add_argument("--long-rounds", type=int, default=9)
     parser.add_argument("--deltas", type=int, default=20_000)
     parser.add_argument("--forward-rounds", type=int, default=15)
+    parser.add_argument("--request-rounds", type=int, default=1000)
     args = parser.parse_args()
     with StubProcess() as stub:
         url = stub.base_url
-        clients = [httpx2.AsyncClient(timeout=60) for _ in range(4)]
+        clients = [httpx2.AsyncClient(timeout=60) for _ in range(5)]
         readers: dict[str, Reader] = {
             "sdk-direct": _sdk_direct(url, clients[0]),
+            "sdk-again": _sdk_direct(url, clients[4]),
             "provcfg-sdk": _provcfg(_provider(url, "sdk", clients[1])),
             "provcfg-fast": _provcfg(_provider(url, "fast", clients[2])),
             "raw-httpx2": _raw(url, clients[3]),
@@ -295,30 +369,41 @@ async def main() -> int:
         long = await _interleaved(readers, f"stub-deltas-{args.deltas}", args.long_rounds)
         for client in clients:
             await client.aclose()
-    first = {n: statistics.median(r[0] for r in rs) for n, rs in short.items()}
-    rate = {n: statistics.median(r[2] / r[1] for r in rs) for n, rs in long.items()}
-    base_first, base_rate = first["sdk-direct"], rate["sdk-direct"]
+    base_first = [r[0] for r in short["sdk-direct"]]
+    base_rate = [r[2] / r[1] for r in long["sdk-direct"]]
+    first = {n: _paired([r[0] for r in rs], base_first) for n, rs in short.items()}
+    rate = {n: _paired([r[2] / r[1] for r in rs], base_rate) for n, rs in long.items()}
     print(
-        f"first chunk (median of {args.first_rounds}), chunks/s ({args.deltas:,} deltas, "
-        f"median of {args.long_rounds}); ratios vs sdk-direct"
+        f"vs sdk-direct in the same round: median [25th-75th percentile]; first chunk: "
+        f"{args.first_rounds} short replies, chunks/s: {args.long_rounds} x {args.deltas:,} deltas"
     )
-    for name in readers:
+    for name, rs in short.items():
+        first_ms = statistics.median(r[0] for r in rs) * 1e3
+        rate_abs = statistics.median(r[2] / r[1] for r in long[name])
         print(
-            f"  {name:13s} first {first[name] * 1e3:7.3f} ms ({first[name] / base_first:5.2f}x)"
-            f"   {rate[name]:10,.0f} chunks/s ({rate[name] / base_rate:5.2f}x)"
+            f"  {name:13s} first {first_ms:7.3f} ms {_ratio(*first[name])}"
+            f"   {rate_abs:10,.0f} chunks/s {_ratio(*rate[name])}"
         )
     fwd = await _forwarding(args.deltas, args.forward_rounds)
+    req = await _per_request(args.request_rounds)
+    for kind, bare in (("fast", "aiter_bytes + SSE split + json.loads"), ("sdk", "SDK iteration")):
+        f = fwd[kind]
+        print(
+            f"forwarding per chunk, no network, {kind}: +{f['min']:.3f} us (fastest rounds), "
+            f"+{f['med']:.3f} us [{f['p25']:.3f}, {f['p75']:.3f}] (paired) over "
+            f"{f['bare']:.3f} us of {bare}"
+        )
     print(
-        f"forwarding per chunk, no network: fast +{fwd['fast_us']:.3f} us over "
-        f"{fwd['bare_fast_us']:.3f} us bare; sdk +{fwd['sdk_us']:.3f} us over "
-        f"{fwd['bare_sdk_us']:.3f} us bare SDK iteration"
+        f"per request to the first chunk, no network, sdk: +{req['min']:.1f} us (fastest), "
+        f"+{req['med']:.1f} us [{req['p25']:.1f}, {req['p75']:.1f}] (paired) over "
+        f"{req['bare']:.1f} us of the SDK alone"
     )
     checks = {
-        "sdk first <= 1.03x": first["provcfg-sdk"] / base_first <= 1.03,
-        "sdk chunks/s >= 0.97x": rate["provcfg-sdk"] / base_rate >= 0.97,
-        "fast first <= 0.75x": first["provcfg-fast"] / base_first <= 0.75,
-        "fast chunks/s >= 1.8x": rate["provcfg-fast"] / base_rate >= 1.8,
-        "forwarding <= 1 us": max(fwd["fast_us"], fwd["sdk_us"]) <= 1.0,
+        "sdk first <= 1.03x": first["provcfg-sdk"][0] <= 1.03,
+        "sdk chunks/s >= 0.97x": rate["provcfg-sdk"][0] >= 0.97,
+        "fast first <= 0.75x": first["provcfg-fast"][0] <= 0.75,
+        "fast chunks/s >= 1.8x": rate["provcfg-fast"][0] >= 1.8,
+        "forwarding <= 1 us": max(fwd["fast"]["min"], fwd["sdk"]["min"]) <= 1.0,
     }
     for name, ok in checks.items():
         print(f"  {'ok  ' if ok else 'MISS'} {name}")
