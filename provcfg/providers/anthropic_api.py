@@ -245,6 +245,9 @@ class AnthropicApiProvider(BaseProvider):
     """
 
     kind = "anthropic-api"
+    # The transport generators call _enter_stream/_exit_stream themselves, so no
+    # wrapper generator sits between them and the caller (one hop per chunk saved).
+    tracks_streams = True
 
     def __init__(self, ctx: ProviderContext) -> None:
         super().__init__(ctx)
@@ -300,8 +303,7 @@ class AnthropicApiProvider(BaseProvider):
                 :mod:`provcfg.providers._retry` allows, never after a chunk was yielded.
             RuntimeClosedError: the provider was closed.
         """
-        # A plain function returning one generator: with BaseProvider's wrapper that
-        # makes two generator layers per chunk, the least the contract allows.
+        # A plain function returning one generator: the only generator layer per chunk.
         clock = _Clock(time.perf_counter())
         model_id = self.ctx.resolve_model(model)
         total = timeout if timeout is not None else self._timeout
@@ -381,112 +383,120 @@ class AnthropicApiProvider(BaseProvider):
     async def _run_fast(
         self, body: dict[str, Any], total: float | None, clock: _Clock
     ) -> AsyncIterator[Chunk]:
-        self._check(body)
-        errors = self._errors
-        payload = json.dumps(body, separators=(",", ":")).encode()
-        deadline = clock.start + total if total is not None else None
-        perf = time.perf_counter
-        start = clock.start
-        loads = json.loads
-        first: float | None = None
-        retries = 0
-        while True:
-            state = _Message()
-            streaming = False
-            try:
+        await self._enter_stream()
+        try:
+            self._check(body)
+            errors = self._errors
+            payload = json.dumps(body, separators=(",", ":")).encode()
+            deadline = clock.start + total if total is not None else None
+            perf = time.perf_counter
+            start = clock.start
+            loads = json.loads
+            first: float | None = None
+            retries = 0
+            while True:
+                state = _Message()
+                streaming = False
                 try:
-                    client = self.ctx.http_client()
-                    timeout: Any = (
-                        httpx2.USE_CLIENT_DEFAULT
-                        if deadline is None
-                        else self._phase_timeouts(client, deadline)
-                    )
-                    async with client.stream(
-                        "POST", self._url, content=payload, headers=self._headers, timeout=timeout
-                    ) as response:
-                        clock.connect = perf() - start
-                        if response.status_code != 200:
-                            raise errors.from_body(
-                                response.status_code,
-                                _decode_body(await response.aread()),
-                                response.headers,
-                            )
-                        streaming = True
-                        parser = SSEParser()
-                        feed = parser.feed
-                        raws = response.aiter_bytes()
-                        async for raw in raws:
-                            if deadline is not None and perf() > deadline:
-                                raise errors.deadline(total or 0.0)
-                            for event, data in feed(raw):
-                                if event == "content_block_delta":
-                                    # Fast path: a text delta's JSON ends with its text
-                                    # field; parse just that string, not the whole event.
-                                    at = data.find(_TEXT_DELTA)
-                                    if at > 0 and data.endswith("}}"):
-                                        try:
-                                            text = loads(data[at + _TEXT_SKIP : -2])
-                                        except ValueError:
-                                            text = None
-                                        if text.__class__ is str:
+                    try:
+                        client = self.ctx.http_client()
+                        timeout: Any = (
+                            httpx2.USE_CLIENT_DEFAULT
+                            if deadline is None
+                            else self._phase_timeouts(client, deadline)
+                        )
+                        async with client.stream(
+                            "POST",
+                            self._url,
+                            content=payload,
+                            headers=self._headers,
+                            timeout=timeout,
+                        ) as response:
+                            clock.connect = perf() - start
+                            if response.status_code != 200:
+                                raise errors.from_body(
+                                    response.status_code,
+                                    _decode_body(await response.aread()),
+                                    response.headers,
+                                )
+                            streaming = True
+                            parser = SSEParser()
+                            feed = parser.feed
+                            raws = response.aiter_bytes()
+                            async for raw in raws:
+                                if deadline is not None and perf() > deadline:
+                                    raise errors.deadline(total or 0.0)
+                                for event, data in feed(raw):
+                                    if event == "content_block_delta":
+                                        # Fast path: a text delta's JSON ends with its text
+                                        # field; parse just that string, not the whole event.
+                                        at = data.find(_TEXT_DELTA)
+                                        if at > 0 and data.endswith("}}"):
+                                            try:
+                                                text = loads(data[at + _TEXT_SKIP : -2])
+                                            except ValueError:
+                                                text = None
+                                            if text.__class__ is str:
+                                                if first is None:
+                                                    first = clock.first = perf() - start
+                                                yield Chunk("text", text)
+                                                continue
+                                        parsed = loads(data)
+                                        delta = parsed["delta"]
+                                        dtype = delta["type"]
+                                        if dtype == "text_delta":
                                             if first is None:
                                                 first = clock.first = perf() - start
-                                            yield Chunk("text", text)
-                                            continue
-                                    parsed = loads(data)
-                                    delta = parsed["delta"]
-                                    dtype = delta["type"]
-                                    if dtype == "text_delta":
-                                        if first is None:
-                                            first = clock.first = perf() - start
-                                        yield Chunk("text", delta["text"])
-                                    elif dtype == "thinking_delta":
-                                        if first is None:
-                                            first = clock.first = perf() - start
-                                        yield Chunk("thinking", delta["thinking"])
-                                    elif dtype == "input_json_delta":
-                                        state.add_json(parsed["index"], delta["partial_json"])
-                                elif event == "error":
-                                    raise errors.from_event_data(data)
-                                elif event and event != "ping":
-                                    chunk = _on_json_event(state, loads(data))
-                                    if chunk is not None:
-                                        if first is None:
-                                            first = clock.first = perf() - start
-                                        yield chunk
-                                    elif state.stopped:
-                                        break
+                                            yield Chunk("text", delta["text"])
+                                        elif dtype == "thinking_delta":
+                                            if first is None:
+                                                first = clock.first = perf() - start
+                                            yield Chunk("thinking", delta["thinking"])
+                                        elif dtype == "input_json_delta":
+                                            state.add_json(parsed["index"], delta["partial_json"])
+                                    elif event == "error":
+                                        raise errors.from_event_data(data)
+                                    elif event and event != "ping":
+                                        chunk = _on_json_event(state, loads(data))
+                                        if chunk is not None:
+                                            if first is None:
+                                                first = clock.first = perf() - start
+                                            yield chunk
+                                        elif state.stopped:
+                                            break
+                                if state.stopped:
+                                    break
                             if state.stopped:
-                                break
-                        if state.stopped:
-                            await _drain(raws)
-                        else:
-                            for event, data in parser.finish():
-                                if event == "error":
-                                    raise errors.from_event_data(data)
-                                if event and event != "ping":
-                                    chunk = _on_json_event(state, loads(data))
-                                    if chunk is not None:
-                                        if first is None:
-                                            first = clock.first = perf() - start
-                                        yield chunk
-                            if not state.stopped:
-                                cut = " mid-event" if parser.pending else ""
-                                raise errors.incomplete(
-                                    f"the stream ended{cut} before message_stop"
-                                )
-                except httpx2.HTTPError as exc:
-                    raise errors.from_transport(exc, streaming=streaming) from None
-                except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                    raise errors.make(
-                        "server_error", f"malformed stream event ({type(exc).__name__})"
-                    ) from None
-            except ProviderError as error:
-                await self._backoff(error, clock, retries, deadline)
-                retries += 1
-                continue
-            break
-        yield self._finish(state, clock)
+                                await _drain(raws)
+                            else:
+                                for event, data in parser.finish():
+                                    if event == "error":
+                                        raise errors.from_event_data(data)
+                                    if event and event != "ping":
+                                        chunk = _on_json_event(state, loads(data))
+                                        if chunk is not None:
+                                            if first is None:
+                                                first = clock.first = perf() - start
+                                            yield chunk
+                                if not state.stopped:
+                                    cut = " mid-event" if parser.pending else ""
+                                    raise errors.incomplete(
+                                        f"the stream ended{cut} before message_stop"
+                                    )
+                    except httpx2.HTTPError as exc:
+                        raise errors.from_transport(exc, streaming=streaming) from None
+                    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                        raise errors.make(
+                            "server_error", f"malformed stream event ({type(exc).__name__})"
+                        ) from None
+                except ProviderError as error:
+                    await self._backoff(error, clock, retries, deadline)
+                    retries += 1
+                    continue
+                break
+            yield self._finish(state, clock)
+        finally:
+            self._exit_stream()
 
     async def _sdk_client(self) -> tuple[httpx2.AsyncClient, anthropic.AsyncAnthropic]:
         loop = asyncio.get_running_loop()
@@ -514,74 +524,78 @@ class AnthropicApiProvider(BaseProvider):
     async def _run_sdk(
         self, params: dict[str, Any], total: float | None, clock: _Clock
     ) -> AsyncIterator[Chunk]:
-        self._check(params)
-        errors = self._errors
-        deadline = clock.start + total if total is not None else None
-        perf = time.perf_counter
-        start = clock.start
-        first: float | None = None
-        retries = 0
-        while True:
-            state = _Message()
-            streaming = False
-            try:
+        await self._enter_stream()
+        try:
+            self._check(params)
+            errors = self._errors
+            deadline = clock.start + total if total is not None else None
+            perf = time.perf_counter
+            start = clock.start
+            first: float | None = None
+            retries = 0
+            while True:
+                state = _Message()
+                streaming = False
                 try:
-                    http, sdk = await self._sdk_client()
-                    call = params
-                    if deadline is not None:
-                        call = {**params, "timeout": self._phase_timeouts(http, deadline)}
-                    stream = await sdk.messages.create(**call, stream=True)
-                    clock.connect = perf() - start
-                    streaming = True
                     try:
-                        events = stream.__aiter__()
-                        async for event in events:
-                            if deadline is not None and perf() > deadline:
-                                raise errors.deadline(total or 0.0)
-                            if event.type == "content_block_delta":
-                                delta = event.delta
-                                dtype = delta.type
-                                if dtype == "text_delta":
+                        http, sdk = await self._sdk_client()
+                        call = params
+                        if deadline is not None:
+                            call = {**params, "timeout": self._phase_timeouts(http, deadline)}
+                        stream = await sdk.messages.create(**call, stream=True)
+                        clock.connect = perf() - start
+                        streaming = True
+                        try:
+                            events = stream.__aiter__()
+                            async for event in events:
+                                if deadline is not None and perf() > deadline:
+                                    raise errors.deadline(total or 0.0)
+                                if event.type == "content_block_delta":
+                                    delta = event.delta
+                                    dtype = delta.type
+                                    if dtype == "text_delta":
+                                        if first is None:
+                                            first = clock.first = perf() - start
+                                        yield Chunk("text", delta.text)
+                                        continue
+                                    if dtype == "thinking_delta":
+                                        if first is None:
+                                            first = clock.first = perf() - start
+                                        yield Chunk("thinking", delta.thinking)
+                                        continue
+                                chunk = _on_sdk_event(state, event)
+                                if chunk is not None:
                                     if first is None:
                                         first = clock.first = perf() - start
-                                    yield Chunk("text", delta.text)
-                                    continue
-                                if dtype == "thinking_delta":
-                                    if first is None:
-                                        first = clock.first = perf() - start
-                                    yield Chunk("thinking", delta.thinking)
-                                    continue
-                            chunk = _on_sdk_event(state, event)
-                            if chunk is not None:
-                                if first is None:
-                                    first = clock.first = perf() - start
-                                yield chunk
-                            elif state.stopped:
-                                break
-                        if state.stopped:
-                            await _drain(events)
-                        else:
-                            raise errors.incomplete("the stream ended before message_stop")
-                    finally:
-                        await stream.close()
-                except ProviderError:
-                    raise
-                except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                    raise errors.make(
-                        "server_error", f"malformed stream event ({type(exc).__name__})"
-                    ) from None
-                except Exception as exc:
-                    import anthropic
+                                    yield chunk
+                                elif state.stopped:
+                                    break
+                            if state.stopped:
+                                await _drain(events)
+                            else:
+                                raise errors.incomplete("the stream ended before message_stop")
+                        finally:
+                            await stream.close()
+                    except ProviderError:
+                        raise
+                    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                        raise errors.make(
+                            "server_error", f"malformed stream event ({type(exc).__name__})"
+                        ) from None
+                    except Exception as exc:
+                        import anthropic
 
-                    if isinstance(exc, anthropic.AnthropicError | httpx2.HTTPError):
-                        raise errors.from_sdk(exc, streaming=streaming) from None
-                    raise
-            except ProviderError as error:
-                await self._backoff(error, clock, retries, deadline)
-                retries += 1
-                continue
-            break
-        yield self._finish(state, clock)
+                        if isinstance(exc, anthropic.AnthropicError | httpx2.HTTPError):
+                            raise errors.from_sdk(exc, streaming=streaming) from None
+                        raise
+                except ProviderError as error:
+                    await self._backoff(error, clock, retries, deadline)
+                    retries += 1
+                    continue
+                break
+            yield self._finish(state, clock)
+        finally:
+            self._exit_stream()
 
     async def aclose(self) -> None:
         """Forget the SDK clients (the pooled httpx2 clients belong to the Runtime); idempotent."""
