@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -279,6 +280,16 @@ class AnthropicApiProvider(BaseProvider):
         """Import the anthropic SDK (about 0.7 s) for ``transport: sdk``; nothing for ``fast``."""
         if self._transport == "sdk":
             import anthropic  # noqa: F401
+
+    async def initialize(self) -> None:
+        """Prepare in place when nothing heavy is left (fast transport, SDK already imported).
+
+        The worker-thread hop of the generic lazy path costs more than such a prepare.
+        """
+        if not self._prepared and (self._transport == "fast" or "anthropic" in sys.modules):
+            self.prepare_now()
+            return
+        await super().initialize()
 
     def stream(
         self,
