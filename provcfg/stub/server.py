@@ -59,7 +59,8 @@ class StubServer:
     its own. ``port=0`` picks a free port; read it back from ``stub.port``.
 
     Raises:
-        StubError: ``host`` is not a loopback address (at construction).
+        StubError: ``host`` is not a loopback address, or ``port`` is not in 0-65535
+            (at construction).
     """
 
     def __init__(
@@ -67,6 +68,9 @@ class StubServer:
     ) -> None:
         """Prepare (not start) a server on ``host``:``port`` replying as ``config`` says."""
         self.host = check_loopback(host)
+        # Checked here: asyncio reports an out-of-range port as OverflowError at bind time.
+        if not 0 <= port <= 65535:
+            raise StubError(f"port {port} is out of range; give 1-65535, or 0 for any free port")
         self._requested_port = port
         self.config = config or StubConfig()
         self._router = Router(self.config)
