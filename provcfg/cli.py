@@ -197,10 +197,43 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     )
 
 
+MAX_STDIN_PROMPT = 32 * 1024 * 1024
+"""The largest prompt ``provcfg run -`` reads (the Messages API's request size limit):
+an endless stdin such as ``/dev/zero`` is refused instead of filling memory."""
+
+
+def _read_stdin_prompt() -> str:
+    """Read the prompt from standard input as UTF-8 bytes, bounded by :data:`MAX_STDIN_PROMPT`.
+
+    Raises:
+        ProvcfgError: stdin is closed, larger than the limit, or not UTF-8 text.
+    """
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise ProvcfgError(
+            "run -: standard input is closed; pipe the prompt in or give it as PROMPT"
+        )
+    data = stream.read(MAX_STDIN_PROMPT + 1)
+    if len(data) > MAX_STDIN_PROMPT:
+        raise ProvcfgError(
+            f"run -: the prompt on standard input is larger than {MAX_STDIN_PROMPT} bytes; "
+            "pipe a shorter prompt"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Decoded here, not by sys.stdin: its error handler depends on the locale and
+        # PYTHONIOENCODING, and the strict one ended in an internal error.
+        raise ProvcfgError(
+            f"run -: byte {exc.start} of standard input (0x{data[exc.start]:02x}) is not UTF-8; "
+            "pipe UTF-8 text"
+        ) from None
+
+
 def _run_run(args: argparse.Namespace) -> int:
     from provcfg.run import RunOptions, run
 
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    prompt = _read_stdin_prompt() if args.prompt == "-" else args.prompt
     return run(
         RunOptions(
             file=args.file,

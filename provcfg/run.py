@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from provcfg.errors import ManifestError, ProvcfgError, ProviderError
+from provcfg.errors import ManifestError, ManifestReadError, ProvcfgError, ProviderError
 
 __all__ = ["EXIT_CODES", "RunOptions", "exit_code_for", "run"]
 
@@ -45,6 +45,8 @@ EXIT_CODES: dict[str, int] = {
 
 def exit_code_for(exc: BaseException) -> int:
     """The process exit code for an error raised by a run."""
+    if isinstance(exc, ManifestReadError):
+        return EXIT_CODES["usage"]  # an unreadable file, as documented for every command
     if isinstance(exc, ManifestError):
         return EXIT_CODES["manifest"]
     if isinstance(exc, ProviderError):
@@ -158,7 +160,7 @@ def run(opts: RunOptions, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
     except ManifestError as exc:
         for problem in exc.problems:
             err.write(f"{problem}\n")
-        return EXIT_CODES["manifest"]
+        return exit_code_for(exc)
     except ProvcfgError as exc:
         err.write(f"provcfg: {exc}\n")
         return exit_code_for(exc)
