@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from provcfg.errors import ManifestError, Problem, ProvcfgError
 
@@ -208,7 +209,7 @@ def _read_stdin_prompt() -> str:
     Raises:
         ProvcfgError: stdin is closed, larger than the limit, or not UTF-8 text.
     """
-    stream = getattr(sys.stdin, "buffer", None)
+    stream: BinaryIO | None = getattr(sys.stdin, "buffer", None)
     if stream is None:
         raise ProvcfgError(
             "run -: standard input is closed; pipe the prompt in or give it as PROMPT"
