@@ -25,7 +25,13 @@ from provcfg.cache import build_region, close_region, generation_key
 from provcfg.errors import CacheBackendError, ProvcfgError
 from provcfg.manifest import RegionSpec
 from provcfg.metrics import Metrics
-from tests.support_services import free_port, memcached_server, redis_server, start_redis
+from tests.support_services import (
+    held_port,
+    held_port_number,
+    memcached_server,
+    redis_server,
+    start_redis,
+)
 from tests.support_workers import JsonWorker
 
 __all__ = ["memcached_server", "redis_server"]  # fixtures used by the tests below
@@ -226,10 +232,9 @@ def _dead_spec(backend: str, port: int) -> Any:
 @pytest.mark.parametrize("backend", ["redis", "memcached"])
 def test_dead_server_degrades_to_a_miss_with_one_warning(backend: str) -> None:
     """Against a dead server get misses, set is dropped, cache_error counts, one warning logs."""
-    port = free_port()
     name = _unique("dead")
     metrics = Metrics()
-    with structlog.testing.capture_logs() as logs:
+    with held_port() as port, structlog.testing.capture_logs() as logs:
         region = build_region(name, _dead_spec(backend, port), namespace="gen1", metrics=metrics)
         try:
             region.set("k", "v")
@@ -249,14 +254,14 @@ def test_dead_redis_raises_cache_backend_error_on_request() -> None:
 
     Building alone touches no server (load() never waits on one).
     """
-    port = free_port()
     name = _unique("raise")
-    region = build_region(
-        name, _dead_spec("redis", port), namespace="gen1", metrics=Metrics(), on_error="raise"
-    )
-    with pytest.raises(ProvcfgError) as caught:
-        region.get("k")
-    close_region(region)
+    with held_port() as port:
+        region = build_region(
+            name, _dead_spec("redis", port), namespace="gen1", metrics=Metrics(), on_error="raise"
+        )
+        with pytest.raises(ProvcfgError) as caught:
+            region.get("k")
+        close_region(region)
     error = caught.value
     assert isinstance(error, CacheBackendError)
     assert error.region == name and error.server == f"127.0.0.1:{port}"
@@ -283,15 +288,16 @@ def test_redis_dying_under_a_region_raises_on_get_when_asked() -> None:
 def test_redis_recovers_after_the_outage() -> None:
     """A region whose redis died misses quietly, then serves again once a server is back."""
     name = _unique("recover")
-    port = free_port()
     metrics = Metrics()
-    with start_redis(port) as url:
+    with start_redis() as url:
+        port = int(url.rsplit(":", 1)[1].removesuffix("/0"))
         spec = _SPEC.validate_python({"backend": "redis", "url": url, "socket_timeout": 1})
         region = build_region(name, spec, namespace="gen1", metrics=metrics)
         region.set("k", "v")
     try:
         with structlog.testing.capture_logs() as logs:
-            assert region.get("k") is NO_VALUE  # server gone: a miss, not an exception
+            with held_port_number(port):  # nothing else may listen there during the outage
+                assert region.get("k") is NO_VALUE  # server gone: a miss, not an exception
             with start_redis(port):
                 # Writes are dropped until the backoff window (0.5 s) has passed: poll, bounded.
                 deadline = time.monotonic() + 10
