@@ -139,7 +139,13 @@ def test_prepare_now_failure_shared_then_retried() -> None:
         t.start()
     import time
 
-    time.sleep(0.05)
+    # Not a fixed sleep: a thread starting late would find the failure over and run again.
+    deadline = time.monotonic() + 10
+    while (
+        p._prepare_future is None or len(p._prepare_future._condition._waiters) < 7  # type: ignore[attr-defined]
+    ):
+        assert time.monotonic() < deadline, "callers never reached the running prepare"
+        time.sleep(0.001)
     gate.set()
     for t in threads:
         t.join(5)

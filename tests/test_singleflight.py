@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
 from provcfg.singleflight import SingleFlight
+
+
+def wait_for_waiters(flights: SingleFlight[Any], key: str, count: int) -> None:
+    """Return once ``count`` callers block on the run of ``key`` (bounded: 10 s).
+
+    A fixed sleep would let a thread that starts late find the run over and start its own.
+    The future's condition is the one public-enough sign that a caller is waiting.
+    """
+    deadline = time.monotonic() + 10
+    while True:
+        future = flights._running.get(key)
+        if future is not None and len(future._condition._waiters) >= count:  # type: ignore[attr-defined]
+            return
+        assert time.monotonic() < deadline, "callers never reached the flight"
+        time.sleep(0.001)
 
 
 def test_concurrent_callers_share_one_run() -> None:
@@ -28,7 +44,7 @@ def test_concurrent_callers_share_one_run() -> None:
     ]
     for t in threads:
         t.start()
-    time.sleep(0.05)  # let every thread reach the flight before the creator finishes
+    wait_for_waiters(flights, "k", 49)
     gate.set()
     for t in threads:
         t.join(5)
@@ -61,7 +77,7 @@ def test_failure_reaches_every_waiter_and_is_not_cached() -> None:
     threads = [threading.Thread(target=worker) for _ in range(20)]
     for t in threads:
         t.start()
-    time.sleep(0.05)
+    wait_for_waiters(flights, "k", 19)
     gate.set()
     for t in threads:
         t.join(5)
