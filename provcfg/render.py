@@ -1,10 +1,11 @@
 """The effective manifest as text: what ``provcfg show`` prints.
 
 Values are those after ``${VAR}`` substitution and ``PROVCFG_`` overrides; durations are
-written back as ``30s``/``5m``; every secret is ``**********`` (a redis URL keeps its
-scheme, host and database and hides only its password). The YAML output validates again:
-strings that YAML would read as something else are quoted, and a literal ``${`` in a
-value is written ``$${`` so it is not taken for a variable.
+written back as ``30s``/``5m``; every secret is ``**********`` (a URL, of redis, memcached
+or a provider's base_url, keeps its scheme, host and database and hides only its
+password). The YAML output validates again: strings that YAML would read as something
+else are quoted, and a literal ``${`` in a value is written ``$${`` so it is not taken
+for a variable.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 from typing import Any, Literal
 
 from provcfg import _yaml
-from provcfg.manifest import Manifest
+from provcfg.manifest import Manifest, mask_url
 
 __all__ = ["effective_data", "render_manifest"]
 
@@ -26,6 +27,12 @@ def effective_data(manifest: Manifest) -> dict[str, Any]:
         for name, spec in data.get(section, {}).items():
             if isinstance(spec, dict) and tag in spec:
                 data[section][name] = {tag: spec[tag], **spec}
+    # Only a redis URL is a SecretStr, but any URL may carry a password (memcached://u:pw@h,
+    # a base_url of http://u:pw@host): mask the userinfo of every one.
+    for section, field in (("providers", "base_url"), ("cache", "url")):
+        for spec in data.get(section, {}).values():
+            if isinstance(spec, dict) and isinstance(spec.get(field), str):
+                spec[field] = mask_url(spec[field])
     escaped: dict[str, Any] = _escape(data)
     return escaped
 

@@ -15,10 +15,12 @@ import json
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 
 from provcfg.errors import ErrorKind, ProviderError
+from provcfg.manifest import mask_url
 
 __all__ = [
     "ErrorMapper",
@@ -106,7 +108,10 @@ class ErrorMapper:
 
     def __init__(self, name: str, url: str, secrets: tuple[str, ...]) -> None:
         self._name = name
-        self._place = f"POST {url}"
+        # A base_url may carry a password (http://user:pw@host): the place shows it masked,
+        # and the password is scrubbed wherever else it turns up.
+        self._place = f"POST {mask_url(url)}"
+        secrets = (*secrets, urlsplit(url).password or "")
         # Never scrub with an empty or trivially short string (it would shred the text).
         self._secrets = tuple(s for s in secrets if len(s) >= 4)
 
