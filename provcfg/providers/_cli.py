@@ -324,6 +324,7 @@ class CliProvider(BaseProvider):
         )
         metrics = self.ctx.metrics
         parser = self.parser(options)
+        secrets = self._secrets
         first: float | None = None
         async with CliProcess(command, metrics) as proc:
             connect = time.perf_counter() - start
@@ -332,7 +333,12 @@ class CliProvider(BaseProvider):
                     for chunk in parser.feed(event):
                         if first is None:
                             first = time.perf_counter() - start
-                        yield chunk
+                        if secrets and chunk.type == "error":
+                            # An error event is an error message (the raised error is scrubbed
+                            # too); other chunks are the agent's own output, forwarded as is.
+                            yield _scrubbed(chunk, secrets)
+                        else:
+                            yield chunk
             code = await proc.wait()
             parser.finish()
             if parser.error is not None:
@@ -363,3 +369,11 @@ class CliProvider(BaseProvider):
         metrics.observe("first_chunk_seconds", first if first is not None else total, self.name)
         metrics.observe("total_seconds", total, self.name)
         yield Chunk("result", data=data)
+
+
+def _scrubbed(chunk: Chunk, secrets: tuple[str, ...]) -> Chunk:
+    """``chunk`` with every secret value masked in its text and string data."""
+    data = chunk.data
+    if data is not None:
+        data = {k: scrub(v, secrets) if isinstance(v, str) else v for k, v in data.items()}
+    return Chunk(chunk.type, scrub(chunk.text, secrets), data)
