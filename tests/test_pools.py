@@ -21,11 +21,13 @@ from provcfg.pools import Pool, SSLContextCache, map_http_error
 class LoopbackServer:
     """A tiny keep-alive HTTP/1.1 server on 127.0.0.1 in its own thread and loop.
 
-    ``GET /slow`` answers after ``slow_seconds``; anything else at once.
+    ``GET /slow`` answers after ``slow_seconds`` or once ``release`` is set; anything else
+    at once.
     ``connections`` counts accepted TCP connections.
     """
 
     slow_seconds: float = 1.0
+    release: threading.Event = field(default_factory=threading.Event)
     connections: int = 0
     open_connections: int = 0
     port: int = 0
@@ -46,7 +48,7 @@ class LoopbackServer:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 if head.split(b" ", 2)[1] == b"/slow":
-                    await asyncio.sleep(self.slow_seconds)
+                    await asyncio.to_thread(self.release.wait, self.slow_seconds)
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -214,7 +216,7 @@ async def test_exhausted_pool_maps_to_pool_exhausted(server: LoopbackServer) -> 
         ssl=SSLContextCache(),
         metrics=metrics,
     )
-    server.slow_seconds = 0.3
+    server.slow_seconds = 30  # held until released below, not raced against the 50 ms wait
     client = pool.client()
     slow = asyncio.create_task(client.get(f"{server.url}/slow"))
     while pool.stats()["in_use"] == 0:
@@ -228,6 +230,7 @@ async def test_exhausted_pool_maps_to_pool_exhausted(server: LoopbackServer) -> 
     assert error.provider == "api"
     assert "pools.tiny.max_connections" in str(error)
     assert metrics.counter("pool_exhausted", "tiny") == 1
+    server.release.set()
     assert (await slow).text == "ok"
     await pool.aclose()
 
@@ -240,12 +243,13 @@ async def test_waiting_requests_show_in_stats(server: LoopbackServer) -> None:
         ssl=SSLContextCache(),
         metrics=Metrics(),
     )
-    server.slow_seconds = 0.3
+    server.slow_seconds = 30  # held until released below, so the second stays queued
     client = pool.client()
     tasks = [asyncio.create_task(client.get(f"{server.url}/slow")) for _ in range(2)]
     while pool.stats()["waiting"] == 0:
         await asyncio.sleep(0.005)
     assert pool.stats()["in_use"] == 1
+    server.release.set()
     assert [r.text for r in await asyncio.gather(*tasks)] == ["ok", "ok"]
     await pool.aclose()
 
