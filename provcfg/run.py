@@ -89,7 +89,21 @@ async def _stream(opts: RunOptions, out: TextIO, err: TextIO) -> int:
 
     load_start = time.perf_counter()
     async with provcfg.load(opts.file) as rt:
-        provider = rt.provider(opts.provider)
+        try:
+            provider = rt.provider(opts.provider)
+        except ProvcfgError:
+            raise
+        except Exception as exc:
+            # The kind's factory (a plugin's: third-party code) failed. Only the type is
+            # shown, as its message may hold spec values.
+            name = (
+                opts.provider or rt.manifest.default_provider or next(iter(rt.manifest.providers))
+            )
+            kind = rt.manifest.providers[name].kind
+            raise ProvcfgError(
+                f"provider {name!r}: kind {kind!r} could not build it ({type(exc).__name__}); "
+                f"fix or reinstall the package that provides kind {kind!r}"
+            ) from exc
         loaded = time.perf_counter() - load_start
         if opts.timings:
             err.write(f"timings: load={loaded * 1000:.1f}ms provider={provider.name}\n")

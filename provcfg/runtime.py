@@ -382,7 +382,9 @@ class Runtime:
                 for alias, per_kind in m.models.items()
                 if spec.kind in per_kind
             }
-            table.update(spec.models)
+            # A plugin's spec model need only declare `kind` (docs/manifest.md): the common
+            # provider fields are read with the built-in kinds' defaults.
+            table.update(getattr(spec, "models", None) or {})
             self._models[name] = table
             self._known_ids[name] = frozenset(table.values())
             # The instance captures its pool and model table, so they are part of its identity.
@@ -426,7 +428,7 @@ class Runtime:
 
     def _start_init(self) -> None:
         for name, handle in self._handles.items():
-            policy = handle.spec.init
+            policy = getattr(handle.spec, "init", "lazy")
             if policy == "eager":
                 with self.metrics.timed("provider_init_seconds", name):
                     self._init_now(name)
@@ -528,7 +530,7 @@ class Runtime:
             return client
 
         def resolve_model(alias: str | None) -> str | None:
-            chosen = alias if alias is not None else spec.model
+            chosen = alias if alias is not None else getattr(spec, "model", None)
             return None if chosen is None else self.translate_model(name, chosen)
 
         ctx = ProviderContext(
@@ -565,7 +567,8 @@ class Runtime:
         table = self._models[provider]
         if alias in self._known_ids[provider]:
             return alias
-        if handle.spec.unknown_models == "passthrough" and looks_like_model_id(alias):
+        passthrough = getattr(handle.spec, "unknown_models", "passthrough") == "passthrough"
+        if passthrough and looks_like_model_id(alias):
             close = difflib.get_close_matches(alias, list(table), n=1, cutoff=0.85)
             if not close:
                 return alias
@@ -640,7 +643,7 @@ class Runtime:
         """
         report: dict[str, BaseException | None] = {}
         for name, handle in self._handles.items():
-            if handle.spec.init == "eager":
+            if getattr(handle.spec, "init", "lazy") == "eager":
                 report[name] = None
         for name, future in self._background.items():
             try:
