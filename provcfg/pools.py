@@ -346,7 +346,11 @@ def _find_http_error(exc: BaseException) -> BaseException | None:
 
 
 def map_http_error(
-    exc: BaseException, *, provider: str, pool: Pool | None = None
+    exc: BaseException,
+    *,
+    provider: str,
+    pool: Pool | None = None,
+    base_url_setting: str = "the base_url",
 ) -> ProviderError | None:
     """Translate an httpx2 transport exception into a :class:`ProviderError`.
 
@@ -358,6 +362,8 @@ def map_http_error(
     error (the anthropic SDK's ``APIConnectionError``/``APITimeoutError``). With
     ``pool`` given, the message names the pool and its limits, and an exhausted
     pool is counted as ``pool_exhausted``/pool name in the metrics.
+    ``base_url_setting`` names the setting a network failure's fix points at
+    (``providers.api.base_url``).
 
     Returns:
         The error to raise (without chaining: the original could carry request
@@ -393,7 +399,9 @@ def map_http_error(
         message = f"{name}: {_short(found)}; check the provider's base_url"
     else:
         kind = "network"
-        message = f"{name}: {_short(found)}; check the base_url and that the server is reachable"
+        message = (
+            f"{name}: {_short(found)}; check {base_url_setting} and that the server is reachable"
+        )
     return ProviderError(
         message=message,
         kind=kind,

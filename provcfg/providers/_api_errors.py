@@ -200,11 +200,16 @@ class ErrorMapper:
             )
         from provcfg.pools import map_http_error
 
-        mapped = map_http_error(exc, provider=self._name)
+        mapped = map_http_error(
+            exc, provider=self._name, base_url_setting=f"providers.{self._name}.base_url"
+        )
         if mapped is None:
             return self.make("network", f"unexpected transport failure ({name})")
-        # The pool's message already names the setting to change for an exhausted pool.
-        return self.make(mapped.kind, mapped.message, hint=mapped.kind != "pool_exhausted")
+        # The pools' mapping already names the fix for an exhausted pool and for a
+        # network failure (with this provider's base_url); a timeout also gets ours.
+        return self.make(
+            mapped.kind, mapped.message, hint=mapped.kind not in ("pool_exhausted", "network")
+        )
 
     def incomplete(self, why: str) -> ProviderError:
         """The stream ended without ``message_stop``."""
