@@ -235,6 +235,11 @@ def _run_run(args: argparse.Namespace) -> int:
     from provcfg.run import RunOptions, run
 
     prompt = _read_stdin_prompt() if args.prompt == "-" else args.prompt
+    if not prompt.strip():
+        source = "standard input" if args.prompt == "-" else "the PROMPT argument"
+        raise ProvcfgError(f"the prompt is empty ({source}); give the text to send")
+    if args.repeat < 1 or (args.max_tokens is not None and args.max_tokens < 1):
+        raise ProvcfgError("--repeat and --max-tokens take a whole number of at least 1")
     return run(
         RunOptions(
             file=args.file,
@@ -246,7 +251,7 @@ def _run_run(args: argparse.Namespace) -> int:
             json_events=args.json,
             timings=args.timings,
             stub=args.stub,
-            repeat=max(1, args.repeat),
+            repeat=args.repeat,
         )
     )
 

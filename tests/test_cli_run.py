@@ -61,7 +61,7 @@ def test_run_streams_the_reply(tmp_path: Path, stub_thread: StubServer, transpor
 def test_run_json_writes_one_event_per_line(tmp_path: Path, stub_thread: StubServer) -> None:
     """--json writes a JSON object per chunk, the last one the result with usage."""
     m = write_manifest(tmp_path, stub_thread.base_url)
-    done = provcfg("run", "-f", str(m), "--json", "-")
+    done = provcfg("run", "-f", str(m), "--json", "-", input="Say hello")
     assert done.returncode == 0, done.stderr
     events = [json.loads(line) for line in done.stdout.splitlines()]
     assert {e["type"] for e in events[:-1]} == {"text"}
@@ -203,3 +203,16 @@ def test_unknown_option_of_a_normal_command_is_a_usage_error() -> None:
     done = provcfg("validate", "--bogus")
     assert done.returncode == 2
     assert "unrecognized arguments: --bogus" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["-"], [""], ["--repeat", "0", "hi"], ["--max-tokens", "-5", "hi"]],
+)
+def test_run_refuses_empty_prompt_and_bad_numbers(tmp_path: Path, args: list[str]) -> None:
+    """An empty prompt or a count below 1 is a usage error (exit 2) before anything is sent."""
+    m = write_manifest(tmp_path, f"http://127.0.0.1:{free_port()}")
+    done = provcfg("run", "-f", str(m), *args, input="")
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "network" not in done.stderr
