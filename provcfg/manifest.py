@@ -427,6 +427,9 @@ class Manifest(_Spec):
 
 # --------------------------------------------------------------------------- plugin kinds
 
+# Generated Manifest classes, one per set of installed kinds. Process-wide on purpose:
+# a class is a pure function of the (kind, spec model) pairs, building one costs tens of
+# milliseconds, and pydantic classes are never freed anyway; no runtime state lives here.
 _MODELS: dict[tuple[tuple[str, type[BaseModel]], ...], type[Manifest]] = {}
 _BUILTIN_SPECS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("claude-code", ClaudeCodeSpec),
