@@ -17,11 +17,15 @@ import hmac
 import json
 import os
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, SecretStr
 
-__all__ = ["canonical", "spec_digest"]
+if TYPE_CHECKING:
+    from provcfg.manifest import Manifest
+
+__all__ = ["ManifestDigests", "canonical", "spec_digest"]
 
 _DEFAULT_KEY = b"provcfg/spec-digest/v1"
 
@@ -72,3 +76,32 @@ def spec_digest(value: Any) -> str:
     key = _fingerprint_key()
     text = json.dumps(canonical(value, key=key), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestDigests:
+    """Every part's digest, computed once per build (each spec is walked once)."""
+
+    manifest: str
+    regions: dict[str, str]
+    pools: dict[str, str]
+    providers: dict[str, str]
+
+    @classmethod
+    def of(cls, m: Manifest) -> ManifestDigests:
+        regions = {name: spec_digest(spec) for name, spec in m.cache.items()}
+        pools = {name: spec_digest(spec) for name, spec in m.pools.items()}
+        providers = {name: spec_digest(spec) for name, spec in m.providers.items()}
+        whole = spec_digest(
+            {
+                "version": m.version,
+                "default_provider": m.default_provider,
+                "models": m.models,
+                "monitoring": m.monitoring,
+                "cache": regions,
+                "pools": pools,
+                "providers": providers,
+                "fields": sorted(type(m).model_fields),
+            }
+        )
+        return cls(whole, regions, pools, providers)

@@ -19,17 +19,17 @@ import asyncio
 import concurrent.futures
 import difflib
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from provcfg.digest import spec_digest
+from provcfg._store import REFS_LOCK, ProviderStore, SharedPart, close_store
+from provcfg.digest import ManifestDigests, spec_digest
 from provcfg.errors import (
     ProvcfgError,
     RuntimeClosedError,
@@ -40,7 +40,6 @@ from provcfg.errors import (
 from provcfg.manifest import Manifest, MemoryRegionSpec, PoolSpec, looks_like_model_id
 from provcfg.metrics import Metrics
 from provcfg.providers.base import KindRegistry, Provider, ProviderContext, ProviderKind
-from provcfg.singleflight import SingleFlight
 
 if TYPE_CHECKING:
     import httpx2
@@ -58,130 +57,6 @@ CLI_PATHS_REGION = "cli_paths"
 DEFAULT_POOL = "_default"
 
 
-class _Shared:
-    """A part reused across generations; closed when the last runtime using it lets go."""
-
-    __slots__ = ("closer", "digest", "obj", "refs")
-
-    def __init__(self, obj: Any, digest: str, closer: Callable[[Any], Any]) -> None:
-        self.obj = obj
-        self.digest = digest
-        self.closer = closer
-        self.refs = 1
-
-
-_refs_lock = threading.Lock()
-
-
-@dataclass
-class _ProviderStore:
-    """The providers region plus single-flight creation; shared across generations.
-
-    Instances are stored in the region under ``name:specdigest``. When the region
-    lets go of one (LRU eviction, expiry replacement, delete), :meth:`discarded`
-    drops it from every runtime's fast path and closes it once its in-flight
-    streams have finished (:meth:`close_soon`).
-    """
-
-    region: CacheRegion
-    ttl: float | None
-    flights: SingleFlight[Provider] = field(default_factory=SingleFlight)
-    runtimes: list[Runtime] = field(default_factory=list)
-    users: dict[str, int] = field(default_factory=dict)
-    # Re-entrant: a region.set under it may evict, and the discard callback takes it too.
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    # Closes in progress: asyncio tasks (on the loop that discarded the instance) and
-    # futures of the closer thread. Owned here, not module-wide: one store per lineage.
-    closing: set[Any] = field(default_factory=set)
-    closer: concurrent.futures.ThreadPoolExecutor | None = None
-    closed: bool = False
-
-    def discarded(self, key: str, value: Any) -> None:
-        for rt in list(self.runtimes):
-            for name, provider in list(rt._live.items()):
-                if provider is value:
-                    rt._live.pop(name, None)
-        self.close_soon(value)
-
-    def close_soon(self, provider: Any) -> None:
-        """Close ``provider`` once it is idle, from whatever context we are in.
-
-        In a running loop: a task on that loop. Without one: at once when no stream
-        is in flight, else in the store's closer thread (never blocking the caller,
-        which may be a thread evicting an instance another loop is streaming from).
-        """
-        if getattr(provider, "aclose", None) is None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is not None:
-            task = loop.create_task(_idle_then_close(provider))
-            with self.lock:
-                self.closing.add(task)
-            task.add_done_callback(lambda t: self._task_done(t, provider))
-        elif not getattr(provider, "inflight", 0):
-            asyncio.run(provider.aclose())
-        else:
-            self._in_closer_thread(provider)
-
-    def _task_done(self, task: asyncio.Task[Any], provider: Any) -> None:
-        with self.lock:
-            self.closing.discard(task)
-        if task.cancelled():
-            # Its loop shut down (asyncio.run cancels what is left) before the close ran.
-            self._in_closer_thread(provider)
-
-    def _in_closer_thread(self, provider: Any) -> None:
-        with self.lock:
-            if self.closer is None:
-                self.closer = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=1, thread_name_prefix="provcfg-close"
-                )
-            future = self.closer.submit(asyncio.run, _idle_then_close(provider))
-            self.closing.add(future)
-        future.add_done_callback(self._future_done)
-
-    def _future_done(self, future: concurrent.futures.Future[Any]) -> None:
-        with self.lock:
-            self.closing.discard(future)
-
-    async def drain(self) -> None:
-        """Wait for the closes this loop can wait for: its own tasks and the closer thread's.
-
-        Tasks of other loops are left to those loops (awaiting them here would fail);
-        if such a loop shuts down first, the close moves to the closer thread.
-        """
-        current = asyncio.get_running_loop()
-        while True:
-            with self.lock:
-                pending = [
-                    item
-                    for item in self.closing
-                    if not isinstance(item, asyncio.Task) or item.get_loop() is current
-                ]
-            if not pending:
-                return
-            waits = [
-                item if isinstance(item, asyncio.Task) else asyncio.wrap_future(item)
-                for item in pending
-            ]
-            await asyncio.gather(*waits, return_exceptions=True)
-
-
-async def _idle_then_close(provider: Any) -> None:
-    wait_idle = getattr(provider, "wait_idle", None)
-    if wait_idle is not None:
-        await wait_idle()
-    try:
-        await provider.aclose()
-    except Exception as exc:  # one failing plugin must not stop the others closing
-        log.warning(
-            "provider_close_failed", provider=getattr(provider, "name", "?"), error=repr(exc)
-        )
-
-
 class Runtime:
     """The live form of one manifest. Build it with :func:`load` or :meth:`build`."""
 
@@ -194,7 +69,7 @@ class Runtime:
         """Internal: use :meth:`build` or :func:`load`."""
         self.manifest = manifest
         self.file = file
-        self._digests = _Digests.of(manifest)
+        self._digests = ManifestDigests.of(manifest)
         self.digest = self._digests.manifest
         self.metrics = metrics
         self.generation = 1
@@ -209,15 +84,15 @@ class Runtime:
             str, tuple[str, str | None, tuple[str, ...], str, CacheRegion | None]
         ] = {}
         self._handles: dict[str, _Handle] = {}
-        self._regions: dict[str, _Shared] = {}
-        self._pools: dict[str, _Shared] = {}
-        self._store: _Shared | None = None
+        self._regions: dict[str, SharedPart] = {}
+        self._pools: dict[str, SharedPart] = {}
+        self._store: SharedPart | None = None
         self._ssl: SSLContextCache | None = None
         self._resolver: CLIResolver | None = None
-        self._resolver_part: _Shared | None = None
+        self._resolver_part: SharedPart | None = None
         self._background: dict[str, concurrent.futures.Future[None]] = {}
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._owned: list[_Shared] = []
+        self._owned: list[SharedPart] = []
         self._orphans: list[str] | None = None
         self._released = False
         self.changes: dict[str, str] = {}
@@ -275,19 +150,19 @@ class Runtime:
             self._registry = KindRegistry.discover()
         return self._registry
 
-    def _adopt(self, table: Mapping[str, _Shared], name: str, digest: str) -> _Shared | None:
+    def _adopt(self, table: Mapping[str, SharedPart], name: str, digest: str) -> SharedPart | None:
         part = table.get(name)
         if part is None or part.digest != digest:
             return None
-        with _refs_lock:
+        with REFS_LOCK:
             if part.refs <= 0:
                 return None
             part.refs += 1
         self._owned.append(part)
         return part
 
-    def _own(self, obj: Any, digest: str, closer: Callable[[Any], Any]) -> _Shared:
-        part = _Shared(obj, digest, closer)
+    def _own(self, obj: Any, digest: str, closer: Callable[[Any], Any]) -> SharedPart:
+        part = SharedPart(obj, digest, closer)
         self._owned.append(part)
         return part
 
@@ -318,7 +193,7 @@ class Runtime:
         prev_store = previous._store if previous is not None else None
         store_part = self._adopt({"s": prev_store} if prev_store else {}, "s", store_digest)
         if store_part is None:
-            holder: list[_ProviderStore] = []
+            holder: list[ProviderStore] = []
 
             def discarded(key: str, value: Any) -> None:
                 if holder:
@@ -331,9 +206,9 @@ class Runtime:
                 metrics=self.metrics,
                 on_discard=discarded,
             )
-            store = _ProviderStore(region=region, ttl=pspec.ttl)
+            store = ProviderStore(region=region, ttl=pspec.ttl)
             holder.append(store)
-            store_part = self._own(store, store_digest, _close_store)
+            store_part = self._own(store, store_digest, close_store)
         self._store = store_part
         self._regions[PROVIDERS_REGION] = store_part
         store = store_part.obj
@@ -481,7 +356,7 @@ class Runtime:
             close = difflib.get_close_matches(name, list(self._handles), n=1)
             raise UnknownProviderError(name, list(self._handles), close[0] if close else None)
         assert self._store is not None
-        store: _ProviderStore = self._store.obj
+        store: ProviderStore = self._store.obj
         key = f"{name}:{handle.digest}"
 
         def fetch_or_create() -> Provider:
@@ -627,7 +502,7 @@ class Runtime:
             close = difflib.get_close_matches(name, declared, n=1)
             raise UnknownRegionError(name, declared, close[0] if close else None)
         if name == PROVIDERS_REGION:
-            store: _ProviderStore = part.obj
+            store: ProviderStore = part.obj
             return store.region
         region: CacheRegion = part.obj
         return region
@@ -691,7 +566,7 @@ class Runtime:
         orphans: list[Any] = []
         if self._store is None:
             return orphans
-        store: _ProviderStore = self._store.obj
+        store: ProviderStore = self._store.obj
         with store.lock:
             if self in store.runtimes:
                 store.runtimes.remove(self)
@@ -717,7 +592,7 @@ class Runtime:
             # completes on it.
             from dogpile.cache.api import NO_VALUE
 
-            store: _ProviderStore = self._store.obj
+            store: ProviderStore = self._store.obj
             while orphans:
                 key = orphans[0]
                 instance = store.region.get(key, ignore_expiration=True)
@@ -735,7 +610,7 @@ class Runtime:
                 orphans.pop(0)
         while self._owned:
             part = self._owned.pop()
-            with _refs_lock:
+            with REFS_LOCK:
                 part.refs -= 1
                 last = part.refs == 0
             if last:
@@ -785,35 +660,6 @@ class Runtime:
 
 
 @dataclass(frozen=True, slots=True)
-class _Digests:
-    """Every part's digest, computed once per build (each spec is walked once)."""
-
-    manifest: str
-    regions: dict[str, str]
-    pools: dict[str, str]
-    providers: dict[str, str]
-
-    @classmethod
-    def of(cls, m: Manifest) -> _Digests:
-        regions = {name: spec_digest(spec) for name, spec in m.cache.items()}
-        pools = {name: spec_digest(spec) for name, spec in m.pools.items()}
-        providers = {name: spec_digest(spec) for name, spec in m.providers.items()}
-        whole = spec_digest(
-            {
-                "version": m.version,
-                "default_provider": m.default_provider,
-                "models": m.models,
-                "monitoring": m.monitoring,
-                "cache": regions,
-                "pools": pools,
-                "providers": providers,
-                "fields": sorted(type(m).model_fields),
-            }
-        )
-        return cls(whole, regions, pools, providers)
-
-
-@dataclass(frozen=True, slots=True)
 class _Handle:
     name: str
     spec: Any
@@ -826,20 +672,6 @@ def _prepare_now(provider: Provider) -> None:
     prepare = getattr(provider, "prepare_now", None)
     if prepare is not None:
         prepare()
-
-
-async def _close_store(store: _ProviderStore) -> None:
-    from provcfg.cache import close_region
-
-    # Closing a memory region clears it, and on_discard closes every instance it held.
-    # Marked closed first, under the lock a creation stores under: nothing created
-    # later can slip into the cleared region unclosed.
-    with store.lock:
-        store.closed = True
-        close_region(store.region)
-    await store.drain()
-    if store.closer is not None:
-        await asyncio.to_thread(store.closer.shutdown, True)
 
 
 def _close_resolver(resolver: CLIResolver) -> None:
