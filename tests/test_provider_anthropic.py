@@ -93,9 +93,11 @@ async def test_tool_use_chunk_carries_assembled_input(fresh_stub: StubServer) ->
     got = await _both(fresh_stub, "stub-tool-use-chunk-size-2")
     for chunks in got.values():
         tools = [c.data for c in chunks if c.type == "tool_use"]
+        assert len(tools) == 1 and tools[0] is not None
+        assert str(tools[0]["id"]).startswith("toolu_stub_")
         assert tools == [
             {
-                "id": tools[0]["id"] if tools and tools[0] else None,
+                "id": tools[0]["id"],
                 "name": "get_weather",
                 "input": {"location": "San Francisco, CA", "unit": "celsius"},
             }
