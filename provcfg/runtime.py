@@ -20,7 +20,7 @@ import concurrent.futures
 import difflib
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -353,8 +353,7 @@ class Runtime:
             name = next(iter(self._handles))
         handle = self._handles.get(name)
         if handle is None:
-            close = difflib.get_close_matches(name, list(self._handles), n=1)
-            raise UnknownProviderError(name, list(self._handles), close[0] if close else None)
+            raise self._unknown_provider(name)
         assert self._store is not None
         store: ProviderStore = self._store.obj
         key = f"{name}:{handle.digest}"
@@ -437,8 +436,7 @@ class Runtime:
     def _translate_slow(self, provider: str, alias: str) -> str:
         handle = self._handles.get(provider)
         if handle is None:
-            close = difflib.get_close_matches(provider, list(self._handles), n=1)
-            raise UnknownProviderError(provider, list(self._handles), close[0] if close else None)
+            raise self._unknown_provider(provider)
         table = self._models[provider]
         if alias in self._known_ids[provider]:
             return alias
@@ -447,8 +445,10 @@ class Runtime:
             close = difflib.get_close_matches(alias, list(table), n=1, cutoff=0.85)
             if not close:
                 return alias
-        close = difflib.get_close_matches(alias, list(table), n=1)
-        raise UnknownModelError(provider, alias, close[0] if close else None, list(table))
+        raise UnknownModelError(provider, alias, _closest(alias, table), list(table))
+
+    def _unknown_provider(self, name: str) -> UnknownProviderError:
+        return UnknownProviderError(name, list(self._handles), _closest(name, self._handles))
 
     def cli_path(self, provider: str) -> Path:
         """The CLI executable of a CLI-kind provider (cached; re-checked cheaply on use).
@@ -474,8 +474,7 @@ class Runtime:
     def _cli_path_slow(self, provider: str) -> Path:
         handle = self._handles.get(provider)
         if handle is None:
-            close = difflib.get_close_matches(provider, list(self._handles), n=1)
-            raise UnknownProviderError(provider, list(self._handles), close[0] if close else None)
+            raise self._unknown_provider(provider)
         raise ProvcfgError(f"provider {provider!r} (kind {handle.spec.kind}) does not run a CLI")
 
     def region(self, name: str) -> CacheRegion:
@@ -499,8 +498,7 @@ class Runtime:
         part = self._regions.get(name)
         if part is None or (name == PROVIDERS_REGION and name not in self.manifest.cache):
             declared = sorted(self.manifest.cache)
-            close = difflib.get_close_matches(name, declared, n=1)
-            raise UnknownRegionError(name, declared, close[0] if close else None)
+            raise UnknownRegionError(name, declared, _closest(name, declared))
         if name == PROVIDERS_REGION:
             store: ProviderStore = part.obj
             return store.region
@@ -657,6 +655,12 @@ class Runtime:
             f"<Runtime {self.file} generation={self.generation} "
             f"providers={len(self._handles)} {state}>"
         )
+
+
+def _closest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate closest to ``word`` for a did-you-mean, if any is close enough."""
+    close = difflib.get_close_matches(word, list(candidates), n=1)
+    return close[0] if close else None
 
 
 @dataclass(frozen=True, slots=True)
