@@ -15,10 +15,13 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
 from provcfg.errors import ManifestError, ManifestReadError, ProvcfgError, ProviderError
+
+if TYPE_CHECKING:
+    from provcfg.manifest import Manifest
 
 __all__ = ["EXIT_CODES", "RunOptions", "exit_code_for", "run"]
 
@@ -107,8 +110,12 @@ async def _stream(opts: RunOptions, out: TextIO, err: TextIO) -> int:
         loaded = time.perf_counter() - load_start
         if opts.timings:
             err.write(f"timings: load={loaded * 1000:.1f}ms provider={provider.name}\n")
-        for attempt in range(1, opts.repeat + 1):
-            await _one(provider, opts, out, err, attempt)
+        stub: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+        if opts.stub:
+            stub = _embedded_stub(_stub_url(rt.manifest, provider.name))
+        with stub:
+            for attempt in range(1, opts.repeat + 1):
+                await _one(provider, opts, out, err, attempt)
     return 0
 
 
@@ -162,12 +169,8 @@ def _jsonable(value: object) -> object:
 
 def run(opts: RunOptions, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Stream ``opts.prompt`` and return the exit code (see :data:`EXIT_CODES`)."""
-    stub: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     try:
-        if opts.stub:
-            stub = _embedded_stub(_stub_url(opts))
-        with stub:
-            return asyncio.run(_stream(opts, out, err))
+        return asyncio.run(_stream(opts, out, err))
     except KeyboardInterrupt:
         err.write("\nprovcfg: cancelled\n")
         return EXIT_CODES["cancelled"]
@@ -180,13 +183,9 @@ def run(opts: RunOptions, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
         return exit_code_for(exc)
 
 
-def _stub_url(opts: RunOptions) -> str:
+def _stub_url(manifest: Manifest, name: str) -> str:
     """The base_url of the provider that ``--stub`` should serve (loopback only)."""
-    from provcfg.loading import load_manifest
-
-    manifest = load_manifest(opts.file)
-    name = opts.provider or manifest.default_provider
-    spec = manifest.providers.get(name) if name else None
+    spec = manifest.providers.get(name)
     base_url = getattr(spec, "base_url", None)
     if not base_url:
         raise ProvcfgError(
