@@ -146,6 +146,10 @@ class BoundedMemoryBackend(CacheBackend):
     def _put(self, key: str, value: Any, discarded: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
         data = self._data
         old = data.get(key, NO_VALUE)
+        if old is NO_VALUE:
+            # Evict before inserting: lock-free readers (get, len) never see max_size + 1.
+            while len(data) >= self.max_size:
+                discarded.append(data.popitem(last=False))
         data[key] = value
         data.move_to_end(key)
         # A region re-setting the same object wraps it in a new CachedValue: not a discard.
