@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dogpile.cache import make_region
 from pydantic import TypeAdapter
 
-from provcfg.cache import BoundedMemoryBackend, build_region, close_region, generation_key
-from provcfg.manifest import RegionSpec
-from provcfg.metrics import Metrics
+from provcfg._cache import BoundedMemoryBackend, build_region, close_region, generation_key
+from provcfg._manifest import RegionSpec
+from provcfg._metrics import Metrics
 
 _SPEC: TypeAdapter[object] = TypeAdapter(RegionSpec)
 

@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from provcfg.manifest import ClaudeCodeSpec
-from provcfg.metrics import Metrics
-from provcfg.providers._subprocess import CliCommand, CliProcess, minimal_env
-from provcfg.providers.base import ProviderContext
-from provcfg.providers.claude_code import ClaudeCodeProvider
+from provcfg._manifest import ClaudeCodeSpec
+from provcfg._metrics import Metrics
+from provcfg._providers._subprocess import CliCommand, CliProcess, minimal_env
+from provcfg._providers.base import ProviderContext
+from provcfg._providers.claude_code import ClaudeCodeProvider
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_CLAUDE = ROOT / "tools" / "clis" / "node_modules" / ".bin" / "claude"

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import structlog
 
-from provcfg.clipath import CLIResolver
-from provcfg.metrics import Metrics
+from provcfg._clipath import CLIResolver
+from provcfg._metrics import Metrics
 
 
 def median_ns(fn: Callable[[], object], number: int, repeat: int = 9) -> float:

@@ -24,9 +24,9 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from provcfg.manifest import PoolSpec
-from provcfg.metrics import Metrics
-from provcfg.pools import Pool, SSLContextCache
+from provcfg._manifest import PoolSpec
+from provcfg._metrics import Metrics
+from provcfg._pools import Pool, SSLContextCache
 
 N_PROVIDERS = 10
 REPEAT = 7

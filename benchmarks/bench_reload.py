@@ -28,9 +28,9 @@ from pathlib import Path
 
 import structlog
 
-from provcfg.loading import parse_manifest_text
-from provcfg.reload import watch
-from provcfg.runtime import Runtime
+from provcfg._loading import parse_manifest_text
+from provcfg._reload import watch
+from provcfg._runtime import Runtime
 
 BUDGET_S = 0.300
 NAMES = [f"p{i}" for i in range(10)]

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import provcfg
-from provcfg.logs import configure as configure_logs
+from provcfg._logs import configure as configure_logs
 
 ROUNDS = 7
 
@@ -191,7 +191,7 @@ async def main() -> None:
         start = time.perf_counter()
         for i, name in enumerate(r.manifest.providers):
             pool = r._pools[f"p{i}"].obj
-            from provcfg.pools import SSLContextCache
+            from provcfg._pools import SSLContextCache
 
             pool._ssl = SSLContextCache()
             await r.provider(name)._sdk_client()

@@ -39,11 +39,11 @@ from typing import Any
 import anthropic
 import httpx2
 
-from provcfg.manifest import AnthropicApiSpec
-from provcfg.metrics import Metrics
-from provcfg.providers._sse import SSEParser
-from provcfg.providers.anthropic_api import AnthropicApiProvider
-from provcfg.providers.base import ProviderContext
+from provcfg._manifest import AnthropicApiSpec
+from provcfg._metrics import Metrics
+from provcfg._providers._sse import SSEParser
+from provcfg._providers.anthropic_api import AnthropicApiProvider
+from provcfg._providers.base import ProviderContext
 from provcfg.stub import StubProcess
 
 MODEL = "stub-bench"  # not a real id: the SDK warns about deprecated real ones

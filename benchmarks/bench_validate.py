@@ -94,8 +94,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=300, help="in-process iterations")
     args = parser.parse_args()
 
-    from provcfg.loading import manifest_model_for, parse_manifest_text
-    from provcfg.providers.base import KindRegistry
+    from provcfg._loading import manifest_model_for, parse_manifest_text
+    from provcfg._providers.base import KindRegistry
 
     print(
         f"python {sys.version.split()[0]}, libyaml {yaml.__with_libyaml__}, cpus {os.cpu_count()}"
@@ -110,14 +110,14 @@ def main() -> None:
         [sys.executable, "-c", "import importlib.metadata, pydantic, pydantic.main, yaml"],
         args.runs,
     )
-    models = process_median([sys.executable, "-c", "import provcfg.manifest"], args.runs)
+    models = process_median([sys.executable, "-c", "import provcfg._manifest"], args.runs)
     validate = process_median([str(SCRIPT), "validate", str(EXAMPLE)], args.runs)
     print("\nwhole process (median of", args.runs, "runs)")
     print(f"  python -c pass                 {floor * 1000:8.1f} ms")
     print(f"  python: yaml.safe_load example {plain * 1000:8.1f} ms  ({plain / floor:.1f}x floor)")
     print(f"  python: import pydantic, yaml   {libs * 1000:8.1f} ms  ({libs / floor:.1f}x floor)")
     print(
-        f"  python: import provcfg.manifest {models * 1000:8.1f} ms  ({models / floor:.1f}x floor)"
+        f"  python: import provcfg._manifest {models * 1000:8.1f} ms  ({models / floor:.1f}x floor)"
     )
     print(
         f"  provcfg validate providers.yaml{validate * 1000:8.1f} ms"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from provcfg.errors import (
+from provcfg._errors import (
     BackendUnavailableError,
     CacheBackendError,
     CLINotFoundError,
@@ -30,6 +30,7 @@ __all__ = [
     "CLINotFoundError",
     "CacheBackendError",
     "LiveRuntime",
+    "Manifest",
     "ManifestError",
     "ManifestReadError",
     "Problem",
@@ -42,22 +43,35 @@ __all__ = [
     "UnknownRegionError",
     "__version__",
     "load",
+    "load_manifest",
+    "manifest_schema",
+    "parse_manifest_text",
+    "render_manifest",
     "watch",
 ]
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from provcfg.reload import LiveRuntime, watch
-    from provcfg.runtime import Runtime, load
+    from provcfg._loading import load_manifest, parse_manifest_text
+    from provcfg._manifest import Manifest
+    from provcfg._reload import LiveRuntime, watch
+    from provcfg._render import render_manifest
+    from provcfg._runtime import Runtime, load
+    from provcfg._schema import manifest_schema
 
 # The runtime and the watcher are imported on first use so that `import provcfg`
 # (and `provcfg validate`) stay cheap.
 _LAZY = {
-    "load": "provcfg.runtime",
-    "Runtime": "provcfg.runtime",
-    "watch": "provcfg.reload",
-    "LiveRuntime": "provcfg.reload",
+    "load": "provcfg._runtime",
+    "Runtime": "provcfg._runtime",
+    "watch": "provcfg._reload",
+    "LiveRuntime": "provcfg._reload",
+    "Manifest": "provcfg._manifest",
+    "load_manifest": "provcfg._loading",
+    "parse_manifest_text": "provcfg._loading",
+    "render_manifest": "provcfg._render",
+    "manifest_schema": "provcfg._schema",
 }
 
 

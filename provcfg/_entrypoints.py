@@ -35,7 +35,7 @@ def _path_state() -> tuple[tuple[str, int], ...]:
 
 
 def provider_entry_points() -> tuple[EntryPoint, ...]:
-    """Entry points of the group ``provcfg.providers``, rescanned only when the path changed."""
+    """Entry points of the group ``provcfg._providers``, rescanned only when the path changed."""
     global _memo  # noqa: PLW0603 - the one process-wide memo, see the module docstring
     state = _path_state()
     memo = _memo

@@ -27,8 +27,8 @@ from pydantic_settings import EnvSettingsSource, SettingsError
 if TYPE_CHECKING:
     from pydantic_settings import BaseSettings
 
+    from provcfg._manifest import Manifest
     from provcfg._problems import ProblemMapper
-    from provcfg.manifest import Manifest
 
 __all__ = ["PREFIX", "read_overrides"]
 

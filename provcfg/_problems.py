@@ -19,8 +19,8 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from provcfg import _yaml
-from provcfg.errors import Problem
-from provcfg.manifest import NAME_PATTERN, Manifest
+from provcfg._errors import Problem
+from provcfg._manifest import NAME_PATTERN, Manifest
 
 __all__ = ["ProblemMapper"]
 

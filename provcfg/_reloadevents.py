@@ -17,7 +17,7 @@ from typing import Final
 
 from pydantic import BaseModel, SecretStr
 
-from provcfg.errors import ManifestError, ProvcfgError, RuntimeClosedError
+from provcfg._errors import ManifestError, ProvcfgError, RuntimeClosedError
 
 __all__ = ["EventHub", "ReloadEvent", "error_text", "problem_lines", "scrub"]
 

@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from provcfg.errors import ManifestError, ProvcfgError
+from provcfg._errors import ManifestError, ProvcfgError
 
 if TYPE_CHECKING:
-    from provcfg.providers.base import KindRegistry
-    from provcfg.runtime import Runtime
+    from provcfg._providers.base import KindRegistry
+    from provcfg._runtime import Runtime
 
 __all__ = ["MISSING", "Attempt", "read_and_build"]
 
@@ -56,8 +56,8 @@ def read_and_build(
     Returns:
         The :class:`Attempt`; errors are returned in it, never raised.
     """
-    from provcfg.loading import parse_manifest_text
-    from provcfg.runtime import Runtime
+    from provcfg._loading import parse_manifest_text
+    from provcfg._runtime import Runtime
 
     try:
         with open(file, "rb") as stream:

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from provcfg.providers.base import Provider
-from provcfg.singleflight import SingleFlight
+from provcfg._providers.base import Provider
+from provcfg._singleflight import SingleFlight
 
 if TYPE_CHECKING:
     from dogpile.cache.region import CacheRegion
 
-    from provcfg.runtime import Runtime
+    from provcfg._runtime import Runtime
 
 __all__ = ["REFS_LOCK", "ProviderStore", "SharedPart", "close_store"]
 
@@ -157,7 +157,7 @@ async def _idle_then_close(provider: Any) -> None:
 
 
 async def close_store(store: ProviderStore) -> None:
-    from provcfg.cache import close_region
+    from provcfg._cache import close_region
 
     # Closing a memory region clears it, and on_discard closes every instance it held.
     # Marked closed first, under the lock a creation stores under: nothing created

@@ -18,9 +18,9 @@ import signal
 import sys
 from typing import Any, TextIO
 
+from provcfg._errors import ManifestError, ProvcfgError
+from provcfg._reload import DEFAULT_DEBOUNCE, DEFAULT_STEP, LiveRuntime, ReloadEvent, watch
 from provcfg._watchfs import FolderWatcher, ManifestTarget
-from provcfg.errors import ManifestError, ProvcfgError
-from provcfg.reload import DEFAULT_DEBOUNCE, DEFAULT_STEP, LiveRuntime, ReloadEvent, watch
 
 __all__ = ["run"]
 

@@ -11,7 +11,7 @@ is absent) and builds the data itself, iteratively, so that:
 * nesting deeper than :data:`MAX_DEPTH` stops the parse;
 * every key and value position is recorded by its loc tuple.
 
-It is kept apart from :mod:`provcfg.loading` because it knows YAML and nothing of
+It is kept apart from :mod:`provcfg._loading` because it knows YAML and nothing of
 the manifest; ``show`` uses :func:`dump` from here to write YAML that reads back the same.
 """
 

@@ -3,7 +3,7 @@
 Subclass :class:`ProviderConformance` in a test module (its name must start with
 ``Test`` so pytest collects it), give it a ``provider`` fixture and say how to make
 the provider answer and fail. :func:`make_context` builds the
-:class:`~provcfg.providers.base.ProviderContext` a provider needs without a Runtime::
+:class:`~provcfg._providers.base.ProviderContext` a provider needs without a Runtime::
 
     import pytest_asyncio
     from provcfg.testing import ProviderConformance, Request, make_context
@@ -25,7 +25,7 @@ docs/providers.md ("Testing a provider kind") has a complete, tested example.
 
 The suite checks: text chunks arrive before exactly one final ``result`` chunk;
 ``complete()`` returns the text the stream yields; usage and timings are filled
-in; failures are :class:`~provcfg.errors.ProviderError` with a kind; leaving a
+in; failures are :class:`~provcfg._errors.ProviderError` with a kind; leaving a
 stream early (``break``, ``aclose()`` or task cancellation) releases what it held
 and the provider keeps working; ``aclose()`` is idempotent; concurrent streams on
 one provider do not mix. Override :meth:`ProviderConformance.assert_released` to
@@ -51,9 +51,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from pydantic import BaseModel
 
-from provcfg.errors import ErrorKind, ProvcfgError, ProviderError
-from provcfg.metrics import Metrics
-from provcfg.providers.base import Chunk, Provider, ProviderContext, Result, Timings, Usage
+from provcfg._errors import ErrorKind, ProvcfgError, ProviderError
+from provcfg._metrics import Metrics
+from provcfg._providers.base import Chunk, Provider, ProviderContext, Result, Timings, Usage
 
 if TYPE_CHECKING:
     import httpx2
@@ -86,7 +86,7 @@ def make_context(
     resolves to the spec's ``model`` field, if it has one). ``cli_path`` and
     ``http_client`` are what the provider gets from ``ctx.cli_path()`` and
     ``ctx.http_client()``; left out, calling them raises ProvcfgError. ``metrics``
-    defaults to a fresh :class:`~provcfg.metrics.Metrics`.
+    defaults to a fresh :class:`~provcfg._metrics.Metrics`.
 
     Returns:
         The context, ready for ``MyProvider(ctx)``.

@@ -12,10 +12,10 @@ from typing import Any
 import httpx2
 import pytest
 
-from provcfg.manifest import AnthropicApiSpec
-from provcfg.metrics import Metrics
-from provcfg.providers.anthropic_api import AnthropicApiProvider
-from provcfg.providers.base import ProviderContext
+from provcfg._manifest import AnthropicApiSpec
+from provcfg._metrics import Metrics
+from provcfg._providers.anthropic_api import AnthropicApiProvider
+from provcfg._providers.base import ProviderContext
 from provcfg.stub.server import StubServer
 
 SECRET = "sk-test-SECRET123"

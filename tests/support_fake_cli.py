@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from provcfg.providers._subprocess import CliCommand, minimal_env
+from provcfg._providers._subprocess import CliCommand, minimal_env
 
 __all__ = ["REPLAY", "fake_cli", "process_gone", "reaped", "runner_command", "scenario"]
 
@@ -76,8 +76,8 @@ def make_provider(
 
     The fake CLI dumps argv, environment and stdin into the dump file.
     """
-    from provcfg.metrics import Metrics
-    from provcfg.providers.base import ProviderContext
+    from provcfg._metrics import Metrics
+    from provcfg._providers.base import ProviderContext
 
     dump = tmp_path / "dump.json"
     cli = fake_cli(tmp_path)

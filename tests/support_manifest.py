@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from provcfg.errors import ManifestError
-from provcfg.loading import parse_manifest_text
-from provcfg.manifest import Manifest
+from provcfg._errors import ManifestError
+from provcfg._loading import parse_manifest_text
+from provcfg._manifest import Manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "providers.yaml"

@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from provcfg.reload import LiveRuntime, ReloadEvent
+from provcfg._reload import LiveRuntime, ReloadEvent
 
 __all__ = [
     "SAVE_STYLES",

@@ -11,8 +11,8 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from provcfg.manifest import Manifest
-from provcfg.providers.base import (
+from provcfg._manifest import Manifest
+from provcfg._providers.base import (
     BaseProvider,
     Chunk,
     KindRegistry,

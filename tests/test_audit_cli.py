@@ -12,7 +12,7 @@ import pytest
 
 def _provcfg(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "provcfg.cli", *argv],
+        [sys.executable, "-m", "provcfg", *argv],
         input=stdin,
         capture_output=True,
         text=True,
@@ -46,7 +46,7 @@ def _manifest(tmp_path: Path) -> Path:
 def test_run_stdin_not_utf8_names_the_byte(tmp_path: Path) -> None:
     """``run -`` with non-UTF-8 stdin exits 2 naming the byte, whatever stdin's error handler."""
     done = subprocess.run(
-        [sys.executable, "-m", "provcfg.cli", "run", "-f", str(_manifest(tmp_path)), "-"],
+        [sys.executable, "-m", "provcfg", "run", "-f", str(_manifest(tmp_path)), "-"],
         input=b"ok \xff\xfe",
         capture_output=True,
         timeout=60,
@@ -63,7 +63,7 @@ def test_run_stdin_endless_is_refused(tmp_path: Path) -> None:
     """``run - < /dev/zero`` stops at the size limit with exit 2 instead of filling memory."""
     with open("/dev/zero", "rb") as zero:
         done = subprocess.run(
-            [sys.executable, "-m", "provcfg.cli", "run", "-f", str(_manifest(tmp_path)), "-"],
+            [sys.executable, "-m", "provcfg", "run", "-f", str(_manifest(tmp_path)), "-"],
             stdin=zero,
             capture_output=True,
             text=True,
@@ -77,7 +77,7 @@ def test_run_stdin_endless_is_refused(tmp_path: Path) -> None:
 def test_run_stdin_closed(tmp_path: Path) -> None:
     """``run -`` with stdin closed says so and exits 2 instead of an internal error."""
     done = subprocess.run(
-        [sys.executable, "-m", "provcfg.cli", "run", "-f", str(_manifest(tmp_path)), "-"],
+        [sys.executable, "-m", "provcfg", "run", "-f", str(_manifest(tmp_path)), "-"],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

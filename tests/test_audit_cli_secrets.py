@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from provcfg.errors import ProviderError
-from provcfg.manifest import CodexSpec
-from provcfg.providers.codex import CodexProvider
+from provcfg._errors import ProviderError
+from provcfg._manifest import CodexSpec
+from provcfg._providers.codex import CodexProvider
 from tests.support_fake_cli import make_provider
 
 SECRET = "sk-audit-env-7d2e91"

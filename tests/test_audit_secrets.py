@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import provcfg
-from provcfg.errors import ProviderError
+from provcfg._errors import ProviderError
 from tests.support_services import held_port
 
 PASSWORD = "url-pw-4f1c9a"
@@ -32,7 +32,7 @@ def _manifest(tmp_path: Path, port: int, transport: str = "fast") -> Path:
 def test_show_masks_url_passwords(tmp_path: Path, fmt: str) -> None:
     """``provcfg show`` masks the password of a memcached URL and of a base_url, as of redis."""
     done = subprocess.run(
-        [sys.executable, "-m", "provcfg.cli", "show", "--format", fmt, str(_manifest(tmp_path, 9))],
+        [sys.executable, "-m", "provcfg", "show", "--format", fmt, str(_manifest(tmp_path, 9))],
         capture_output=True,
         text=True,
         timeout=60,

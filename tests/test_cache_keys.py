@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from provcfg.cache import MAX_KEY_LENGTH, generation_key, make_key_mangler
+from provcfg._cache import MAX_KEY_LENGTH, generation_key, make_key_mangler
 
 
 def test_short_safe_keys_get_the_region_and_namespace_prefix() -> None:
@@ -40,7 +40,7 @@ def test_keys_are_stable_across_processes() -> None:
     key = "a key with spaces " * 3
     here = make_key_mangler("r", "ns")(key)
     code = (
-        "import sys; from provcfg.cache import make_key_mangler; "
+        "import sys; from provcfg._cache import make_key_mangler; "
         "print(make_key_mangler('r', 'ns')(sys.argv[1]))"
     )
     there = subprocess.run(

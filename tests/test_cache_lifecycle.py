@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from provcfg.cache import build_region, close_region
-from provcfg.manifest import RegionSpec
-from provcfg.metrics import Metrics
+from provcfg._cache import build_region, close_region
+from provcfg._manifest import RegionSpec
+from provcfg._metrics import Metrics
 from tests.support_services import memcached_server, redis_server
 
 __all__ = ["memcached_server", "redis_server"]  # fixtures used by the tests below
@@ -84,10 +84,10 @@ _MISSING = """
 import sys
 sys.modules[{module!r}] = None  # makes `import {module}` raise ImportError
 from pydantic import TypeAdapter
-from provcfg.cache import build_region
-from provcfg.errors import BackendUnavailableError
-from provcfg.manifest import RegionSpec
-from provcfg.metrics import Metrics
+from provcfg._cache import build_region
+from provcfg._errors import BackendUnavailableError
+from provcfg._manifest import RegionSpec
+from provcfg._metrics import Metrics
 spec = TypeAdapter(RegionSpec).validate_python({spec!r})
 try:
     build_region("r", spec, namespace="gen1", metrics=Metrics())
@@ -119,9 +119,9 @@ def test_missing_optional_package_names_the_extra(
 
 
 def test_importing_provcfg_cache_imports_no_client_library() -> None:
-    """Importing provcfg.cache pulls in neither redis nor pymemcache (they load on first use)."""
+    """Importing provcfg._cache pulls in neither redis nor pymemcache (they load on first use)."""
     code = (
-        "import sys, provcfg.cache; "
+        "import sys, provcfg._cache; "
         "print(sorted(m for m in ('redis', 'pymemcache') if m in sys.modules))"
     )
     result = subprocess.run(

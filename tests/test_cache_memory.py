@@ -10,9 +10,9 @@ import pytest
 from dogpile.cache import make_region
 from dogpile.cache.api import NO_VALUE, CachedValue
 
-from provcfg.cache import BoundedMemoryBackend, build_region, close_region
-from provcfg.manifest import MemoryRegionSpec
-from provcfg.metrics import Metrics
+from provcfg._cache import BoundedMemoryBackend, build_region, close_region
+from provcfg._manifest import MemoryRegionSpec
+from provcfg._metrics import Metrics
 
 
 def _backend(max_size: int, sink: list[tuple[str, Any]] | None = None) -> BoundedMemoryBackend:

@@ -21,10 +21,10 @@ import structlog
 from dogpile.cache.api import NO_VALUE
 from pydantic import TypeAdapter
 
-from provcfg.cache import build_region, close_region, generation_key
-from provcfg.errors import CacheBackendError, ProvcfgError
-from provcfg.manifest import RegionSpec
-from provcfg.metrics import Metrics
+from provcfg._cache import build_region, close_region, generation_key
+from provcfg._errors import CacheBackendError, ProvcfgError
+from provcfg._manifest import RegionSpec
+from provcfg._metrics import Metrics
 from tests.support_services import (
     held_port,
     held_port_number,
@@ -45,9 +45,9 @@ import structlog
 structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
 from dogpile.cache.api import NO_VALUE
 from pydantic import TypeAdapter
-from provcfg.cache import build_region, close_region
-from provcfg.manifest import RegionSpec
-from provcfg.metrics import Metrics
+from provcfg._cache import build_region, close_region
+from provcfg._manifest import RegionSpec
+from provcfg._metrics import Metrics
 
 spec = TypeAdapter(RegionSpec).validate_python(json.loads(sys.argv[1]))
 name = sys.argv[2]

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 import provcfg
-from provcfg.errors import ProviderError
-from provcfg.providers.base import Chunk, Usage
+from provcfg._errors import ProviderError
+from provcfg._providers.base import Chunk, Usage
 from provcfg.stub import StubConfig, StubServer, tool_words
 from tests.support_clis import (
     MARKER_VAR,

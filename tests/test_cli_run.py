@@ -39,7 +39,7 @@ def write_manifest(tmp_path: Path, base_url: str, transport: str = "fast") -> Pa
 
 def provcfg(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # type: ignore[call-overload, no-any-return]  # noqa: PLW1510
-        [sys.executable, "-m", "provcfg.cli", *args],
+        [sys.executable, "-m", "provcfg", *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -115,7 +115,7 @@ def test_ctrl_c_cancels_cleanly(tmp_path: Path, stub_thread: StubServer) -> None
     """SIGINT during a hanging stream exits 130 with one line and no traceback."""
     m = write_manifest(tmp_path, stub_thread.base_url)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "provcfg.cli", "run", "-f", str(m), "-m", "stub-hang", "hi"],
+        [sys.executable, "-m", "provcfg", "run", "-f", str(m), "-m", "stub-hang", "hi"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -159,8 +159,8 @@ def test_every_error_kind_has_its_exit_code() -> None:
     """Each ProviderError kind maps to a documented exit code other than 0, 1, 2 and 70."""
     from typing import get_args
 
-    from provcfg.errors import ErrorKind, ProviderError
-    from provcfg.run import EXIT_CODES, exit_code_for
+    from provcfg._errors import ErrorKind, ProviderError
+    from provcfg._run import EXIT_CODES, exit_code_for
 
     for kind in get_args(ErrorKind):
         code = exit_code_for(ProviderError("x", kind=kind))
@@ -174,7 +174,7 @@ def test_provcfg_stub_subcommand_passes_its_options_through(tmp_path: Path) -> N
 
     port_file = tmp_path / "port"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "provcfg.cli", "stub", "--port", "0", "--port-file", str(port_file)],
+        [sys.executable, "-m", "provcfg", "stub", "--port", "0", "--port-file", str(port_file)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

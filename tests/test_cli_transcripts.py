@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from provcfg.errors import ProviderError
-from provcfg.manifest import ClaudeCodeSpec, CodexSpec, OpenCodeSpec
-from provcfg.providers.claude_code import ClaudeCodeProvider
-from provcfg.providers.codex import CodexProvider
-from provcfg.providers.opencode import OpenCodeProvider
+from provcfg._errors import ProviderError
+from provcfg._manifest import ClaudeCodeSpec, CodexSpec, OpenCodeSpec
+from provcfg._providers.claude_code import ClaudeCodeProvider
+from provcfg._providers.codex import CodexProvider
+from provcfg._providers.opencode import OpenCodeProvider
 from tests.support_fake_cli import make_provider
 
 TRANSCRIPTS = sorted((Path(__file__).parent / "transcripts").glob("*.ndjson"))

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from provcfg import cli
-from provcfg.cli import COMMANDS, Command, main
+from provcfg import _cli as cli
+from provcfg._cli import COMMANDS, Command, main
 from tests.support_manifest import (
     API_KEY,
     ENV_SECRET,
@@ -181,7 +181,7 @@ def test_commands_registered_as_module_strings_are_imported_lazily(
     extra_command: list[Command], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A Command may name its runner as 'module:function', imported only when it runs."""
-    command = Command("later", "test", lambda parser: None, "provcfg.cli:_run_schema")
+    command = Command("later", "test", lambda parser: None, "provcfg._cli:_run_schema")
     COMMANDS.append(command)
     extra_command.append(command)
     assert command.runner() is cli._run_schema

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from provcfg.clipath import CLIResolver
-from provcfg.errors import CLINotFoundError
-from provcfg.metrics import Metrics
+from provcfg._clipath import CLIResolver
+from provcfg._errors import CLINotFoundError
+from provcfg._metrics import Metrics
 
 HINT = "Install it with: npm install -g @anthropic-ai/claude-code"
 
@@ -317,15 +317,15 @@ def test_dropped_resolver_releases_descriptors(bin_dirs: tuple[Path, Path]) -> N
 
 
 def _shared_region() -> Any:
-    from provcfg.cache import build_region
-    from provcfg.manifest import MemoryRegionSpec
+    from provcfg._cache import build_region
+    from provcfg._manifest import MemoryRegionSpec
 
     spec = MemoryRegionSpec(backend="memory", max_size=8)
     return build_region("cli_paths", spec, namespace="test", metrics=Metrics())
 
 
 def _shared_key(search_paths: tuple[str, ...] = ()) -> str:
-    from provcfg.cache._keys import fields_key
+    from provcfg._cache._keys import fields_key
 
     return fields_key("cli_path", "claude", None, search_paths, os.environ["PATH"])
 

@@ -14,12 +14,12 @@ from typing import Any, ClassVar
 
 import pytest
 
-from provcfg.manifest import ClaudeCodeSpec, CodexSpec, OpenCodeSpec
-from provcfg.metrics import Metrics
-from provcfg.providers.base import Provider, ProviderContext
-from provcfg.providers.claude_code import ClaudeCodeProvider
-from provcfg.providers.codex import CodexProvider
-from provcfg.providers.opencode import OpenCodeProvider
+from provcfg._manifest import ClaudeCodeSpec, CodexSpec, OpenCodeSpec
+from provcfg._metrics import Metrics
+from provcfg._providers.base import Provider, ProviderContext
+from provcfg._providers.claude_code import ClaudeCodeProvider
+from provcfg._providers.codex import CodexProvider
+from provcfg._providers.opencode import OpenCodeProvider
 from provcfg.testing import ProviderConformance, Request
 from tests.support_fake_cli import fake_cli, process_gone
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from provcfg.digest import canonical, spec_digest
-from provcfg.manifest import AnthropicApiSpec
+from provcfg._digest import canonical, spec_digest
+from provcfg._manifest import AnthropicApiSpec
 
 
 def test_secret_changes_digest_but_not_visible() -> None:

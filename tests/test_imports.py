@@ -45,7 +45,7 @@ def test_cli_commands_are_light(command: str) -> None:
     args = [command] if command == "schema" else [command, str(EXAMPLE)]
     body = (
         "import contextlib, io\n"
-        "from provcfg.cli import main\n"
+        "from provcfg._cli import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         f"    assert main({args!r}) == 0\n"
     )
@@ -55,7 +55,7 @@ def test_cli_commands_are_light(command: str) -> None:
 def test_env_overrides_import_only_pydantic_settings() -> None:
     """With a PROVCFG_ variable set, pydantic-settings is imported, and still nothing heavy."""
     body = (
-        "from provcfg.loading import load_manifest\n"
+        "from provcfg._loading import load_manifest\n"
         f"m = load_manifest({str(EXAMPLE)!r})\n"
         "assert m.providers['api'].max_tokens == 7\n"
     )

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from provcfg.errors import ManifestError
-from provcfg.loading import ManifestReadError, load_manifest, parse_manifest_text
-from provcfg.manifest import AnthropicApiSpec, ClaudeCodeSpec, RedisRegionSpec
+from provcfg._errors import ManifestError
+from provcfg._loading import ManifestReadError, load_manifest, parse_manifest_text
+from provcfg._manifest import AnthropicApiSpec, ClaudeCodeSpec, RedisRegionSpec
 from tests.support_manifest import (
     API_KEY,
     ENV_SECRET,

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from provcfg import _yaml
-from provcfg.errors import ManifestError
-from provcfg.manifest import Manifest
-from provcfg.render import effective_data, render_manifest
+from provcfg._errors import ManifestError
+from provcfg._manifest import Manifest
+from provcfg._render import effective_data, render_manifest
 from tests.support_manifest import load_text
 
 NAMES = st.from_regex(r"[a-z][a-z0-9_-]{0,7}", fullmatch=True)

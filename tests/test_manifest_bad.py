@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from provcfg.errors import ManifestError
-from provcfg.loading import load_manifest
+from provcfg._errors import ManifestError
+from provcfg._loading import load_manifest
 from tests.support_manifest import (
     API_KEY,
     ENV_SECRET,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from provcfg.manifest import (
+from provcfg._manifest import (
     AlertSpec,
     Manifest,
     _format_duration,

@@ -1,4 +1,4 @@
-"""Plugin kinds from real `provcfg.providers` entry points validate and appear in the schema."""
+"""Plugin kinds from real `provcfg._providers` entry points validate and appear in the schema."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from provcfg.errors import ManifestError
-from provcfg.loading import manifest_model_for, parse_manifest_text
-from provcfg.manifest import Manifest
-from provcfg.providers.base import KindRegistry, ProviderKind
+from provcfg._errors import ManifestError
+from provcfg._loading import manifest_model_for, parse_manifest_text
+from provcfg._manifest import Manifest
+from provcfg._providers.base import KindRegistry, ProviderKind
 from tests.support_manifest import ROOT, clean_env, run_cli
 
 PLUGIN_MODULE = '''
 from typing import Literal
 from pydantic import BaseModel, ConfigDict, SecretStr
-from provcfg.providers.base import ProviderKind
+from provcfg._providers.base import ProviderKind
 
 
 class EchoSpec(BaseModel):

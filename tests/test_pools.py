@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 import httpx2
 import pytest
 
-from provcfg.errors import ProvcfgError, ProviderError, RuntimeClosedError
-from provcfg.manifest import PoolSpec, TimeoutsSpec
-from provcfg.metrics import Metrics
-from provcfg.pools import Pool, SSLContextCache, map_http_error
+from provcfg._errors import ProvcfgError, ProviderError, RuntimeClosedError
+from provcfg._manifest import PoolSpec, TimeoutsSpec
+from provcfg._metrics import Metrics
+from provcfg._pools import Pool, SSLContextCache, map_http_error
 
 
 @dataclass
@@ -116,11 +116,11 @@ def open_fds() -> int:
 
 
 def test_import_provcfg_does_not_import_httpx2() -> None:
-    """Importing provcfg and provcfg.pools leaves httpx2 unimported (checked in a fresh process)."""
+    """Importing provcfg and provcfg._pools leaves httpx2 unimported (in a fresh process)."""
     import subprocess
     import sys
 
-    code = "import sys, provcfg, provcfg.pools; print('httpx2' in sys.modules)"
+    code = "import sys, provcfg, provcfg._pools; print('httpx2' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

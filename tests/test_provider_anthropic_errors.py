@@ -8,9 +8,9 @@ import time
 import httpx2
 import pytest
 
-from provcfg.errors import ProviderError
-from provcfg.providers._api_errors import ErrorMapper, parse_retry_after
-from provcfg.providers._retry import RetryPolicy
+from provcfg._errors import ProviderError
+from provcfg._providers._api_errors import ErrorMapper, parse_retry_after
+from provcfg._providers._retry import RetryPolicy
 
 SECRET = "sk-test-SECRET123"
 MAPPER = ErrorMapper("api", "http://127.0.0.1:9/v1/messages", (SECRET,))

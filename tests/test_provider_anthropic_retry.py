@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from provcfg.errors import ProviderError
-from provcfg.providers.base import Chunk
+from provcfg._errors import ProviderError
+from provcfg._providers.base import Chunk
 from provcfg.stub.server import StubServer
 from tests.support_anthropic import (
     TRANSPORTS,

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from provcfg.errors import RuntimeClosedError
-from provcfg.manifest import AnthropicApiSpec
-from provcfg.metrics import Metrics
-from provcfg.providers.base import BaseProvider, Chunk, ProviderContext, Usage
+from provcfg._errors import RuntimeClosedError
+from provcfg._manifest import AnthropicApiSpec
+from provcfg._metrics import Metrics
+from provcfg._providers.base import BaseProvider, Chunk, ProviderContext, Usage
 
 
 class Counting(BaseProvider):

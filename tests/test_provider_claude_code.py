@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from provcfg.errors import CLINotFoundError, ProviderError
-from provcfg.manifest import ClaudeCodeSpec
-from provcfg.metrics import Metrics
-from provcfg.providers.base import Chunk, ProviderContext, Timings, Usage
-from provcfg.providers.claude_code import ClaudeCodeProvider
+from provcfg._errors import CLINotFoundError, ProviderError
+from provcfg._manifest import ClaudeCodeSpec
+from provcfg._metrics import Metrics
+from provcfg._providers.base import Chunk, ProviderContext, Timings, Usage
+from provcfg._providers.claude_code import ClaudeCodeProvider
 from tests.support_fake_cli import make_provider, process_gone
 
 INIT = {
@@ -417,7 +417,7 @@ def test_chunk_types_are_contract_types() -> None:
     """The chunks the parser makes use only ChunkType values (a typo would slip past mypy)."""
     from typing import get_args
 
-    from provcfg.providers.base import ChunkType
+    from provcfg._providers.base import ChunkType
 
     assert {"system", "text", "thinking", "tool_use", "tool_result", "retry", "result"} <= set(
         get_args(ChunkType)

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from provcfg.errors import ProviderError
-from provcfg.manifest import CodexSpec
-from provcfg.providers.base import Usage
-from provcfg.providers.codex import CodexProvider
+from provcfg._errors import ProviderError
+from provcfg._manifest import CodexSpec
+from provcfg._providers.base import Usage
+from provcfg._providers.codex import CodexProvider
 from tests.support_fake_cli import make_provider
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from provcfg.errors import ProviderError
-from provcfg.manifest import OpenCodeSpec
-from provcfg.providers.base import Usage
-from provcfg.providers.opencode import OpenCodeProvider
+from provcfg._errors import ProviderError
+from provcfg._manifest import OpenCodeSpec
+from provcfg._providers.base import Usage
+from provcfg._providers.opencode import OpenCodeProvider
 from tests.support_fake_cli import make_provider
 
 SID = "ses_abc"

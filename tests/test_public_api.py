@@ -13,6 +13,7 @@ def test_exported_names_are_exactly_the_intended_ones() -> None:
             "CLINotFoundError",
             "CacheBackendError",
             "LiveRuntime",
+            "Manifest",
             "ManifestError",
             "ManifestReadError",
             "Problem",
@@ -25,6 +26,10 @@ def test_exported_names_are_exactly_the_intended_ones() -> None:
             "UnknownRegionError",
             "__version__",
             "load",
+            "load_manifest",
+            "manifest_schema",
+            "parse_manifest_text",
+            "render_manifest",
             "watch",
         ]
     )

@@ -11,11 +11,11 @@ from typing import ClassVar, Literal
 import pytest
 import structlog
 
-import provcfg.reload
-from provcfg.errors import ManifestError, RuntimeClosedError
-from provcfg.manifest import AnthropicApiSpec
-from provcfg.providers.base import BaseProvider, KindRegistry, ProviderKind
-from provcfg.reload import LiveRuntime, watch
+import provcfg._reload
+from provcfg._errors import ManifestError, RuntimeClosedError
+from provcfg._manifest import AnthropicApiSpec
+from provcfg._providers.base import BaseProvider, KindRegistry, ProviderKind
+from provcfg._reload import LiveRuntime, watch
 from tests.support_reload import (
     SAVE_STYLES,
     api_manifest,
@@ -286,7 +286,7 @@ async def test_wait_for_generation_times_out_with_the_last_error(manifest_path: 
 
 def test_public_names() -> None:
     """The module exports exactly its public API."""
-    assert sorted(provcfg.reload.__all__) == [
+    assert sorted(provcfg._reload.__all__) == [
         "LiveRuntime",
         "ReloadEvent",
         "watch",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from provcfg.reload import LiveRuntime, watch
+from provcfg._reload import LiveRuntime, watch
 from tests.support_reload import (
     api_manifest,
     configmap_update,

@@ -13,9 +13,9 @@ from typing import ClassVar, Literal
 import pytest
 import structlog
 
-from provcfg.manifest import AnthropicApiSpec
-from provcfg.providers.base import BaseProvider, Chunk, KindRegistry, ProviderKind
-from provcfg.reload import watch
+from provcfg._manifest import AnthropicApiSpec
+from provcfg._providers.base import BaseProvider, Chunk, KindRegistry, ProviderKind
+from provcfg._reload import watch
 from provcfg.stub import StubServer
 from tests.support_reload import api_manifest, os_replace, settled, until, write_in_place
 from tests.support_stub import stub  # noqa: F401

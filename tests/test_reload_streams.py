@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from provcfg.errors import UnknownProviderError
-from provcfg.providers.base import Chunk
-from provcfg.reload import watch
+from provcfg._errors import UnknownProviderError
+from provcfg._providers.base import Chunk
+from provcfg._reload import watch
 from provcfg.stub import StubServer
 from tests.support_reload import api_manifest, os_replace, until, until_event, write_in_place
 from tests.support_stub import stub  # noqa: F401

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from provcfg.errors import (
+from provcfg._errors import (
     CLINotFoundError,
     RuntimeClosedError,
     UnknownModelError,
     UnknownProviderError,
 )
-from provcfg.providers.base import ProviderContext
-from provcfg.runtime import Runtime
+from provcfg._providers.base import ProviderContext
+from provcfg._runtime import Runtime
 from tests.support_runtime import EchoProvider, echo_registry, manifest
 
 
@@ -361,8 +361,8 @@ def test_lazy_runtime_imports_no_sdk(tmp_path: Path) -> None:
     """Building a runtime of lazy providers imports neither anthropic nor watchfiles."""
     code = (
         "import sys\n"
-        "from provcfg.runtime import Runtime\n"
-        "from provcfg.manifest import Manifest\n"
+        "from provcfg._runtime import Runtime\n"
+        "from provcfg._manifest import Manifest\n"
         "m = Manifest.model_validate({'version': 1, 'providers': {"
         "'a': {'kind': 'anthropic-api', 'pool': 'p'},"
         "'c': {'kind': 'claude-code'}}, 'pools': {'p': {}}})\n"

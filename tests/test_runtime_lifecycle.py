@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from provcfg.errors import RuntimeClosedError
-from provcfg.providers.base import ProviderContext
-from provcfg.runtime import Runtime
+from provcfg._errors import RuntimeClosedError
+from provcfg._providers.base import ProviderContext
+from provcfg._runtime import Runtime
 from tests.support_reload import until
 from tests.support_runtime import EchoProvider, echo_registry, manifest
 

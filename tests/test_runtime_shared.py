@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from provcfg.errors import ProvcfgError, UnknownRegionError
-from provcfg.runtime import load
+from provcfg._errors import ProvcfgError, UnknownRegionError
+from provcfg._runtime import load
 from tests.support_services import redis_server
 from tests.support_workers import JsonWorker
 
@@ -25,8 +25,8 @@ import structlog
 structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
 from dogpile.cache.api import NO_VALUE
 import provcfg
-from provcfg.loading import load_manifest
-from provcfg.runtime import Runtime
+from provcfg._loading import load_manifest
+from provcfg._runtime import Runtime
 
 rt = provcfg.load(sys.argv[1])
 for line in sys.stdin:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from provcfg.schema import SCHEMA_DIALECT, manifest_schema, schema_text
+from provcfg._schema import SCHEMA_DIALECT, manifest_schema, schema_text
 from tests.support_manifest import ROOT
 
 COMMITTED = ROOT / "schemas" / "providers.schema.json"

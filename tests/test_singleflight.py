@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from provcfg.singleflight import SingleFlight
+from provcfg._singleflight import SingleFlight
 
 
 def wait_for_waiters(flights: SingleFlight[Any], key: str, count: int) -> None:
@@ -106,9 +106,9 @@ def test_digest_is_stable_across_processes(value: object) -> None:
     import subprocess
     import sys
 
-    from provcfg.digest import spec_digest
+    from provcfg._digest import spec_digest
 
-    code = f"from provcfg.digest import spec_digest; print(spec_digest({value!r}))"
+    code = f"from provcfg._digest import spec_digest; print(spec_digest({value!r}))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()

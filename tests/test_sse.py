@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from provcfg.providers._sse import SSEParser
+from provcfg._providers._sse import SSEParser
 
 
 def _feed_all(parts: list[bytes]) -> list[tuple[str, str]]:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from provcfg.errors import ProviderError
-from provcfg.metrics import Metrics
-from provcfg.providers._subprocess import CliCommand, CliProcess, minimal_env, scrub
+from provcfg._errors import ProviderError
+from provcfg._metrics import Metrics
+from provcfg._providers._subprocess import CliCommand, CliProcess, minimal_env, scrub
 from tests.support_fake_cli import process_gone, reaped, runner_command, scenario
 
 

@@ -44,7 +44,7 @@ def test_importing_provcfg_testing_has_no_side_effects() -> None:
     """Importing provcfg.testing loads neither the SDK, httpx2 nor a runtime, and logs nothing."""
     code = (
         "import sys, provcfg.testing\n"
-        "heavy = ['anthropic', 'httpx2', 'provcfg.runtime', 'provcfg.providers.anthropic_api']\n"
+        "heavy = ['anthropic', 'httpx2', 'provcfg._runtime', 'provcfg._providers.anthropic_api']\n"
         "print([m for m in heavy if m in sys.modules])\n"
     )
     done = subprocess.run(

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from provcfg.errors import ProvcfgError
+from provcfg._errors import ProvcfgError
 
 __all__ = [
     "SCENARIOS",

@@ -1,4 +1,4 @@
-"""Translate Anthropic API failures into :class:`~provcfg.errors.ProviderError` kinds.
+"""Translate Anthropic API failures into :class:`~provcfg._errors.ProviderError` kinds.
 
 Both anthropic-api transports end here, so a failure looks the same whichever one
 met it: an HTTP error status (with its JSON body and ``retry-after`` headers), an
@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-from provcfg.errors import ErrorKind, ProviderError
-from provcfg.manifest import mask_url
+from provcfg._errors import ErrorKind, ProviderError
+from provcfg._manifest import mask_url
 
 __all__ = [
     "ErrorMapper",
@@ -187,7 +187,7 @@ class ErrorMapper:
         """Map an httpx2 exception; ``streaming`` says the response headers had arrived.
 
         A connection that breaks mid-stream is ``stream_incomplete``; everything else
-        goes through the pools' one mapping (:func:`provcfg.pools.map_http_error`).
+        goes through the pools' one mapping (:func:`provcfg._pools.map_http_error`).
         """
         name = type(exc).__name__
         if (
@@ -198,7 +198,7 @@ class ErrorMapper:
             return self.make(
                 "stream_incomplete", f"the stream broke before message_stop ({name}: {exc})"
             )
-        from provcfg.pools import map_http_error
+        from provcfg._pools import map_http_error
 
         mapped = map_http_error(
             exc, provider=self._name, base_url_setting=f"providers.{self._name}.base_url"

@@ -6,12 +6,12 @@ Two transports give the same chunks, usage and errors:
   ``messages.stream()`` helper costs about 2.3x per chunk) on the runtime's pooled
   httpx2 client, one ``AsyncAnthropic`` per provider per event loop, SDK retries off.
 * ``fast``: provcfg speaks the streaming protocol itself over the same pooled client:
-  :class:`~provcfg.providers._sse.SSEParser` over ``aiter_bytes()``, one ``json.loads``
+  :class:`~provcfg._providers._sse.SSEParser` over ``aiter_bytes()``, one ``json.loads``
   per event, text deltas forwarded without building SDK objects. It never imports
   ``anthropic`` (0.7 s).
 
-Both share the retry policy (:mod:`provcfg.providers._retry`), the error mapping
-(:mod:`provcfg.providers._api_errors`) and the message bookkeeping below, and both
+Both share the retry policy (:mod:`provcfg._providers._retry`), the error mapping
+(:mod:`provcfg._providers._api_errors`) and the message bookkeeping below, and both
 raise ``stream_incomplete`` when a stream ends without ``message_stop``: the SDK on
 its own returns the partial text as if it had succeeded.
 
@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 import structlog
 
-from provcfg.errors import ProviderError
-from provcfg.providers._api_errors import ErrorMapper
-from provcfg.providers._retry import RetryPolicy
-from provcfg.providers._sse import SSEParser
-from provcfg.providers.base import BaseProvider, Chunk, ProviderContext, Timings, Usage
+from provcfg._errors import ProviderError
+from provcfg._providers._api_errors import ErrorMapper
+from provcfg._providers._retry import RetryPolicy
+from provcfg._providers._sse import SSEParser
+from provcfg._providers.base import BaseProvider, Chunk, ProviderContext, Timings, Usage
 
 if TYPE_CHECKING:
     import anthropic
@@ -311,7 +311,7 @@ class AnthropicApiProvider(BaseProvider):
             ProviderError: kind authentication, permission, rate_limit, overloaded,
                 model_not_found, invalid_request, server_error, timeout, network,
                 pool_exhausted or stream_incomplete; retried first where
-                :mod:`provcfg.providers._retry` allows, never after a chunk was yielded.
+                :mod:`provcfg._providers._retry` allows, never after a chunk was yielded.
             RuntimeClosedError: the provider was closed.
         """
         # A plain function returning one generator: the only generator layer per chunk.

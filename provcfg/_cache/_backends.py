@@ -8,7 +8,7 @@
   every write) and closes its connection pool.
 - :class:`PyMemcacheBackend` passes connect and socket timeouts to pymemcache
   (dogpile does not) and remembers every per-thread client it creates, so
-  :func:`provcfg.cache.close_region` can close them all and leak no socket.
+  :func:`provcfg._cache.close_region` can close them all and leak no socket.
 
 Neither module imports its client library at import time: dogpile's backend
 modules import ``pymemcache`` only when a backend is constructed.

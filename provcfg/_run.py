@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
-from provcfg.errors import ManifestError, ManifestReadError, ProvcfgError, ProviderError
+from provcfg._errors import ManifestError, ManifestReadError, ProvcfgError, ProviderError
 
 if TYPE_CHECKING:
-    from provcfg.manifest import Manifest
+    from provcfg._manifest import Manifest
 
 __all__ = ["EXIT_CODES", "RunOptions", "exit_code_for", "run"]
 

@@ -6,7 +6,7 @@ stdin, and an :class:`EventParser` that turns the CLI's NDJSON objects into
 :class:`Chunk` objects and keeps the final accounting. Everything else (finding
 the CLI, the environment, timeouts, stopping the process group, exit codes, the
 closing ``result`` chunk with timings) happens here once, through
-:class:`provcfg.providers._subprocess.CliProcess`.
+:class:`provcfg._providers._subprocess.CliProcess`.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import Any, ClassVar
 
-from provcfg.errors import ErrorKind, ProviderError
-from provcfg.manifest import CliProviderSpec
-from provcfg.providers._subprocess import CliCommand, CliProcess, minimal_env, scrub
-from provcfg.providers.base import BaseProvider, Chunk, ProviderContext, Timings, Usage
+from provcfg._errors import ErrorKind, ProviderError
+from provcfg._manifest import CliProviderSpec
+from provcfg._providers._subprocess import CliCommand, CliProcess, minimal_env, scrub
+from provcfg._providers.base import BaseProvider, Chunk, ProviderContext, Timings, Usage
 
 __all__ = [
     "CliProvider",

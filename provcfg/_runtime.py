@@ -28,25 +28,25 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from provcfg._store import REFS_LOCK, ProviderStore, SharedPart, close_store
-from provcfg.digest import ManifestDigests, spec_digest
-from provcfg.errors import (
+from provcfg._digest import ManifestDigests, spec_digest
+from provcfg._errors import (
     ProvcfgError,
     RuntimeClosedError,
     UnknownModelError,
     UnknownProviderError,
     UnknownRegionError,
 )
-from provcfg.manifest import Manifest, MemoryRegionSpec, PoolSpec, looks_like_model_id
-from provcfg.metrics import Metrics
-from provcfg.providers.base import KindRegistry, Provider, ProviderContext, ProviderKind
+from provcfg._manifest import Manifest, MemoryRegionSpec, PoolSpec, looks_like_model_id
+from provcfg._metrics import Metrics
+from provcfg._providers.base import KindRegistry, Provider, ProviderContext, ProviderKind
+from provcfg._store import REFS_LOCK, ProviderStore, SharedPart, close_store
 
 if TYPE_CHECKING:
     import httpx2
     from dogpile.cache.region import CacheRegion
 
-    from provcfg.clipath import CLIResolver
-    from provcfg.pools import Pool, SSLContextCache
+    from provcfg._clipath import CLIResolver
+    from provcfg._pools import Pool, SSLContextCache
 
 __all__ = ["Runtime", "load"]
 
@@ -167,9 +167,9 @@ class Runtime:
         return part
 
     def _build_parts(self, previous: Runtime | None) -> None:
-        from provcfg.cache import build_region, close_region
-        from provcfg.clipath import CLIResolver
-        from provcfg.pools import Pool, SSLContextCache
+        from provcfg._cache import build_region, close_region
+        from provcfg._clipath import CLIResolver
+        from provcfg._pools import Pool, SSLContextCache
 
         m = self.manifest
         prev_regions = previous._regions if previous is not None else {}
@@ -704,7 +704,7 @@ def load(
         ManifestError: the file is unreadable or invalid (``.problems`` says where).
         ProvcfgError: a part could not be built.
     """
-    from provcfg.loading import load_manifest
+    from provcfg._loading import load_manifest
 
     metrics = Metrics()
     start = time.perf_counter()

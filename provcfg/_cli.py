@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from provcfg.errors import ManifestError, Problem, ProvcfgError
+from provcfg._errors import ManifestError, Problem, ProvcfgError
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -67,7 +67,7 @@ def _configure_validate(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_validate(args: argparse.Namespace) -> int:
-    from provcfg.loading import ManifestReadError, load_manifest, manifest_model_for
+    from provcfg._loading import ManifestReadError, load_manifest, manifest_model_for
 
     manifest_model_for()  # a broken plugin fails once, before any file
     files: list[str] = args.files or [DEFAULT_MANIFEST]
@@ -114,7 +114,7 @@ def _configure_schema(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_schema(args: argparse.Namespace) -> int:
-    from provcfg.schema import schema_text
+    from provcfg._schema import schema_text
 
     text = schema_text()
     if args.check:
@@ -161,8 +161,8 @@ def _configure_show(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    from provcfg.loading import ManifestReadError, load_manifest
-    from provcfg.render import render_manifest
+    from provcfg._loading import ManifestReadError, load_manifest
+    from provcfg._render import render_manifest
 
     try:
         manifest = load_manifest(args.file)
@@ -232,7 +232,7 @@ def _read_stdin_prompt() -> str:
 
 
 def _run_run(args: argparse.Namespace) -> int:
-    from provcfg.run import RunOptions, run
+    from provcfg._run import RunOptions, run
 
     prompt = _read_stdin_prompt() if args.prompt == "-" else args.prompt
     if not prompt.strip():
@@ -264,7 +264,7 @@ def _configure_watch(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_watch(args: argparse.Namespace) -> int:
-    from provcfg.reload import watch_command
+    from provcfg._reload import watch_command
 
     return watch_command(args.file)
 
@@ -365,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exc:  # argparse: --help, --version, usage errors
             return exc.code if isinstance(exc.code, int) else EXIT_USAGE
         if command.logs:
-            from provcfg.logs import configure as configure_logging
+            from provcfg._logs import configure as configure_logging
 
             configure_logging()
         return command.runner()(args)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from provcfg.loading import manifest_model_for
+from provcfg._loading import manifest_model_for
 
 if TYPE_CHECKING:
-    from provcfg.providers.base import KindRegistry
+    from provcfg._providers.base import KindRegistry
 
 __all__ = ["SCHEMA_DIALECT", "manifest_schema", "schema_text"]
 

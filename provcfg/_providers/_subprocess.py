@@ -40,8 +40,8 @@ from typing import Any
 import structlog
 from pydantic import SecretStr
 
-from provcfg.errors import ProviderError
-from provcfg.metrics import Metrics
+from provcfg._errors import ProviderError
+from provcfg._metrics import Metrics
 
 __all__ = [
     "DEFAULT_LINE_LIMIT",

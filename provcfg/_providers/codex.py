@@ -29,9 +29,9 @@ import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from provcfg.manifest import CodexSpec
-from provcfg.providers._cli import CliProvider, EventParser, error_kind, status_in_text
-from provcfg.providers.base import Chunk, Usage
+from provcfg._manifest import CodexSpec
+from provcfg._providers._cli import CliProvider, EventParser, error_kind, status_in_text
+from provcfg._providers.base import Chunk, Usage
 
 __all__ = ["CodexParser", "CodexProvider"]
 

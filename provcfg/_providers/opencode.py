@@ -24,10 +24,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from provcfg.errors import ErrorKind, ProviderError
-from provcfg.manifest import OpenCodeSpec
-from provcfg.providers._cli import CliProvider, EventParser, error_kind, status_in_text
-from provcfg.providers.base import Chunk, Usage
+from provcfg._errors import ErrorKind, ProviderError
+from provcfg._manifest import OpenCodeSpec
+from provcfg._providers._cli import CliProvider, EventParser, error_kind, status_in_text
+from provcfg._providers.base import Chunk, Usage
 
 __all__ = ["OpenCodeParser", "OpenCodeProvider"]
 

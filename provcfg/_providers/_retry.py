@@ -26,7 +26,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from provcfg.errors import ProviderError
+from provcfg._errors import ProviderError
 
 __all__ = ["RETRYABLE_KINDS", "RetryPolicy"]
 

@@ -2,7 +2,7 @@
 
 :func:`build_region` makes a region (:class:`Region`, a ``CacheRegion`` that
 counts hits and misses) and then configures it, the two steps dogpile keeps
-apart, for one :data:`provcfg.manifest.RegionSpec`. :func:`close_region`
+apart, for one :data:`provcfg._manifest.RegionSpec`. :func:`close_region`
 releases what the backend holds open.
 """
 
@@ -19,14 +19,14 @@ import structlog
 from dogpile.cache.api import NO_VALUE
 from dogpile.cache.region import CacheRegion
 
-from provcfg.errors import BackendUnavailableError, CacheBackendError
-from provcfg.manifest import (
+from provcfg._errors import BackendUnavailableError, CacheBackendError
+from provcfg._manifest import (
     FileRegionSpec,
     MemcachedRegionSpec,
     MemoryRegionSpec,
     RedisRegionSpec,
 )
-from provcfg.metrics import Metrics
+from provcfg._metrics import Metrics
 
 from ._backends import FileBackend, PyMemcacheBackend, RedisBackend
 from ._keys import generation_key, make_key_mangler

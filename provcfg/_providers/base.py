@@ -4,7 +4,7 @@ Every provider kind (built-in or plugin) implements :class:`Provider`; the Runti
 creates instances through a :class:`ProviderKind` found in :class:`KindRegistry`.
 Built-in kinds name their implementation as ``"module:attribute"`` strings so that
 ``provcfg validate`` imports none of the heavy dependencies (anthropic, httpx2).
-Plugins register a ``ProviderKind`` under the entry-point group ``provcfg.providers``.
+Plugins register a ``ProviderKind`` under the entry-point group ``provcfg._providers``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pydantic import BaseModel
 if TYPE_CHECKING:
     import httpx2
 
-    from provcfg.metrics import Metrics
+    from provcfg._metrics import Metrics
 
 __all__ = [
     "BUILTIN_KINDS",
@@ -215,31 +215,31 @@ class ProviderKind:
 
 
 def _builtin_kinds() -> dict[str, ProviderKind]:
-    from provcfg import manifest as m
+    from provcfg import _manifest as m
 
     return {
         "claude-code": ProviderKind(
             "claude-code",
             m.ClaudeCodeSpec,
-            "provcfg.providers.claude_code:ClaudeCodeProvider",
+            "provcfg._providers.claude_code:ClaudeCodeProvider",
             "Install it with: npm install -g @anthropic-ai/claude-code",
         ),
         "opencode": ProviderKind(
             "opencode",
             m.OpenCodeSpec,
-            "provcfg.providers.opencode:OpenCodeProvider",
+            "provcfg._providers.opencode:OpenCodeProvider",
             "Install it with: npm install -g opencode-ai",
         ),
         "codex": ProviderKind(
             "codex",
             m.CodexSpec,
-            "provcfg.providers.codex:CodexProvider",
+            "provcfg._providers.codex:CodexProvider",
             "Install it with: npm install -g @openai/codex",
         ),
         "anthropic-api": ProviderKind(
             "anthropic-api",
             m.AnthropicApiSpec,
-            "provcfg.providers.anthropic_api:AnthropicApiProvider",
+            "provcfg._providers.anthropic_api:AnthropicApiProvider",
         ),
     }
 
@@ -248,7 +248,7 @@ BUILTIN_KINDS: tuple[str, ...] = ("claude-code", "opencode", "codex", "anthropic
 
 
 class KindRegistry:
-    """Built-in kinds plus those registered through the ``provcfg.providers`` entry points."""
+    """Built-in kinds plus those registered through the ``provcfg._providers`` entry points."""
 
     def __init__(self, kinds: Mapping[str, ProviderKind]) -> None:
         self._kinds = dict(kinds)
@@ -270,7 +270,7 @@ class KindRegistry:
             ProvcfgError: a plugin entry point fails to load or is not a ProviderKind.
         """
         from provcfg._entrypoints import provider_entry_points
-        from provcfg.errors import ProvcfgError
+        from provcfg._errors import ProvcfgError
 
         kinds = _builtin_kinds()
         for ep in provider_entry_points():
@@ -343,7 +343,7 @@ class BaseProvider:
             RuntimeClosedError: the provider was closed.
         """
         if self._closed:
-            from provcfg.errors import RuntimeClosedError
+            from provcfg._errors import RuntimeClosedError
 
             raise RuntimeClosedError(
                 f"provider {self.name!r} was closed (removed or changed by a reload, or its "

@@ -14,7 +14,7 @@ import json
 from typing import Any, Literal
 
 from provcfg import _yaml
-from provcfg.manifest import Manifest, mask_url
+from provcfg._manifest import Manifest, mask_url
 
 __all__ = ["effective_data", "render_manifest"]
 

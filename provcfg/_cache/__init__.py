@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 # dogpile ships no annotations for register_backend.
-register_backend("provcfg.memory_lru", "provcfg.cache", "BoundedMemoryBackend")  # type: ignore[no-untyped-call]
-register_backend("provcfg.file", "provcfg.cache._backends", "FileBackend")  # type: ignore[no-untyped-call]
-register_backend("provcfg.redis", "provcfg.cache._backends", "RedisBackend")  # type: ignore[no-untyped-call]
-register_backend("provcfg.pymemcache", "provcfg.cache._backends", "PyMemcacheBackend")  # type: ignore[no-untyped-call]
+register_backend("provcfg.memory_lru", "provcfg._cache", "BoundedMemoryBackend")  # type: ignore[no-untyped-call]
+register_backend("provcfg.file", "provcfg._cache._backends", "FileBackend")  # type: ignore[no-untyped-call]
+register_backend("provcfg.redis", "provcfg._cache._backends", "RedisBackend")  # type: ignore[no-untyped-call]
+register_backend("provcfg.pymemcache", "provcfg._cache._backends", "PyMemcacheBackend")  # type: ignore[no-untyped-call]

@@ -48,15 +48,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 
+from provcfg._errors import ManifestError, ProvcfgError
 from provcfg._reloadevents import EventHub, ReloadEvent, error_text, problem_lines, scrub
 from provcfg._reloadstep import Attempt, read_and_build
 from provcfg._watchfs import FolderWatcher, ManifestTarget
-from provcfg.errors import ManifestError, ProvcfgError
 
 if TYPE_CHECKING:
-    from provcfg.clipath import CLIResolver
-    from provcfg.providers.base import KindRegistry
-    from provcfg.runtime import Runtime
+    from provcfg._clipath import CLIResolver
+    from provcfg._providers.base import KindRegistry
+    from provcfg._runtime import Runtime
 
 __all__ = ["LiveRuntime", "ReloadEvent", "watch", "watch_command"]
 
@@ -76,7 +76,7 @@ _PLAUSIBLE_SAVE_AGE: Final = 30.0
 class LiveRuntime:
     """A Runtime kept current with its manifest file; make one with :func:`watch`.
 
-    ``runtime`` is the current :class:`~provcfg.runtime.Runtime` (read it each time you
+    ``runtime`` is the current :class:`~provcfg._runtime.Runtime` (read it each time you
     need it; a stream already started keeps its own snapshot). ``last_error`` is the
     failure of the latest attempt, or None once a good save is live.
     """
@@ -159,7 +159,7 @@ class LiveRuntime:
         if self._started:
             return
         if self._registry is None:
-            from provcfg.providers.base import KindRegistry
+            from provcfg._providers.base import KindRegistry
 
             self._registry = await asyncio.to_thread(KindRegistry.discover)
         attempt = await self._in_worker(None)

@@ -1,4 +1,4 @@
-"""Manifest text -> a validated, frozen :class:`~provcfg.manifest.Manifest`.
+"""Manifest text -> a validated, frozen :class:`~provcfg._manifest.Manifest`.
 
 The pipeline, each step reporting positioned problems rather than raising early:
 
@@ -11,7 +11,7 @@ The pipeline, each step reporting positioned problems rather than raising early:
 6. validate against the manifest model of the kind registry (plugin kinds included);
 7. check cross references (default provider, pools, model aliases, ...).
 
-All problems of one run are raised together as :class:`~provcfg.errors.ManifestError`,
+All problems of one run are raised together as :class:`~provcfg._errors.ManifestError`,
 sorted by position. A problem caused by an environment override has line 0, column 0
 and names the variable. No message ever holds a secret's value.
 """
@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from provcfg import _yaml
+from provcfg._errors import ManifestError, ManifestReadError, Problem, ProvcfgError
+from provcfg._manifest import SKIP_REFERENCE_CHECKS, Manifest, manifest_model, reference_problems
 from provcfg._problems import ProblemMapper
-from provcfg.errors import ManifestError, ManifestReadError, Problem, ProvcfgError
-from provcfg.manifest import SKIP_REFERENCE_CHECKS, Manifest, manifest_model, reference_problems
 
 if TYPE_CHECKING:
-    from provcfg.providers.base import KindRegistry
+    from provcfg._providers.base import KindRegistry
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -59,7 +59,7 @@ def manifest_model_for(registry: KindRegistry | None = None) -> type[Manifest]:
         # the provider contract module and what it pulls in.
         if not provider_entry_points():
             return Manifest
-        from provcfg.providers.base import KindRegistry
+        from provcfg._providers.base import KindRegistry
 
         registry = KindRegistry.discover()
     try:

@@ -16,7 +16,7 @@ sees one behaviour whatever the server:
    ``cache_error``, logs one warning when the outage starts and one info line
    when it ends, and backs off (0.5 s doubling to 30 s) before touching the
    server again, so an outage costs provider calls nothing but the cache.
-   ``on_error="raise"`` raises :class:`provcfg.errors.CacheBackendError` instead.
+   ``on_error="raise"`` raises :class:`provcfg._errors.CacheBackendError` instead.
 3. **Timing.** Successful reads are observed as ``cache_get_seconds``.
 
 No message or log line holds the server password: the server is named by
@@ -33,8 +33,8 @@ import structlog
 from dogpile.cache.api import NO_VALUE
 from dogpile.cache.proxy import ProxyBackend
 
-from provcfg.errors import CacheBackendError
-from provcfg.metrics import Metrics
+from provcfg._errors import CacheBackendError
+from provcfg._metrics import Metrics
 
 __all__ = ["OnError", "SharedBackendProxy"]
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, SecretStr
 
 if TYPE_CHECKING:
-    from provcfg.manifest import Manifest
+    from provcfg._manifest import Manifest
 
 __all__ = ["ManifestDigests", "canonical", "spec_digest"]
 

@@ -26,10 +26,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from provcfg.manifest import ClaudeCodeSpec
-from provcfg.providers._cli import CliProvider, EventParser, error_kind
-from provcfg.providers._subprocess import minimal_env
-from provcfg.providers.base import Chunk, Usage
+from provcfg._manifest import ClaudeCodeSpec
+from provcfg._providers._cli import CliProvider, EventParser, error_kind
+from provcfg._providers._subprocess import minimal_env
+from provcfg._providers.base import Chunk, Usage
 
 __all__ = ["ClaudeCodeParser", "ClaudeCodeProvider"]
 

@@ -11,7 +11,7 @@ client), built exactly as httpx2 builds its default (``httpx2.create_ssl_context
 truststore on macOS and Windows), so behaviour equals a default client.
 
 Transport failures are translated in one place, :func:`map_http_error`, into
-:class:`~provcfg.errors.ProviderError` kinds; waiting longer than
+:class:`~provcfg._errors.ProviderError` kinds; waiting longer than
 ``timeouts.pool`` for a free connection is ``pool_exhausted``, never a plain
 timeout, and is counted in the metrics (``pool_exhausted``/pool name).
 
@@ -45,9 +45,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 
-from provcfg.errors import ErrorKind, ProvcfgError, ProviderError, RuntimeClosedError
-from provcfg.manifest import PoolSpec
-from provcfg.metrics import Metrics
+from provcfg._errors import ErrorKind, ProvcfgError, ProviderError, RuntimeClosedError
+from provcfg._manifest import PoolSpec
+from provcfg._metrics import Metrics
 
 if TYPE_CHECKING:
     import httpx2

@@ -55,8 +55,8 @@ from typing import TYPE_CHECKING, Final
 
 import structlog
 
-from provcfg.errors import CLINotFoundError
-from provcfg.metrics import Metrics
+from provcfg._errors import CLINotFoundError
+from provcfg._metrics import Metrics
 
 if TYPE_CHECKING:
     from dogpile.cache.region import CacheRegion
@@ -255,7 +255,7 @@ class CLIResolver:
             self._metrics.incr("cli_path_miss", command)
             shared_key = None
             if shared is not None:
-                from provcfg.cache._keys import fields_key
+                from provcfg._cache._keys import fields_key
 
                 shared_key = fields_key("cli_path", command, path, search_paths, path_value)
                 entry = self._from_shared(shared, shared_key, key, path_value)
