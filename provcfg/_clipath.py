@@ -53,9 +53,8 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-import structlog
-
 from provcfg._errors import CLINotFoundError
+from provcfg._logs import get_logger
 from provcfg._metrics import Metrics
 
 if TYPE_CHECKING:
@@ -63,7 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CLIResolver"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 # A path-based stat at most this often per entry: catches a path moved away from the inode.
 _PATH_RECHECK_SECONDS: Final = 1.0

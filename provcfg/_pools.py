@@ -43,9 +43,8 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
-import structlog
-
 from provcfg._errors import ErrorKind, ProvcfgError, ProviderError, RuntimeClosedError
+from provcfg._logs import get_logger
 from provcfg._manifest import PoolSpec
 from provcfg._metrics import Metrics
 
@@ -54,7 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Pool", "SSLContextCache", "map_http_error"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 # How long aclose() waits for another running loop to close its client.
 _FOREIGN_CLOSE_TIMEOUT: Final = 5.0

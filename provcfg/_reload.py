@@ -46,9 +46,8 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
-import structlog
-
 from provcfg._errors import ManifestError, ProvcfgError
+from provcfg._logs import get_logger
 from provcfg._reloadevents import EventHub, ReloadEvent, error_text, problem_lines, scrub
 from provcfg._reloadstep import Attempt, read_and_build
 from provcfg._watchfs import FolderWatcher, ManifestTarget
@@ -60,7 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LiveRuntime", "ReloadEvent", "watch", "watch_command"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_DEBOUNCE: Final = 0.2
 """Longest a burst of changes is collected before reloading (watchfiles' default: 1.6 s)."""

@@ -20,12 +20,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import structlog
 from dogpile.cache.api import NO_VALUE, CacheBackend, CachedValue
+
+from provcfg._logs import get_logger
 
 __all__ = ["BoundedMemoryBackend", "DiscardCallback"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DiscardCallback = Callable[[str, Any], None]
 """``on_discard(key, value)``: ``key`` as the backend stores it (mangled), ``value`` unwrapped."""

@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-import structlog
 from dogpile.cache.api import NO_VALUE
 from dogpile.cache.region import CacheRegion
 
 from provcfg._errors import BackendUnavailableError, CacheBackendError
+from provcfg._logs import get_logger
 from provcfg._manifest import (
     FileRegionSpec,
     MemcachedRegionSpec,
@@ -35,7 +35,7 @@ from ._remote import OnError, SharedBackendProxy
 
 __all__ = ["Region", "build_region", "close_region"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 AnyRegionSpec = MemoryRegionSpec | FileRegionSpec | RedisRegionSpec | MemcachedRegionSpec
 

@@ -29,16 +29,16 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-import structlog
 from dogpile.cache.api import NO_VALUE
 from dogpile.cache.proxy import ProxyBackend
 
 from provcfg._errors import CacheBackendError
+from provcfg._logs import get_logger
 from provcfg._metrics import Metrics
 
 __all__ = ["OnError", "SharedBackendProxy"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 OnError = Literal["miss", "raise"]
 
