@@ -31,6 +31,7 @@ EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 DEFAULT_MANIFEST = "providers.yaml"
 DEFAULT_SCHEMA = "schemas/providers.schema.json"
+_FILE_HELP = f"the manifest (default: {DEFAULT_MANIFEST})"
 
 Runner = Callable[[argparse.Namespace], int]
 
@@ -62,8 +63,21 @@ class Command:
 
 
 def _configure_validate(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="*", metavar="FILE", help=f"default: {DEFAULT_MANIFEST}")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "files", nargs="*", metavar="FILE", help=f"manifests to check (default: {DEFAULT_MANIFEST})"
+    )
+    _add_format(parser)
+
+
+def _add_format(
+    parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("text", "json")
+) -> None:
+    parser.add_argument(
+        "--format",
+        choices=choices,
+        default=choices[0],
+        help=f"output format: {' or '.join(choices)} (default: {choices[0]})",
+    )
 
 
 def _run_validate(args: argparse.Namespace) -> int:
@@ -111,11 +125,21 @@ def _configure_schema(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help=f"exit 1 if FILE (default {DEFAULT_SCHEMA}) differs from the generated schema",
     )
+    parser.add_argument(
+        "--path",
+        action="store_true",
+        help="print the path of the schema file installed with provcfg (built-in kinds)",
+    )
 
 
 def _run_schema(args: argparse.Namespace) -> int:
-    from provcfg._schema import schema_text
+    from provcfg._schema import installed_schema_path, schema_text
 
+    if args.path:
+        if args.output or args.check:
+            raise ProvcfgError("schema --path takes neither -o nor --check")
+        _write(f"{installed_schema_path()}\n")
+        return EXIT_OK
     text = schema_text()
     if args.check:
         target = Path(args.output or DEFAULT_SCHEMA)
@@ -156,8 +180,10 @@ def _write_atomically(target: Path, text: str) -> None:
 
 
 def _configure_show(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", nargs="?", default=DEFAULT_MANIFEST, metavar="FILE")
-    parser.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    parser.add_argument(
+        "file", nargs="?", default=DEFAULT_MANIFEST, metavar="FILE", help=_FILE_HELP
+    )
+    _add_format(parser, ("yaml", "json"))
 
 
 def _run_show(args: argparse.Namespace) -> int:
@@ -183,7 +209,14 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-m", "--model", help="model alias or id")
     parser.add_argument("-s", "--system", help="system prompt")
     parser.add_argument("--max-tokens", type=int, help="maximum output tokens")
-    parser.add_argument("--json", action="store_true", help="one JSON event per line")
+    _add_format(parser)
+    parser.add_argument(
+        "--json",
+        dest="format",
+        action="store_const",
+        const="json",
+        help="the same as --format json: one JSON event per line",
+    )
     parser.add_argument("--timings", action="store_true", help="print timings to stderr")
     parser.add_argument(
         "--repeat",
@@ -248,7 +281,7 @@ def _run_run(args: argparse.Namespace) -> int:
             model=args.model,
             system=args.system,
             max_tokens=args.max_tokens,
-            json_events=args.json,
+            json_events=args.format == "json",
             timings=args.timings,
             stub=args.stub,
             repeat=args.repeat,
@@ -260,19 +293,55 @@ def _run_run(args: argparse.Namespace) -> int:
 
 
 def _configure_watch(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", nargs="?", default=DEFAULT_MANIFEST, help="manifest to watch")
+    parser.add_argument(
+        "file", nargs="?", default=DEFAULT_MANIFEST, metavar="FILE", help=_FILE_HELP
+    )
+    _add_format(parser)
 
 
 def _run_watch(args: argparse.Namespace) -> int:
     from provcfg._reload import watch_command
 
-    return watch_command(args.file)
+    return watch_command(args.file, json_lines=args.format == "json")
 
 
 def _run_stub(args: argparse.Namespace) -> int:
     from provcfg.stub.command import main as stub_main
 
     return stub_main(list(args.argv))
+
+
+# --------------------------------------------------------------------------- init, doctor
+
+
+def _configure_init(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "file",
+        nargs="?",
+        default=DEFAULT_MANIFEST,
+        metavar="FILE",
+        help=f"the manifest to write (default: {DEFAULT_MANIFEST}); its folder must exist",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite FILE and its schemas/providers.schema.json if they exist",
+    )
+    _add_format(parser)
+
+
+def _configure_doctor(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "file", nargs="?", default=DEFAULT_MANIFEST, metavar="FILE", help=_FILE_HELP
+    )
+    _add_format(parser)
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="longest any one check may take (default: 2); checks run concurrently",
+    )
 
 
 # --------------------------------------------------------------------------- table
@@ -300,6 +369,19 @@ COMMANDS: list[Command] = [
         logs=False,
     ),
     Command("run", "stream one prompt through a provider", _configure_run, _run_run),
+    Command(
+        "init",
+        "write a commented manifest for this machine (detected CLIs and keys)",
+        _configure_init,
+        "provcfg._initcmd:run",
+        logs=False,
+    ),
+    Command(
+        "doctor",
+        "check a manifest against this machine: one verdict and fix per part",
+        _configure_doctor,
+        "provcfg._doctor:run",
+    ),
     Command("watch", "live-reload a manifest; one line per reload", _configure_watch, _run_watch),
     Command(
         "stub",

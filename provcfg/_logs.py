@@ -20,16 +20,24 @@ values in the first place.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["ROOT_LOGGER", "StdlibGatedLogger", "configure", "get_logger", "redact_secrets"]
+__all__ = [
+    "ROOT_LOGGER",
+    "StdlibGatedLogger",
+    "configure",
+    "get_logger",
+    "quiet_events",
+    "redact_secrets",
+]
 
 ROOT_LOGGER = "provcfg"
 """The standard-library logger every provcfg logger is a child of."""
@@ -110,14 +118,16 @@ def configure(
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
-    # Modules that still call structlog.get_logger directly go through logging too.
+    shared: list[Any] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
+    # The event dict travels to the handler whole (structlog's ProcessorFormatter renders
+    # it there), so a filter can read the event name. Modules that still call
+    # structlog.get_logger directly go through logging too.
     structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact_secrets,
-            renderer,
-        ],
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=StdlibGatedLogger,
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
@@ -126,7 +136,42 @@ def configure(
     for old in [h for h in logger.handlers if isinstance(h, _CommandHandler)]:
         logger.removeHandler(old)
     handler = _CommandHandler(stream or sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=shared,
+        )
+    )
     logger.addHandler(handler)
     logger.setLevel(numeric)
     logger.propagate = False
+
+
+class _DropEvents(logging.Filter):
+    def __init__(self, names: frozenset[str]) -> None:
+        super().__init__()
+        self.names = names
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg
+        return not (isinstance(message, dict) and message.get("event") in self.names)
+
+
+@contextlib.contextmanager
+def quiet_events(*names: str) -> Iterator[None]:
+    """Leave the events ``names`` out of the command's log output for the block.
+
+    For a command that reports these outcomes itself (``provcfg watch`` prints each
+    rejected save), so that the user reads each once. Needs :func:`configure` first.
+    """
+    drop = _DropEvents(frozenset(names))
+    handlers = [
+        h for h in logging.getLogger(ROOT_LOGGER).handlers if isinstance(h, _CommandHandler)
+    ]
+    for handler in handlers:
+        handler.addFilter(drop)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(drop)

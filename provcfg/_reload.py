@@ -518,15 +518,15 @@ def watch(
     )
 
 
-def watch_command(file: str, *, out: Any = None, err: Any = None) -> int:
-    """``provcfg watch [FILE]``: print one line per reload until SIGINT or SIGTERM.
+def watch_command(file: str, *, out: Any = None, err: Any = None, json_lines: bool = False) -> int:
+    """``provcfg watch [FILE]``: print one line (or JSON object) per reload until a signal.
 
     Returns:
-        0 when stopped by a signal; 2 when the file's folder does not exist.
+        0 when stopped by SIGINT or SIGTERM; 2 when the file's folder does not exist.
     """
     from provcfg._watchcmd import run
 
-    return run(file, out=out, err=err)
+    return run(file, out=out, err=err, json_lines=json_lines)
 
 
 def _latency(now: float, saved_at: float | None, noticed_at: float) -> float:

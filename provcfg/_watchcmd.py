@@ -6,6 +6,11 @@ problems as ``FILE:LINE:COL: loc: message`` (the form editors annotate) and says
 which generation stays live. A file that is invalid or missing at start is
 reported the same way and the command waits for the next save instead of exiting.
 SIGINT and SIGTERM stop it with exit status 0.
+
+With ``json_lines`` each of those reports is one JSON object per line instead (the
+shape is documented in docs/cli.md). Either way a rejected save is reported once:
+the library's own ``config_reload_failed`` log event is left out of the command's
+log output, since the report already says it.
 """
 
 from __future__ import annotations
@@ -13,20 +18,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import signal
 import sys
 from typing import Any, TextIO
 
 from provcfg._errors import ManifestError, ProvcfgError
+from provcfg._logs import quiet_events
 from provcfg._reload import DEFAULT_DEBOUNCE, DEFAULT_STEP, LiveRuntime, ReloadEvent, watch
 from provcfg._watchfs import FolderWatcher, ManifestTarget
 
 __all__ = ["run"]
 
 
-def run(file: str, *, out: Any = None, err: Any = None) -> int:
-    """Watch ``file`` until SIGINT or SIGTERM, printing one line per reload.
+def run(file: str, *, out: Any = None, err: Any = None, json_lines: bool = False) -> int:
+    """Watch ``file`` until SIGINT or SIGTERM, printing one line (or JSON object) per reload.
 
     Returns:
         0 when stopped by a signal; 2 when the file's folder does not exist.
@@ -37,8 +44,10 @@ def run(file: str, *, out: Any = None, err: Any = None) -> int:
     if not os.path.isdir(folder):
         _say(stderr, f"{file}: the folder {folder} does not exist; give the manifest's path")
         return 2
+    report = _Report(file, stdout, json_lines)
     try:
-        return asyncio.run(_main(file, stdout, stderr))
+        with quiet_events("config_reload_failed"):
+            return asyncio.run(_main(file, report))
     except KeyboardInterrupt:  # a signal before the handlers were installed
         return 0
 
@@ -47,7 +56,58 @@ def _say(stream: TextIO, line: str) -> None:
     print(line, file=stream, flush=True)
 
 
-async def _main(file: str, out: TextIO, err: TextIO) -> int:
+class _Report:
+    """Writes what happens to stdout: text lines, or one JSON object per line."""
+
+    def __init__(self, file: str, out: TextIO, json_lines: bool) -> None:
+        self.file = file
+        self.out = out
+        self.json_lines = json_lines
+
+    def _json(self, **fields: Any) -> None:
+        _say(self.out, json.dumps({"file": self.file, **fields}, ensure_ascii=False))
+
+    def live(self, generation: int, providers: list[str]) -> None:
+        if self.json_lines:
+            self._json(type="live", generation=generation, providers=providers)
+            return
+        _say(
+            self.out,
+            f"{self.file}: generation {generation} live ({', '.join(providers)}); "
+            "watching for changes, Ctrl-C to stop",
+        )
+
+    def reload(self, event: ReloadEvent) -> None:
+        if self.json_lines:
+            latency = None if event.latency_s is None else round(event.latency_s * 1000, 1)
+            self._json(
+                type="reload",
+                ok=event.ok,
+                generation=event.generation,
+                changes=dict(event.changes),
+                latency_ms=latency,
+                problems=list(event.problems),
+                error=event.error,
+            )
+            return
+        if not event.ok:
+            for line in event.problems or (f"{self.file}: {event.error}",):
+                _say(self.out, line)
+        _say(self.out, event.summary())
+
+    def waiting(self, exc: ProvcfgError) -> None:
+        lines = _error_lines(self.file, exc)
+        if self.json_lines:
+            problems = lines if isinstance(exc, ManifestError) else []
+            self._json(type="waiting", problems=problems, error="; ".join(lines))
+            return
+        # The same stream as a rejected reload's problems: stdout is the report.
+        for line in lines:
+            _say(self.out, line)
+        _say(self.out, f"{self.file}: waiting for a valid save")
+
+
+async def _main(file: str, report: _Report) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -59,18 +119,10 @@ async def _main(file: str, out: TextIO, err: TextIO) -> int:
             before = await asyncio.to_thread(_digest, file)
             try:
                 async with watch(file) as live:
-                    names = ", ".join(live.runtime.manifest.providers)
-                    _say(
-                        out,
-                        f"{file}: generation {live.generation} live ({names}); "
-                        "watching for changes, Ctrl-C to stop",
-                    )
-                    await _follow(live, stop, out)
+                    report.live(live.generation, list(live.runtime.manifest.providers))
+                    await _follow(live, stop, report)
             except ProvcfgError as exc:
-                # The same stream as a rejected reload's problems: stdout is the report.
-                for line in _error_lines(file, exc):
-                    _say(out, line)
-                _say(out, f"{file}: waiting for a valid save")
+                report.waiting(exc)
                 await _wait_for_change(file, before, stop)
     finally:
         for signum in signals:
@@ -78,10 +130,10 @@ async def _main(file: str, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-async def _follow(live: LiveRuntime, stop: asyncio.Event, out: TextIO) -> None:
+async def _follow(live: LiveRuntime, stop: asyncio.Event, report: _Report) -> None:
     async def printer() -> None:
         async for event in live.events():
-            _print_event(live.file, event, out)
+            report.reload(event)
 
     task = asyncio.create_task(printer())
     try:
@@ -90,13 +142,6 @@ async def _follow(live: LiveRuntime, stop: asyncio.Event, out: TextIO) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-def _print_event(file: str, event: ReloadEvent, out: TextIO) -> None:
-    if not event.ok:
-        for line in event.problems or (f"{file}: {event.error}",):
-            _say(out, line)
-    _say(out, event.summary())
 
 
 def _error_lines(file: str, exc: ProvcfgError) -> list[str]:
