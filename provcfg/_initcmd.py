@@ -245,7 +245,7 @@ def _cli_block(found: CliFound, keys: Mapping[str, bool]) -> str:
     declared = [name for name in cli.auth_env if name in KEY_VARIABLES and keys.get(name)]
     if declared:
         pairs = ", ".join(f'{name}: "${{{name}}}"' for name in declared)
-        text += f"    env: {{{pairs}}}   # passed to the CLI; the values stay in your environment\n"
+        text += f"    env: {{{pairs}}}   # values stay in your environment\n"
     else:
         usual = cli.auth_env[0]
         text += (
