@@ -51,7 +51,7 @@ def test_the_suggestions_name_the_manifest_and_work(tmp_path: Path) -> None:
         "version: 1\ndefault_provider: agent\nproviders:\n"
         "  agent: {kind: codex, path: /nonexistent/codex}\n"
         f"  offline: {{kind: anthropic-api, base_url: 'http://127.0.0.1:{port}', api_key: stub,"
-        " model: claude-haiku-4-5, transport: fast}}\n"
+        " model: claude-haiku-4-5, transport: fast}\n"
     )
     done = _run("-f", str(manifest), "hi", cwd=tmp_path)
     assert done.returncode == 8
