@@ -203,12 +203,14 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 def _configure_run(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("prompt", help="the prompt, or - to read it from standard input")
-    parser.add_argument("-f", "--file", default=DEFAULT_MANIFEST, help="manifest (providers.yaml)")
+    parser.add_argument(
+        "prompt", metavar="PROMPT", help="the prompt, or - to read it from standard input"
+    )
+    parser.add_argument("-f", "--file", default=DEFAULT_MANIFEST, help=_FILE_HELP)
     parser.add_argument("-p", "--provider", help="provider name (default: default_provider)")
     parser.add_argument("-m", "--model", help="model alias or id")
     parser.add_argument("-s", "--system", help="system prompt")
-    parser.add_argument("--max-tokens", type=int, help="maximum output tokens")
+    parser.add_argument("--max-tokens", type=int, metavar="N", help="maximum output tokens")
     _add_format(parser)
     parser.add_argument(
         "--json",
@@ -222,6 +224,7 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         "--repeat",
         type=int,
         default=1,
+        metavar="N",
         help="run the prompt N times (warm timings after the first)",
     )
     parser.add_argument(
