@@ -341,9 +341,9 @@ def _configure_doctor(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout",
         type=float,
-        default=2.0,
+        default=1.5,
         metavar="SECONDS",
-        help="longest any one check may take (default: 2); checks run concurrently",
+        help="longest any one check may take (default: 1.5); checks run concurrently",
     )
 
 

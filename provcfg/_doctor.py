@@ -674,7 +674,7 @@ def _plural(count: int, what: str) -> str:
     return f"{count} {what}{'' if count == 1 else 's'}"
 
 
-def diagnose(manifest: Manifest, file: str, *, timeout: float = 2.0) -> Report:
+def diagnose(manifest: Manifest, file: str, *, timeout: float = 1.5) -> Report:
     """Check ``manifest`` (read from ``file``) against this machine.
 
     Every check runs concurrently and is bounded by ``timeout`` seconds. Never raises
