@@ -18,6 +18,7 @@ from provcfg._loading import parse_manifest_text
 from tests.support_agents import TESTED, fake_agent
 from tests.support_fake_cli import process_gone
 from tests.support_manifest import API_KEY, ENV_SECRET, ROOT, assert_no_secret, clean_env
+from tests.support_services import free_port
 
 PROVCFG = str(Path(sys.executable).with_name("provcfg"))
 NO_CLIS = "/usr/bin:/bin"
@@ -128,6 +129,8 @@ def test_init_then_run_stub_from_an_empty_folder(tmp_path: Path) -> None:
     done = provcfg("init", cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("wrote providers.yaml (default_provider: local; local)\n")
+    # The stub's own port (8765) may be taken on a shared machine: move it, as users can.
+    env["PROVCFG_PROVIDERS__LOCAL__BASE_URL"] = f"http://127.0.0.1:{free_port()}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["providers.yaml", "schemas"]
     first = (tmp_path / "providers.yaml").read_text().splitlines()[0]
     schema = tmp_path / first.split("$schema=", 1)[1]
