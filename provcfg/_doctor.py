@@ -30,6 +30,7 @@ import concurrent.futures
 import contextlib
 import ipaddress
 import json
+import math
 import os
 import socket
 import sys
@@ -814,7 +815,7 @@ def run(args: argparse.Namespace) -> int:
     from provcfg._errors import ProvcfgError
     from provcfg._loading import load_manifest
 
-    if not args.timeout > 0:
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
         raise ProvcfgError("--timeout takes a positive number of seconds")
     out = sys.stdout
     try:

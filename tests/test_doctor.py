@@ -413,9 +413,9 @@ def test_colours_only_on_a_terminal(tmp_path: Path) -> None:
     assert "\x1b[" not in on_a_terminal(NO_COLOR="1")
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
 def test_timeout_must_be_positive(value: str) -> None:
-    """--timeout 0, negative or NaN is a usage error (exit 2) that says what it takes."""
+    """--timeout 0, negative, NaN or infinite is a usage error (exit 2) that says what it takes."""
     done = doctor(str(EXAMPLE), "--timeout", value)
     assert done.returncode == 2
     assert "--timeout takes a positive number of seconds" in done.stderr
