@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from provcfg._secrets import MASK
+
 __all__ = [
     "AlertSpec",
     "AnthropicApiSpec",
@@ -163,6 +165,14 @@ class _RegionBase(_Spec):
     ttl: Duration | None = Field(
         default=None, description="Time to live of an entry; none means entries never expire."
     )
+    invalidate_on: tuple[Name, ...] | Literal["any"] = Field(
+        default=(),
+        description=(
+            "What else makes a reload drop this region's entries, besides a change of the "
+            "region's own spec: provider names (a change of one of their specs), or `any` "
+            "(any change of the manifest)."
+        ),
+    )
 
 
 class MemoryRegionSpec(_RegionBase):
@@ -205,7 +215,7 @@ class MemcachedRegionSpec(_RegionBase):
     url: str = Field(description="memcached://host:port", pattern=r"^memcached://\S+$")
 
 
-_MASK = "**********"
+_MASK = MASK
 _SECRET_QUERY = re.compile(r"(?i)([?&](?:password|pass|pwd|token|secret|key|auth)=)[^&#]*")
 
 
@@ -566,6 +576,25 @@ def _references(data: Mapping[str, Any], kinds: Collection[str]) -> Iterator[Ref
             "the providers region holds live provider objects and must be backend: memory",
             False,
         )
+    if isinstance(region, Mapping) and region.get("invalidate_on") not in (None, (), []):
+        yield (
+            ("cache", "providers", "invalidate_on"),
+            "the providers region already replaces exactly the instances whose spec changed; "
+            "remove invalidate_on here",
+            False,
+        )
+    for name, spec in _mapping(data.get("cache")).items():
+        targets = _mapping(spec).get("invalidate_on")
+        if not isinstance(targets, list | tuple) or not names:
+            continue
+        for i, target in enumerate(targets):
+            if isinstance(target, str) and target not in providers:
+                yield (
+                    ("cache", name, "invalidate_on", i),
+                    f"no provider named {target!r} (providers: {_listed(names)})"
+                    + _suggest(target, names, "name one of the providers, or write any"),
+                    False,
+                )
     alerts = _mapping(data.get("monitoring")).get("alerts")
     if isinstance(alerts, list | tuple):
         for i, alert in enumerate(alerts):
