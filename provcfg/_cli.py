@@ -264,7 +264,7 @@ def _configure_watch(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_watch(args: argparse.Namespace) -> int:
-    from provcfg._reload import watch_command
+    from provcfg._watchcmd import run as watch_command
 
     return watch_command(args.file)
 

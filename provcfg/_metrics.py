@@ -1,12 +1,15 @@
 """Self-measurement: one small timing hook and the summaries behind ``rt.metrics.snapshot()``.
 
 Every key operation (manifest load, provider creation, cache hit and miss, CLI
-detection, client creation, pool waits, first chunk) reports here through
-:meth:`Metrics.observe` or :meth:`Metrics.incr`. Recording is an append to a
-bounded deque and a dict lookup, with no lock (deque appends are atomic under
-the GIL), so hot paths pay nothing measurable; quantiles are computed only when
-a snapshot is taken. Observers (Prometheus, structlog, tests) can subscribe with
-:meth:`Metrics.add_observer` and receive frozen :class:`Event` objects.
+detection, client creation, pool waits) reports here through :meth:`Metrics.observe`
+or :meth:`Metrics.incr`. Every provider request, whatever its kind, reports once
+when it ends through :meth:`Metrics.record_request` with one frozen
+:class:`RequestRecord` (nothing is recorded per chunk). Recording is an append to a
+bounded deque and a dict lookup, with no lock (deque appends are atomic under the
+GIL), so hot paths pay nothing measurable; quantiles are computed only when a
+snapshot is taken. Observers (exporters, tests) subscribe with
+:meth:`Metrics.add_observer` and receive frozen :class:`Event` objects, and with
+:meth:`Metrics.add_request_observer` for :class:`RequestRecord` objects.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Event", "Metrics", "Summary"]
+__all__ = ["Event", "Metrics", "RequestRecord", "Summary"]
 
 _RESERVOIR = 2048
 
@@ -31,6 +34,32 @@ class Event:
     name: str
     label: str
     value: float
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One provider request, reported once when it ends (any kind, success or failure).
+
+    ``first_chunk_s`` is the time to the first *content* chunk (text, thinking or
+    tool_use), the same for every kind; ``connect_s`` is the time to the response
+    headers (API) or to the spawned process (CLI). ``error_kind`` is the
+    :class:`~provcfg.ProviderError` kind of a failed request, ``"cancelled"`` when
+    the caller stopped reading before the end, None when ``ok``.
+    """
+
+    provider: str
+    kind: str
+    pool: str | None
+    ok: bool
+    error_kind: str | None
+    connect_s: float | None
+    first_chunk_s: float | None
+    total_s: float
+    chunks: int
+    retries: int
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +101,7 @@ class Metrics:
         self._gauges: dict[str, Callable[[], Any]] = {}
         self._values: dict[str, Any] = {}
         self._observers: list[Callable[[Event], None]] = []
+        self._request_observers: list[Callable[[RequestRecord], None]] = []
 
     def observe(self, name: str, seconds: float, label: str = "") -> None:
         """Record one duration (seconds) in the series ``name``/``label``."""
@@ -90,6 +120,35 @@ class Metrics:
         self._counters[key] = self._counters.get(key, 0) + amount
         if self._observers:
             self._notify(Event(name, label, float(amount)))
+
+    def record_request(self, record: RequestRecord) -> None:
+        """Record one finished provider request (called once per request, never per chunk).
+
+        Updates the per-provider counters ``requests``, ``errors`` (failed requests,
+        not cancelled ones), ``cancelled`` and ``retries`` and the series
+        ``connect_seconds``, ``first_chunk_seconds`` and ``total_seconds`` of a
+        request that succeeded, then hands ``record`` to the request observers.
+        """
+        name = record.provider
+        self.incr("requests", name)
+        if record.retries:
+            self.incr("retries", name, record.retries)
+        if record.ok:
+            if record.connect_s is not None:
+                self.observe("connect_seconds", record.connect_s, name)
+            if record.first_chunk_s is not None:
+                self.observe("first_chunk_seconds", record.first_chunk_s, name)
+            self.observe("total_seconds", record.total_s, name)
+        elif record.error_kind == "cancelled":
+            self.incr("cancelled", name)
+        else:
+            self.incr("errors", name)
+        for observer in self._request_observers:
+            observer(record)
+
+    def add_request_observer(self, observer: Callable[[RequestRecord], None]) -> None:
+        """Call ``observer`` with every later :class:`RequestRecord` (keep it cheap)."""
+        self._request_observers.append(observer)
 
     def set(self, name: str, value: Any) -> None:
         """Set a plain JSON-serializable value (for example the last reload's time)."""

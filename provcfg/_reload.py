@@ -44,7 +44,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import structlog
 
@@ -55,10 +55,10 @@ from provcfg._watchfs import FolderWatcher, ManifestTarget
 
 if TYPE_CHECKING:
     from provcfg._clipath import CLIResolver
-    from provcfg._providers.base import KindRegistry
+    from provcfg._kinds import KindRegistry
     from provcfg._runtime import Runtime
 
-__all__ = ["LiveRuntime", "ReloadEvent", "watch", "watch_command"]
+__all__ = ["LiveRuntime", "ReloadEvent", "watch"]
 
 log = structlog.get_logger(__name__)
 
@@ -159,7 +159,7 @@ class LiveRuntime:
         if self._started:
             return
         if self._registry is None:
-            from provcfg._providers.base import KindRegistry
+            from provcfg._kinds import KindRegistry
 
             self._registry = await asyncio.to_thread(KindRegistry.discover)
         attempt = await self._in_worker(None)
@@ -517,17 +517,6 @@ def watch(
         step=step,
         drain_timeout=drain_timeout,
     )
-
-
-def watch_command(file: str, *, out: Any = None, err: Any = None) -> int:
-    """``provcfg watch [FILE]``: print one line per reload until SIGINT or SIGTERM.
-
-    Returns:
-        0 when stopped by a signal; 2 when the file's folder does not exist.
-    """
-    from provcfg._watchcmd import run
-
-    return run(file, out=out, err=err)
 
 
 def _latency(now: float, saved_at: float | None, noticed_at: float) -> float:
