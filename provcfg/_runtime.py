@@ -38,6 +38,7 @@ from provcfg._errors import (
 )
 from provcfg._manifest import Manifest, MemoryRegionSpec, PoolSpec, looks_like_model_id
 from provcfg._metrics import Metrics
+from provcfg._monitoring._lineage import Monitoring
 from provcfg._providers.base import KindRegistry, Provider, ProviderContext, ProviderKind
 from provcfg._store import REFS_LOCK, ProviderStore, SharedPart, close_store
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from dogpile.cache.region import CacheRegion
 
     from provcfg._clipath import CLIResolver
+    from provcfg._monitoring._alerts import AlertEvaluator
     from provcfg._pools import Pool, SSLContextCache
 
 __all__ = ["Runtime", "load"]
@@ -95,6 +97,9 @@ class Runtime:
         self._owned: list[SharedPart] = []
         self._orphans: list[str] | None = None
         self._released = False
+        self.monitoring: Monitoring | None = None
+        self._monitoring_released = False
+        """Alerts, their delivery and traces, shared with the generations built from this one."""
         self.changes: dict[str, str] = {}
         """Per provider, against the previous generation: unchanged, rebuilt, added, removed."""
 
@@ -129,12 +134,18 @@ class Runtime:
         if previous is not None:
             rt.generation = previous.generation + 1
         rt._registry = registry or (previous._registry if previous is not None else None)
+        shared = previous.monitoring if previous is not None else None
+        monitoring = shared if shared is not None and shared.metrics is metrics else None
+        monitoring = monitoring or Monitoring(metrics)
+        baseline = monitoring.check(manifest.monitoring, file=file)
         try:
             rt._build_parts(previous)
             rt._start_init()
         except BaseException:
             rt._release_all()
             raise
+        monitoring.configure(manifest.monitoring, baseline=baseline, pools=manifest.pools)
+        rt.monitoring = monitoring
         metrics.observe("runtime_build_seconds", time.perf_counter() - start)
         log.info(
             "runtime_built",
@@ -535,6 +546,12 @@ class Runtime:
         return self._resolver
 
     @property
+    def alerts(self) -> AlertEvaluator:
+        """The alert evaluator (``rt.alerts.subscribe(callback)``), shared across reloads."""
+        assert self.monitoring is not None  # set by build()
+        return self.monitoring.alerts
+
+    @property
     def closed(self) -> bool:
         """True once :meth:`aclose` has run."""
         return self._closed
@@ -557,6 +574,9 @@ class Runtime:
         if self._executor is not None:
             await asyncio.to_thread(self._executor.shutdown, True)
         await self._release_all_async()
+        if self.monitoring is not None and not self._monitoring_released:
+            self._monitoring_released = True
+            await asyncio.to_thread(self.monitoring.release)
         self._released = True
 
     def _store_unregister(self) -> list[Any]:

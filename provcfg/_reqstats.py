@@ -1,0 +1,150 @@
+"""Per-provider request totals, latency histograms and a timestamped window of recent requests.
+
+:meth:`provcfg._metrics.Metrics.record_request` calls :meth:`RequestStats.add` once per
+finished request. The work there is a handful of integer additions, two binary searches
+into the bucket bounds and one deque append; no lock (each step is atomic under the
+GIL), no allocation beyond the window entry. Readers (the Prometheus collector at scrape
+time, the alert evaluator once per tick) copy what they need: ``list(deque)`` runs in C
+without releasing the GIL, so a copy is never torn by a concurrent append.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from provcfg._metrics import RequestRecord
+
+__all__ = ["BUCKETS", "Histogram", "ProviderTotals", "RequestStats", "WindowEntry"]
+
+BUCKETS: tuple[float, ...] = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+)
+"""Upper bounds (seconds) of the latency histograms: sub-ms loopback to hour-long agent runs."""
+
+WINDOW_CAP = 65_536
+"""Most recent requests kept per provider for alert windows (older ones leave first)."""
+
+
+@dataclass(slots=True)
+class Histogram:
+    """Counts per bucket (not cumulative: one increment per observation), sum and count."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))
+    sum: float = 0.0
+    count: int = 0
+
+    def observe(self, seconds: float) -> None:
+        """Add one observation (a bucket's bound is inclusive, as Prometheus' ``le``)."""
+        self.counts[bisect_left(BUCKETS, seconds)] += 1
+        self.sum += seconds
+        self.count += 1
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """``[(le, cumulative count), ..., (inf, count)]``, the exposition's bucket form."""
+        out: list[tuple[float, int]] = []
+        running = 0
+        for bound, n in zip((*BUCKETS, float("inf")), list(self.counts), strict=True):
+            running += n
+            out.append((bound, running))
+        return out
+
+
+@dataclass(slots=True)
+class ProviderTotals:
+    """Everything counted for one provider since the process started."""
+
+    kind: str
+    pool: str | None
+    requests: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    retries: int = 0
+    chunks: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    connect: Histogram = field(default_factory=Histogram)
+    first_chunk: Histogram = field(default_factory=Histogram)
+    total: Histogram = field(default_factory=Histogram)
+
+
+WindowEntry = tuple[float, "RequestRecord"]
+"""(monotonic time the request ended, its record)."""
+
+
+class RequestStats:
+    """Totals and histograms per provider, and each provider's recent requests with times."""
+
+    def __init__(self, window_cap: int = WINDOW_CAP) -> None:
+        self._totals: dict[str, ProviderTotals] = {}
+        self._windows: dict[str, deque[WindowEntry]] = {}
+        self._cap = window_cap
+        self.windowed = False
+        """Keep the timestamped window (the alert evaluator turns this on when it has rules)."""
+
+    def add(self, rec: RequestRecord) -> None:
+        """Count one finished request (the per-request cost of monitoring)."""
+        totals = self._totals.get(rec.provider)
+        if totals is None:
+            totals = self._totals.setdefault(rec.provider, ProviderTotals(rec.kind, rec.pool))
+            self._windows.setdefault(rec.provider, deque(maxlen=self._cap))
+        totals.kind = rec.kind
+        totals.pool = rec.pool
+        totals.requests += 1
+        if not rec.ok:
+            kind = rec.error_kind or "unknown"
+            totals.errors[kind] = totals.errors.get(kind, 0) + 1
+        totals.retries += rec.retries
+        totals.chunks += rec.chunks
+        totals.input_tokens += rec.input_tokens
+        totals.output_tokens += rec.output_tokens
+        if rec.cost_usd is not None:
+            totals.cost_usd += rec.cost_usd
+        if rec.connect_s is not None:
+            totals.connect.observe(rec.connect_s)
+        if rec.first_chunk_s is not None:
+            totals.first_chunk.observe(rec.first_chunk_s)
+        totals.total.observe(rec.total_s)
+        if self.windowed:
+            self._windows[rec.provider].append((time.monotonic(), rec))
+
+    def providers(self) -> dict[str, ProviderTotals]:
+        """The totals of every provider that finished at least one request (live objects)."""
+        return dict(self._totals)
+
+    def window(self, provider: str, since: float) -> list[RequestRecord]:
+        """Records of ``provider``'s requests that ended at monotonic time ``since`` or later."""
+        entries = self._windows.get(provider)
+        if not entries:
+            return []
+        return [rec for at, rec in list(entries) if at >= since]
+
+    def prune(self, before: float) -> None:
+        """Forget window entries that ended before monotonic time ``before``."""
+        for entries in list(self._windows.values()):
+            while entries and entries[0][0] < before:
+                entries.popleft()
