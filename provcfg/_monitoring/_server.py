@@ -142,8 +142,8 @@ def make_app(source: MetricsSource) -> Callable[[WSGIEnvironment, StartResponse]
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
             return _json(start, "405 Method Not Allowed", {"error": "only GET"})
         if path == "/metrics":
-            body: Iterable[bytes] = metrics_app(environ, start)
-            return body
+            scraped: Iterable[bytes] = metrics_app(environ, start)
+            return scraped
         if path == "/metrics.json":
             return _json(start, "200 OK", source.metrics.snapshot())
         if path == "/healthz":

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from provcfg._errors import ErrorKind, ProviderError
 from provcfg._manifest import CliProviderSpec
+from provcfg._metrics import RequestRecord
 from provcfg._providers._subprocess import CliCommand, CliProcess, minimal_env, scrub
 from provcfg._providers.base import BaseProvider, Chunk, ProviderContext, Timings, Usage
 
@@ -368,6 +369,16 @@ class CliProvider(BaseProvider):
         metrics.observe("connect_seconds", connect, self.name)
         metrics.observe("first_chunk_seconds", first if first is not None else total, self.name)
         metrics.observe("total_seconds", total, self.name)
+        # Bridge until issue 8's per-request record lands here (success only, chunks uncounted).
+        usage = data["usage"]
+        metrics.record_request(
+            RequestRecord(
+                self.name, self.kind, None, True, None, connect,
+                first if first is not None else total, total, 0, 0,
+                getattr(usage, "input_tokens", 0), getattr(usage, "output_tokens", 0),
+                data.get("cost_usd"),
+            )
+        )  # fmt: skip
         yield Chunk("result", data=data)
 
 

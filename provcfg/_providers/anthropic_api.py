@@ -36,6 +36,7 @@ import httpx2
 import structlog
 
 from provcfg._errors import ProviderError
+from provcfg._metrics import RequestRecord
 from provcfg._providers._api_errors import ErrorMapper
 from provcfg._providers._retry import RetryPolicy
 from provcfg._providers._sse import SSEParser
@@ -256,6 +257,7 @@ class AnthropicApiProvider(BaseProvider):
         self._base_url: str = spec.base_url.rstrip("/")
         self._url = self._base_url + "/v1/messages"
         self._transport: str = spec.transport
+        self._pool_name: str | None = spec.pool
         self._default_max_tokens: int = spec.max_tokens
         self._timeout: float | None = spec.timeout
         self._version: str = spec.anthropic_version
@@ -352,6 +354,13 @@ class AnthropicApiProvider(BaseProvider):
             wait = None
         if wait is None:
             self.ctx.metrics.incr("errors", self.name)
+            # Bridge until issue 8's per-request record lands here.
+            self.ctx.metrics.record_request(
+                RequestRecord(
+                    self.name, self.kind, self._pool_name, False, error.kind, clock.connect,
+                    clock.first, time.perf_counter() - clock.start, 0, retries, 0, 0, None,
+                )
+            )  # fmt: skip
             raise error
         self.ctx.metrics.incr("retries", self.name)
         log.info(
@@ -389,6 +398,15 @@ class AnthropicApiProvider(BaseProvider):
         if timings.total is not None:
             metrics.observe("total_seconds", timings.total, self.name)
         metrics.incr("requests", self.name)
+        # Bridge until issue 8's per-request record lands here (chunks/retries not counted yet).
+        usage = result.data["usage"]  # type: ignore[index]
+        metrics.record_request(
+            RequestRecord(
+                self.name, self.kind, self._pool_name, True, None, timings.connect,
+                timings.first_chunk, timings.total or 0.0, 0, 0,
+                usage.input_tokens, usage.output_tokens, None,
+            )
+        )  # fmt: skip
         return result
 
     async def _run_fast(
