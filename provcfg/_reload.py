@@ -540,15 +540,18 @@ def watch(
     )
 
 
-def watch_command(file: str, *, out: Any = None, err: Any = None) -> int:
-    """``provcfg watch [FILE]``: print one line per reload until SIGINT or SIGTERM.
+def watch_command(
+    file: str, *, out: Any = None, err: Any = None, metrics_addr: tuple[str, int] | None = None
+) -> int:
+    """``provcfg watch [FILE] [--metrics-addr HOST:PORT]``: one line per reload until a signal.
 
     Returns:
-        0 when stopped by a signal; 2 when the file's folder does not exist.
+        0 when stopped by a signal; 2 when the file's folder does not exist or the
+        metrics address cannot be bound.
     """
     from provcfg._watchcmd import run
 
-    return run(file, out=out, err=err)
+    return run(file, out=out, err=err, metrics_addr=metrics_addr)
 
 
 def _latency(now: float, saved_at: float | None, noticed_at: float) -> float:

@@ -183,10 +183,12 @@ class ProvcfgCollector(Collector):
         metrics: Callable[[], Metrics],
         alerts: Callable[[], list[tuple[str, str, str]]] | None = None,
         version: str = "",
+        generation: Callable[[], int] | None = None,
     ) -> None:
         self._metrics = metrics
         self._alerts = alerts
         self._version = version
+        self._generation = generation
 
     def describe(self) -> Iterator[Metric]:
         """Nothing up front: the families depend on what has been recorded."""
@@ -265,7 +267,8 @@ class ProvcfgCollector(Collector):
         connections = _family("provcfg_pool_connections")
         limit = _family("provcfg_pool_max_connections")
         waiting = _family("provcfg_pool_waiting")
-        for pool, stats in sorted(metrics.read_gauges("pool.").items()):
+        pools = metrics.read_gauges("pool.")
+        for pool, stats in sorted(pools.items()):
             if not isinstance(stats, dict):
                 continue
             for state in ("in_use", "idle"):
@@ -273,9 +276,11 @@ class ProvcfgCollector(Collector):
             limit.add_metric([pool], float(stats.get("max_connections", 0)))
             waiting.add_metric([pool], float(stats.get("waiting", 0)))
         exhausted = _family("provcfg_pool_exhausted")
-        for (key, label), value in sorted(counters.items()):
-            if key == "pool_exhausted":
-                exhausted.add_metric([label], value)
+        # Every live pool gets a series (0 until it first runs dry), so rate() has data.
+        counts = {label: 0 for label in pools}
+        counts.update({label: v for (key, label), v in counters.items() if key == "pool_exhausted"})
+        for pool, value in sorted(counts.items()):
+            exhausted.add_metric([pool], value)
         yield from (connections, limit, waiting, exhausted)
 
     def _clis(self, metrics: Metrics, counters: dict[tuple[str, str], int]) -> Iterator[Metric]:
@@ -300,7 +305,11 @@ class ProvcfgCollector(Collector):
         yield running
 
     def _reloads(self, metrics: Metrics, counters: dict[tuple[str, str], int]) -> Iterator[Metric]:
-        generation = metrics.value("config_generation")
+        generation = (
+            self._generation()
+            if self._generation is not None
+            else metrics.value("config_generation")
+        )
         if generation is not None:
             fam = _family("provcfg_config_generation")
             fam.add_metric([], float(generation))

@@ -133,7 +133,14 @@ def make_app(source: MetricsSource) -> Callable[[WSGIEnvironment, StartResponse]
         # Read through the source each time: a live object's runtime changes on reload.
         return source.alerts.firing()
 
-    registry.register(ProvcfgCollector(lambda: source.metrics, firing, version=__version__))
+    registry.register(
+        ProvcfgCollector(
+            lambda: source.metrics,
+            firing,
+            version=__version__,
+            generation=lambda: source.generation,
+        )
+    )
     registry.register(ProcessCollector(registry=None))
     metrics_app = make_wsgi_app(registry)
 
