@@ -42,7 +42,7 @@ def test_a_rule_fires_after_for_and_resolves_when_the_window_slides_past() -> No
             "above": 0.5,
             "window": 0.4,
             "for": 0.2,
-        }  # fmt: skip
+        }
     )
     seen: list[AlertEvent] = []
     ev.subscribe(seen.append)
@@ -88,7 +88,7 @@ def test_one_warning_per_transition_not_per_evaluation() -> None:
         metrics.record_request(_rec(0.1, ok=False))
         for _ in range(5):
             ev.evaluate()
-        poll(lambda: ev.evaluate(), timeout=10, every=0.05)
+        poll(ev.evaluate, timeout=10, every=0.05)
     warnings = [e["event"] for e in logs if e["log_level"] == "warning"]
     assert warnings == ["alert_firing", "alert_resolved"]
 
@@ -214,7 +214,7 @@ def test_an_unreachable_alertmanager_is_retried_counted_and_never_blocks() -> No
             "max_retries": 2,
             "retry_max_wait": 0.05,
             "queue_size": 2,
-        }  # fmt: skip
+        }
     )
     sender = AlertmanagerSender(spec, metrics)
     event = AlertEvent("x", "firing", 1.0, 0.5, "api", None, "error_rate", "warning", 1.0, 2.0)

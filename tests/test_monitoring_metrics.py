@@ -191,7 +191,7 @@ async def test_live_metrics_survive_reloads_and_health_turns_stale(tmp_path: Pat
                 code, _, body = _get(f"{handle.url}/healthz")
                 return (code, json.loads(body)) if code == 503 else None
 
-            code, body = await asyncio.to_thread(poll, unhealthy, timeout=30)
+            _, body = await asyncio.to_thread(poll, unhealthy, timeout=30)
             assert body["last_reload"] == "failed" and body["generation"] == 2
             assert body["status"] == "stale"
 
