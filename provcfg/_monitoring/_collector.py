@@ -244,15 +244,18 @@ class ProvcfgCollector(Collector):
         yield from fam.values()
 
     def _caches(self, metrics: Metrics, counters: dict[tuple[str, str], int]) -> Iterator[Metric]:
-        for name, counter in (
-            ("provcfg_cache_hits", "cache_hit"),
-            ("provcfg_cache_misses", "cache_miss"),
-            ("provcfg_cache_errors", "cache_error"),
+        # Every region seen gets each counter (0 until it first counts), so ratios have data.
+        kinds = ("cache_hit", "cache_miss", "cache_error")
+        regions = {label for (key, label) in counters if key in kinds}
+        regions.update(metrics.read_gauges("cache_entries."))
+        for name, counter in zip(
+            ("provcfg_cache_hits", "provcfg_cache_misses", "provcfg_cache_errors"),
+            kinds,
+            strict=True,
         ):
             fam = _family(name)
-            for (key, label), value in sorted(counters.items()):
-                if key == counter:
-                    fam.add_metric([label], value)
+            for region in sorted(regions):
+                fam.add_metric([region], counters.get((counter, region), 0))
             yield fam
         for name, prefix in (
             ("provcfg_cache_evictions", "cache_evictions."),
