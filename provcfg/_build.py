@@ -38,6 +38,7 @@ from provcfg._manifest import (
 )
 from provcfg._metrics import Metrics
 from provcfg._modeltable import ModelTable
+from provcfg._monitoring._lineage import Monitoring
 from provcfg._parts import Holdings, SharedPart
 from provcfg._pools import Pool, SSLContextCache
 from provcfg._providers.base import Provider, ProviderContext
@@ -67,11 +68,13 @@ DEFAULT_POOL = "_default"
 
 @dataclass(frozen=True, slots=True)
 class Lineage:
-    """What every generation of one runtime shares: the kinds, the metrics, one SSL context."""
+    """What every generation of one runtime shares: the kinds, the metrics, one SSL context,
+    and the monitoring (alert evaluator, Alertmanager sender, traces) fed by those metrics."""
 
     registry: KindRegistry
     metrics: Metrics
     ssl: SSLContextCache
+    monitoring: Monitoring
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,8 @@ from provcfg._watchfs import FolderWatcher, ManifestTarget
 if TYPE_CHECKING:
     from provcfg._clipath import CLIResolver
     from provcfg._kinds import KindRegistry
+    from provcfg._metrics import Metrics
+    from provcfg._monitoring._alerts import AlertEvaluator
     from provcfg._runtime import Runtime
 
 __all__ = ["LiveRuntime", "ReloadEvent", "watch"]
@@ -118,6 +120,16 @@ class LiveRuntime:
         self._close_task: asyncio.Task[None] | None = None
         self._retiring: dict[asyncio.Task[None], int] = {}  # closing task -> generation
         self._hub = EventHub()
+
+    @property
+    def metrics(self) -> Metrics:
+        """The metrics shared by every generation (counters survive reloads)."""
+        return self.runtime.metrics
+
+    @property
+    def alerts(self) -> AlertEvaluator:
+        """The alert evaluator (``live.alerts.subscribe(callback)``), shared across reloads."""
+        return self.runtime.alerts
 
     @property
     def generation(self) -> int:
@@ -431,6 +443,11 @@ class LiveRuntime:
         metrics.set("config_last_reload_successful", 1)
         metrics.set("config_last_reload_success_timestamp", now)
         metrics.set("config_last_reload_error", "")
+        metrics.set("config_reload_failing_since", None)
+        if self.runtime.monitoring is not None:
+            self.runtime.monitoring.trace_reload(
+                ok=True, generation=self.runtime.generation, seconds=latency
+            )
 
     def _record_failure(self, attempt: Attempt) -> ReloadEvent:
         assert attempt.error is not None
@@ -447,6 +464,10 @@ class LiveRuntime:
         metrics.incr("reload_failure")
         metrics.set("config_last_reload_successful", 0)
         metrics.set("config_last_reload_error", text)
+        if metrics.value("config_reload_failing_since") is None:
+            metrics.set("config_reload_failing_since", time.time())
+        if self.runtime.monitoring is not None:
+            self.runtime.monitoring.trace_reload(ok=False, generation=self.generation, seconds=None)
         log.warning(
             "config_reload_failed",
             file=self.file,

@@ -27,7 +27,7 @@ import concurrent.futures
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any
@@ -55,6 +55,7 @@ from provcfg._errors import (
 from provcfg._kinds import KindRegistry
 from provcfg._manifest import Manifest
 from provcfg._metrics import Metrics
+from provcfg._monitoring._lineage import Monitoring
 from provcfg._parts import Holdings, SharedPart
 from provcfg._pools import SSLContextCache
 from provcfg._store import PROVIDERS_REGION, ProviderStore
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
     from provcfg._clipath import CliLookup, CLIResolver
     from provcfg._handle import ProviderHandle
     from provcfg._modeltable import ModelTable
+    from provcfg._monitoring._alerts import AlertEvaluator
     from provcfg._pools import Pool
 
 __all__ = ["Runtime", "load"]
@@ -158,6 +160,8 @@ class Runtime:
         """
         start = time.perf_counter()
         lineage = _lineage(previous, registry, metrics)
+        # What monitoring reads from outside the manifest (a baseline file) fails first.
+        baseline = lineage.monitoring.check(manifest.monitoring, file=file)
         holdings = Holdings()
         try:
             rt = cls._assemble(manifest, previous, file, lineage, holdings)
@@ -165,6 +169,8 @@ class Runtime:
         except BaseException:
             _release_now(holdings)
             raise
+        lineage.monitoring.configure(manifest.monitoring, baseline=baseline, pools=manifest.pools)
+        holdings.undo(_release_monitoring(lineage.monitoring))
         lineage.metrics.observe("runtime_build_seconds", time.perf_counter() - start)
         log.info(
             "runtime_built",
@@ -386,6 +392,16 @@ class Runtime:
         return self._resolver.obj
 
     @property
+    def alerts(self) -> AlertEvaluator:
+        """The alert evaluator (``rt.alerts.subscribe(callback)``), shared across reloads."""
+        return self._lineage.monitoring.alerts
+
+    @property
+    def monitoring(self) -> Monitoring:
+        """Alerts, their delivery and traces of this runtime's lineage."""
+        return self._lineage.monitoring
+
+    @property
     def closed(self) -> bool:
         """True once :meth:`aclose` has run."""
         return self._closed
@@ -435,8 +451,21 @@ def _lineage(
 ) -> Lineage:
     if previous is not None:
         old = previous._lineage
-        return Lineage(registry or old.registry, metrics or old.metrics, old.ssl)
-    return Lineage(registry or KindRegistry.discover(), metrics or Metrics(), SSLContextCache())
+        if metrics is None or metrics is old.metrics:
+            return Lineage(registry or old.registry, old.metrics, old.ssl, old.monitoring)
+        return Lineage(registry or old.registry, metrics, old.ssl, Monitoring(metrics))
+    metrics = metrics or Metrics()
+    return Lineage(
+        registry or KindRegistry.discover(), metrics, SSLContextCache(), Monitoring(metrics)
+    )
+
+
+def _release_monitoring(monitoring: Monitoring) -> Callable[[], Awaitable[None]]:
+    def release() -> Awaitable[None]:
+        # Stopping the evaluator joins its thread: not on the event loop.
+        return asyncio.to_thread(monitoring.release)
+
+    return release
 
 
 def _parts(previous: Runtime | None, table: str) -> Mapping[str, SharedPart[Any]]:

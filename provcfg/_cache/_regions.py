@@ -174,6 +174,7 @@ def build_region(
         )
         backend = region.actual_backend
         metrics.gauge(f"cache_entries.{name}", backend.__len__)
+        metrics.gauge(f"cache_evictions.{name}", lambda: backend.evictions)
         log.debug("cache_region_built", region=name, backend="memory", max_size=spec.max_size)
         return region
 
@@ -286,6 +287,7 @@ def close_region(region: CacheRegion) -> None:
         if region.proxy is not None:
             region.proxy.close()
         region.metrics.remove_gauge(f"cache_entries.{region.name}")
+        region.metrics.remove_gauge(f"cache_evictions.{region.name}")
     if isinstance(backend, BoundedMemoryBackend):
         backend.clear()
         return
