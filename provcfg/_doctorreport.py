@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from provcfg._errors import ManifestError, ManifestReadError
 from provcfg._manifest import Manifest, MemcachedRegionSpec, RedisRegionSpec
+from provcfg._secrets import MASK, secret_forms
 
 __all__ = [
     "FORMAT_VERSION",
@@ -35,7 +36,7 @@ FORMAT_VERSION = 1
 Verdict = Literal["ok", "warn", "fail"]
 Part = Literal["manifest", "provider", "cache", "pool"]
 
-_MASK = "**********"
+_MASK = MASK
 _MIN_SCRUBBED = 6
 
 
@@ -120,13 +121,15 @@ def secrets_of(manifest: Manifest | None) -> set[str]:
                 url = region.url.get_secret_value()
                 found.discard(url)
                 urls.append(url)
+    forms = {form for secret in found for form in secret_forms(secret)}
     for url in urls:
         with contextlib.suppress(ValueError):
-            if password := urlsplit(url).password:
-                found.add(password)
+            parts = urlsplit(url)
+            if parts.password:
+                forms.update(secret_forms(parts.password, parts.username or ""))
     # Short values ("stub") would mask ordinary words; no message formats a value in the
     # first place, this is the second line of defence.
-    return {s for s in found if len(s) >= _MIN_SCRUBBED}
+    return {s for s in forms if len(s) >= _MIN_SCRUBBED}
 
 
 def scrubbed(check: Check, secrets: set[str]) -> Check:

@@ -30,6 +30,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from provcfg._secrets import MASK
+
 __all__ = [
     "ROOT_LOGGER",
     "StdlibGatedLogger",
@@ -43,7 +45,7 @@ ROOT_LOGGER = "provcfg"
 """The standard-library logger every provcfg logger is a child of."""
 
 _SECRET_FIELD = re.compile(r"(api[_-]?key|token|secret|password|authorization|credential)", re.I)
-_MASK = "**********"
+_MASK = MASK
 
 
 class StdlibGatedLogger(structlog.BoundLoggerBase):

@@ -35,9 +35,12 @@ def documented() -> dict[str, Synopsis]:
     for line in match.group(1).splitlines():
         words = re.findall(r"\[[^\]]*\]|\S+", line)
         assert words[0] == "provcfg", line
-        assert words[1] not in commands, f"{words[1]} documented twice"
-        synopsis = commands[words[1]] = Synopsis()
-        for word in words[2:]:
+        # A command with actions of its own reads `provcfg alerts export ...`.
+        size = 3 if len(words) > 2 and re.fullmatch(r"[a-z]+", words[2]) else 2
+        name = " ".join(words[1:size])
+        assert name not in commands, f"{name} documented twice"
+        synopsis = commands[name] = Synopsis()
+        for word in words[size:]:
             inner = word.strip("[]")
             if inner.startswith("-"):
                 option, *argument = inner.split()
@@ -63,20 +66,34 @@ def _from_parser(parser: argparse.ArgumentParser) -> tuple[Synopsis, list[argpar
     return synopsis, actions
 
 
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
 def parsers() -> dict[str, argparse.ArgumentParser]:
-    """Each subcommand's parser; a passthrough command's own parser (stub)."""
-    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
-    found = dict(sub.choices)
+    """Each subcommand's parser (``alerts export`` for one with actions of its own); a
+    passthrough command's own parser (stub)."""
+    found: dict[str, argparse.ArgumentParser] = {}
+    for name, parser in _subparsers(_parser()).items():
+        actions = _subparsers(parser)
+        found.update({f"{name} {action}": p for action, p in actions.items()} or {name: parser})
     found["stub"] = stub_parser()
     return found
 
 
+NAMES = list(parsers())
+
+
 def test_every_command_is_documented_and_nothing_else() -> None:
-    """The synopsis lists exactly the commands of the command table, in its order."""
-    assert list(documented()) == [command.name for command in COMMANDS]
+    """The synopsis lists exactly the commands (and their actions) of the command table."""
+    assert list(documented()) == NAMES
+    assert [name.split()[0] for name in NAMES] == [command.name for command in COMMANDS]
 
 
-@pytest.mark.parametrize("name", [command.name for command in COMMANDS])
+@pytest.mark.parametrize("name", NAMES)
 def test_synopsis_matches_the_parser(name: str) -> None:
     """Each documented option exists (by one of its names), each option of the parser is
     documented, with the same choices and whether it takes a value; positionals agree."""
@@ -94,7 +111,7 @@ def test_synopsis_matches_the_parser(name: str) -> None:
     assert doc.positionals == actual.positionals, name
 
 
-@pytest.mark.parametrize("name", [command.name for command in COMMANDS])
+@pytest.mark.parametrize("name", NAMES)
 def test_every_option_has_help(name: str) -> None:
     """Every argument of every command carries help text (what -h shows)."""
     _, actions = _from_parser(parsers()[name])
