@@ -28,6 +28,7 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 600) 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # pip installs every dependency into the new venv: minutes when loaded
 def test_wheel_in_a_new_venv_from_an_empty_folder(tmp_path: Path) -> None:
     """Build the wheel from the tracked files, pip install it (no extras) into a fresh venv,
     then in an empty folder: init, validate, doctor (exit 0: nothing fails on a fresh init),
