@@ -234,13 +234,16 @@ async def connect_check(name: str, spec: AnthropicApiSpec, pool: PoolSpec, timeo
         reason = exc.strerror or type(exc).__name__
         return check("fail", f"cannot resolve {host}: {reason}", fix_url)
     address = addresses[0][4]
+    # Off the loop (importing httpx2 takes a while and would hold up every other check),
+    # and outside the connect budget, which is the network's.
     remaining = budget - (time.perf_counter() - start)
+    context = await asyncio.to_thread(_tls_context) if tls else None
     writer = None
     try:
         async with asyncio.timeout(max(remaining, 0.001)):
             _reader, writer = await asyncio.open_connection(address[0], address[1])
-            if tls:
-                await writer.start_tls(_tls_context(), server_hostname=host)
+            if context is not None:
+                await writer.start_tls(context, server_hostname=host)
     except TimeoutError:
         step = "TLS handshake with" if writer is not None else "TCP connection to"
         return check(
