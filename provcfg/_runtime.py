@@ -32,8 +32,6 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from provcfg._build import (
     Change,
     Lineage,
@@ -53,6 +51,7 @@ from provcfg._errors import (
     UnknownRegionError,
 )
 from provcfg._kinds import KindRegistry
+from provcfg._logs import get_logger
 from provcfg._manifest import Manifest
 from provcfg._metrics import Metrics
 from provcfg._monitoring._lineage import Monitoring
@@ -72,7 +71,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Runtime", "load"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class Runtime:

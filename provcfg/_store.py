@@ -24,12 +24,12 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from dogpile.cache.api import NO_VALUE
 
 from provcfg._cache import build_region, close_region
 from provcfg._errors import RuntimeClosedError
 from provcfg._handle import ProviderHandle
+from provcfg._logs import get_logger
 from provcfg._providers.base import Provider
 from provcfg._singleflight import SingleFlight
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PROVIDERS_REGION", "ProviderStore"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 PROVIDERS_REGION = "providers"
 

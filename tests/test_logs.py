@@ -8,8 +8,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from provcfg.stub import StubServer
 from tests.support_manifest import clean_env
 
@@ -95,12 +93,6 @@ def test_application_can_silence_provcfg() -> None:
     assert done.stderr == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="provcfg/_runtime.py, _store.py, _providers/_subprocess.py and "
-    "_providers/anthropic_api.py still take structlog.get_logger(__name__), whose default "
-    "prints to stdout; they must use provcfg._logs.get_logger like every other module",
-)
 def test_library_user_stdout_holds_only_their_output(
     tmp_path: Path, stub_thread: StubServer
 ) -> None:
@@ -135,20 +127,14 @@ def test_library_user_stdout_holds_only_their_output(
 
 
 def test_library_modules_take_their_logger_from_provcfg_logs() -> None:
-    """No provcfg module builds a structlog logger that bypasses logging, except the four the
-    runtime reshaping owns (listed here so that the list can only shrink)."""
+    """No provcfg module builds a structlog logger that bypasses logging."""
     root = Path(__file__).resolve().parent.parent / "provcfg"
     direct = sorted(
         str(path.relative_to(root))
         for path in root.rglob("*.py")
         if "structlog.get_logger(" in path.read_text(encoding="utf-8")
     )
-    assert direct == [
-        "_providers/_subprocess.py",
-        "_providers/anthropic_api.py",
-        "_runtime.py",
-        "_store.py",
-    ]
+    assert direct == []
 
 
 def _run_cli(tmp_path: Path, base_url: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -37,10 +37,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import structlog
 from pydantic import SecretStr
 
 from provcfg._errors import ProviderError
+from provcfg._logs import get_logger
 from provcfg._metrics import Metrics
 from provcfg._secrets import scrub
 
@@ -53,7 +53,7 @@ __all__ = [
     "scrub",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_LINE_LIMIT = 16 * 1024 * 1024
 """Largest NDJSON line accepted unless the spec says otherwise (matches ``line_limit``)."""

@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import httpx2
-import structlog
 
 from provcfg._errors import ProviderError
+from provcfg._logs import get_logger
 from provcfg._providers._api_errors import ErrorMapper
 from provcfg._providers._guard import guard
 from provcfg._providers._messages import (
@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AnthropicApiProvider"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _TEXT_SKIP: Final = len(TEXT_DELTA_PREFIX)
 # How long the rest of a body may take after message_stop (usually it came in the same read).
