@@ -49,12 +49,11 @@ from provcfg._providers._messages import (
     MessageState,
     json_event,
     sdk_event,
-    text_of,
 )
 from provcfg._providers._meter import RequestMeter
 from provcfg._providers._retry import RetryPolicy
 from provcfg._providers._sse import SSEParser
-from provcfg._providers.base import BaseProvider, Chunk, ProviderContext, Usage, metered
+from provcfg._providers.base import BaseProvider, Chunk, ProviderContext, Usage
 
 if TYPE_CHECKING:
     import anthropic
@@ -133,7 +132,8 @@ class AnthropicApiProvider(BaseProvider):
     """
 
     kind = "anthropic-api"
-    # stream() returns metered(...) itself: no second wrapper layer from BaseProvider.
+    # The transport generators track themselves (in flight, one report per request), so
+    # no wrapper generator sits between them and the caller: one hop per chunk saved.
     tracks_streams = True
 
     def __init__(self, ctx: ProviderContext) -> None:
@@ -215,10 +215,10 @@ class AnthropicApiProvider(BaseProvider):
         if self._transport == "fast":
             body.update(kind_options)
             body["stream"] = True
-            return metered(self, meter, lambda: self._run_fast(body, total, meter))
+            return self._run_fast(body, total, meter)
         if kind_options:
             body["extra_body"] = kind_options
-        return metered(self, meter, lambda: self._run_sdk(body, total, meter))
+        return self._run_sdk(body, total, meter)
 
     # ------------------------------------------------------------------ shared
 
@@ -297,30 +297,38 @@ class AnthropicApiProvider(BaseProvider):
     async def _run_fast(
         self, body: dict[str, Any], total: float | None, meter: RequestMeter
     ) -> AsyncIterator[Chunk]:
-        self._check(body)
-        payload = json.dumps(body, separators=(",", ":")).encode()
-        deadline = meter.start + total if total is not None else None
-        attempt = await self._retrying(
-            lambda: self._open_fast(payload, deadline, total, meter), meter, deadline
-        )
-        state = attempt.state
+        await self._enter_stream()
+        attempt: _Attempt | None = None
+        failure: BaseException | None = None
         try:
+            self._check(body)
+            payload = json.dumps(body, separators=(",", ":")).encode()
+            deadline = meter.start + total if total is not None else None
+            attempt = await self._retrying(
+                lambda: self._open_fast(payload, deadline, total, meter), meter, deadline
+            )
+            state = attempt.state
+            meter.chunks = len(attempt.ready)
             for chunk in attempt.ready:
                 yield chunk
             async for raw in self._fast_rest(attempt):
-                for chunk in self._fast_chunks(attempt, raw):
+                chunks = self._fast_chunks(attempt, raw)
+                meter.chunks += len(chunks)
+                for chunk in chunks:
                     yield chunk
                 if state.stopped:
                     break
             for chunk in await self._fast_end(attempt):
                 yield chunk
-        except httpx2.HTTPError as exc:
-            raise self._errors.from_transport(exc, streaming=True) from None
-        except _MALFORMED as exc:
-            raise self._errors.malformed(str(exc) or type(exc).__name__) from None
+            yield self._finish(state, meter)
+        except BaseException as exc:
+            failure = meter.fail(self._stream_error(exc))
         finally:
-            await attempt.close()
-        yield self._finish(state, meter)
+            self._exit_stream()
+            if attempt is not None:
+                await attempt.close()
+        if failure is not None:
+            raise failure  # outside the except block: nothing gets chained to it
 
     async def _open_fast(
         self, payload: bytes, deadline: float | None, total: float | None, meter: RequestMeter
@@ -347,6 +355,8 @@ class AnthropicApiProvider(BaseProvider):
             self._guard(response, deadline, total)
             attempt = _Attempt(response.aiter_bytes(), response.aclose)
             await self._fast_first(attempt)
+            if attempt.ready:
+                meter.first_content()  # the chunks in `ready` are content (text, thinking, tools)
         except httpx2.HTTPError as exc:
             await response.aclose()
             raise self._errors.from_transport(exc, streaming=True) from None
@@ -450,37 +460,59 @@ class AnthropicApiProvider(BaseProvider):
     async def _run_sdk(
         self, params: dict[str, Any], total: float | None, meter: RequestMeter
     ) -> AsyncIterator[Chunk]:
-        self._check(params)
-        deadline = meter.start + total if total is not None else None
-        attempt = await self._retrying(
-            lambda: self._open_sdk(params, deadline, total, meter), meter, deadline
-        )
-        state = attempt.state
+        await self._enter_stream()
+        attempt: _Attempt | None = None
+        failure: BaseException | None = None
         try:
+            self._check(params)
+            deadline = meter.start + total if total is not None else None
+            attempt = await self._retrying(
+                lambda: self._open_sdk(params, deadline, total, meter), meter, deadline
+            )
+            state = attempt.state
             for chunk in attempt.ready:
                 yield chunk
+            count = len(attempt.ready)
             async for event in attempt.source:
                 if (
                     event.type == "content_block_delta"
                     and (delta := event.delta).type == "text_delta"
+                    and (text := delta.text).__class__ is str
                 ):
-                    yield Chunk("text", text_of(delta.text))
+                    count += 1
+                    yield Chunk("text", text)
                     continue
-                produced = sdk_event(state, event)
+                produced = sdk_event(state, event)  # also rejects a text that is no string
                 if produced is not None:
+                    count += 1
                     yield produced
                 elif state.stopped:
                     break
             await self._sdk_end(attempt)
-        except ProviderError:
-            raise
-        except _MALFORMED as exc:
-            raise self._errors.malformed(str(exc) or type(exc).__name__) from None
-        except Exception as exc:
-            raise self._sdk_error(exc, streaming=True) from None
+            meter.chunks = count
+            yield self._finish(state, meter)
+        except BaseException as exc:
+            failure = meter.fail(self._stream_error(exc))
         finally:
-            await attempt.close()
-        yield self._finish(state, meter)
+            self._exit_stream()
+            if attempt is not None:
+                await attempt.close()
+        if failure is not None:
+            raise failure  # outside the except block: nothing gets chained to it
+
+    def _stream_error(self, exc: BaseException) -> BaseException:
+        """What a failure while streaming becomes: httpx2 and SDK errors and malformed
+        events turn into ProviderErrors; everything else stays itself."""
+        if isinstance(exc, ProviderError | GeneratorExit | asyncio.CancelledError):
+            return exc
+        if isinstance(exc, httpx2.HTTPError):
+            return self._errors.from_transport(exc, streaming=True)
+        if isinstance(exc, _MALFORMED):
+            return self._errors.malformed(str(exc) or type(exc).__name__)
+        anthropic = sys.modules.get("anthropic")
+        if anthropic is not None and isinstance(exc, anthropic.AnthropicError):
+            return self._errors.from_sdk(exc, streaming=True)
+        return exc
 
     async def _open_sdk(
         self,
@@ -505,6 +537,8 @@ class AnthropicApiProvider(BaseProvider):
         attempt = _Attempt(stream.__aiter__(), stream.close)
         try:
             await self._sdk_first(attempt)
+            if attempt.ready:
+                meter.first_content()
         except ProviderError:
             await attempt.close()
             raise
