@@ -89,6 +89,24 @@ def _quick_text(data: str) -> str | None:
     return text if text.__class__ is str else None
 
 
+def _sdk_events(stream: Any) -> AsyncIterator[Any]:
+    """The SDK stream's events, without its pass-through layer when nothing observes it.
+
+    ``AsyncStream.__aiter__`` re-yields each event of its inner iterator and asks for a
+    tracing observer on every one (two attribute probes per event, most of what we would
+    add over the SDK). With no observer there is nothing to tell: read the inner iterator
+    (the SDK's own ``_iterator``) directly. Any other shape falls back to ``__aiter__``.
+    """
+    try:
+        if stream._observer is None:
+            inner: AsyncIterator[Any] = stream._iterator
+            return inner
+    except AttributeError:
+        pass
+    events: AsyncIterator[Any] = stream.__aiter__()
+    return events
+
+
 async def _drain(source: AsyncIterator[Any]) -> None:
     """Read the body's last bytes (the chunked terminator) so the connection can go back to
     the pool, as the SDK itself does; give up after :data:`_DRAIN_SECONDS`.
@@ -534,7 +552,7 @@ class AnthropicApiProvider(BaseProvider):
             raise self._sdk_error(exc, streaming=False) from None
         meter.connected()
         self._guard(stream.response, deadline, total)
-        attempt = _Attempt(stream.__aiter__(), stream.close)
+        attempt = _Attempt(_sdk_events(stream), stream.close)
         try:
             await self._sdk_first(attempt)
             if attempt.ready:
