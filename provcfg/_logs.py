@@ -6,7 +6,8 @@ that logs go to stderr (stdout belongs to ``show``, ``schema`` and ``run``), at 
 level and in the format chosen by ``PROVCFG_LOG_LEVEL`` (default ``warning``) and
 ``PROVCFG_LOG_FORMAT`` (``console`` or ``json``). A last processor masks any event
 field whose name says it holds a secret, as a second line of defence: provcfg's own
-events never carry secret values in the first place.
+events never carry secret values in the first place. On the console, text values are
+printed escaped (a file name holding a newline stays on its line).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["configure", "redact_secrets"]
+__all__ = ["configure", "escape_text", "redact_secrets"]
 
 _SECRET_FIELD = re.compile(r"(api[_-]?key|token|secret|password|authorization|credential)", re.I)
 _MASK = "**********"
@@ -36,6 +37,18 @@ def redact_secrets(
     return event
 
 
+def escape_text(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: escape characters that are not printable in text values."""
+    from provcfg._errors import printable
+
+    for key, value in event.items():
+        if isinstance(value, str) and not value.isprintable():
+            event[key] = printable(value)
+    return event
+
+
 def configure(
     level: str | None = None, fmt: str | None = None, *, stream: TextIO | None = None
 ) -> None:
@@ -46,17 +59,17 @@ def configure(
     """
     name = (level or os.environ.get("PROVCFG_LOG_LEVEL") or "warning").upper()
     numeric = logging.getLevelNamesMapping().get(name, logging.WARNING)
-    renderer: Any
+    renderers: list[Any]
     if (fmt or os.environ.get("PROVCFG_LOG_FORMAT", "console")).lower() == "json":
-        renderer = structlog.processors.JSONRenderer()
+        renderers = [structlog.processors.JSONRenderer()]  # JSON escapes by itself
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        renderers = [escape_text, structlog.dev.ConsoleRenderer(colors=False)]
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_secrets,
-            renderer,
+            *renderers,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),

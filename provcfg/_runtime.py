@@ -659,8 +659,9 @@ class Runtime:
 
 def _closest(word: str, candidates: Iterable[str]) -> str | None:
     """The candidate closest to ``word`` for a did-you-mean, if any is close enough."""
-    close = difflib.get_close_matches(word, list(candidates), n=1)
-    return close[0] if close else None
+    from provcfg._suggest import closest
+
+    return closest(word, candidates)
 
 
 @dataclass(frozen=True, slots=True)

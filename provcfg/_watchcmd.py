@@ -5,7 +5,9 @@ rebuilt, added, removed) and the save-to-live latency; a bad save prints its
 problems as ``FILE:LINE:COL: loc: message`` (the form editors annotate) and says
 which generation stays live. A file that is invalid or missing at start is
 reported the same way and the command waits for the next save instead of exiting.
-SIGINT and SIGTERM stop it with exit status 0.
+SIGINT and SIGTERM stop it with exit status 0. The file is only ever read through
+:func:`~provcfg._loading.read_manifest_file` (a FIFO or device saved over it is refused
+without blocking), and its name is printed escaped, so it cannot forge a line.
 """
 
 from __future__ import annotations
@@ -18,8 +20,16 @@ import signal
 import sys
 from typing import Any, TextIO
 
-from provcfg._errors import ManifestError, ProvcfgError
+from provcfg._errors import (
+    ManifestError,
+    ManifestReadError,
+    ProvcfgError,
+    more_problems,
+    printable,
+)
+from provcfg._loading import read_manifest_file
 from provcfg._reload import DEFAULT_DEBOUNCE, DEFAULT_STEP, LiveRuntime, ReloadEvent, watch
+from provcfg._suggest import listing
 from provcfg._watchfs import FolderWatcher, ManifestTarget
 
 __all__ = ["run"]
@@ -35,7 +45,11 @@ def run(file: str, *, out: Any = None, err: Any = None) -> int:
     stderr: TextIO = err if err is not None else sys.stderr
     folder = os.path.dirname(os.path.abspath(file))
     if not os.path.isdir(folder):
-        _say(stderr, f"{file}: the folder {folder} does not exist; give the manifest's path")
+        _say(
+            stderr,
+            f"{printable(file)}: the folder {printable(folder)} does not exist; "
+            "give the manifest's path",
+        )
         return 2
     try:
         return asyncio.run(_main(file, stdout, stderr))
@@ -59,10 +73,10 @@ async def _main(file: str, out: TextIO, err: TextIO) -> int:
             before = await asyncio.to_thread(_digest, file)
             try:
                 async with watch(file) as live:
-                    names = ", ".join(live.runtime.manifest.providers)
+                    names = listing(live.runtime.manifest.providers, 10, ordered=True)
                     _say(
                         out,
-                        f"{file}: generation {live.generation} live ({names}); "
+                        f"{printable(file)}: generation {live.generation} live ({names}); "
                         "watching for changes, Ctrl-C to stop",
                     )
                     await _follow(live, stop, out)
@@ -70,7 +84,7 @@ async def _main(file: str, out: TextIO, err: TextIO) -> int:
                 # The same stream as a rejected reload's problems: stdout is the report.
                 for line in _error_lines(file, exc):
                     _say(out, line)
-                _say(out, f"{file}: waiting for a valid save")
+                _say(out, f"{printable(file)}: waiting for a valid save")
                 await _wait_for_change(file, before, stop)
     finally:
         for signum in signals:
@@ -94,23 +108,36 @@ async def _follow(live: LiveRuntime, stop: asyncio.Event, out: TextIO) -> None:
 
 def _print_event(file: str, event: ReloadEvent, out: TextIO) -> None:
     if not event.ok:
-        for line in event.problems or (f"{file}: {event.error}",):
+        for line in event.problems or (f"{printable(file)}: {printable(event.error)}",):
             _say(out, line)
+        if event.omitted:
+            _say(out, more_problems(event.omitted))
     _say(out, event.summary())
 
 
 def _error_lines(file: str, exc: ProvcfgError) -> list[str]:
     if isinstance(exc, ManifestError):
-        return [str(p) for p in exc.problems]
-    return [f"{file}: {exc}"]
+        lines = [str(p) for p in exc.problems]
+        return [*lines, more_problems(exc.omitted)] if exc.omitted else lines
+    return [printable(f"{file}: {' '.join(str(exc).split())}")]
 
 
 def _digest(file: str) -> str | None:
+    """The sha256 of the file's content as a manifest read sees it; None when unreadable.
+
+    Read like every manifest (at most the size cap; a FIFO or device is refused without
+    blocking), so waiting for a change never hangs and never reads a huge file whole.
+    """
     try:
-        with open(file, "rb") as stream:
-            return hashlib.sha256(stream.read()).hexdigest()
-    except OSError:
+        return hashlib.sha256(read_manifest_file(file).data).hexdigest()
+    except ManifestReadError:
         return None
+    except ManifestError:  # over the size cap: its size and mtime stand for its content
+        try:
+            info = os.stat(file)
+        except OSError:
+            return None
+        return f"too-large:{info.st_size}:{info.st_mtime_ns}"
 
 
 async def _wait_for_change(file: str, before: str | None, stop: asyncio.Event) -> None:

@@ -268,7 +268,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
         7,
         24,
         "pools.p.max_connections",
-        "greater than or equal to 1",
+        "must be at least 1",
     ),
     ("version-2", HEAD.replace("version: 1", "version: 2"), 1, 10, "version", "must be 1"),
     (
