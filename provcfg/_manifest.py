@@ -86,7 +86,10 @@ def parse_duration(value: object) -> object:
     if isinstance(value, bool):
         raise ValueError(_NOT_A_DURATION)
     if isinstance(value, int | float):
-        return _check_seconds(float(value))
+        try:
+            return _check_seconds(float(value))
+        except OverflowError:  # an int of hundreds of digits (0xffff...): no float holds it
+            raise ValueError("a duration must be a finite number of seconds") from None
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match is None:

@@ -186,6 +186,8 @@ class ProblemMapper:
                 return f"{words} {bound:,}"
             if isinstance(bound, float):
                 return f"{words} {bound:g}"
+        if kind == "string_too_long" and isinstance(ctx.get("max_length"), int):
+            return f"must be at most {ctx['max_length']:,} characters long"
         if kind == "string_too_short" and ctx.get("min_length") == 1:
             return "must not be empty"
         if kind == "too_short" and loc == ("providers",):

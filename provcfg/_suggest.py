@@ -51,7 +51,12 @@ SHOWN: Final = 5
 """Names a listing shows before ``... and N more``."""
 CUTOFF: Final = 0.6
 """``difflib`` similarity a name needs to be suggested (``get_close_matches``' default)."""
-_ENDS: Final = 3  # characters of each end a large vocabulary is indexed by
+_ENDS: Final = 3  # characters of each end a large vocabulary is indexed by (fewer if short)
+
+
+def _ends(length: int) -> int:
+    """How many characters of each end index a name of ``length`` (1 to 3)."""
+    return min(_ENDS, max(1, length // 3))
 
 
 def quote(word: object) -> str:
@@ -92,8 +97,9 @@ class Vocabulary:
 
     Exact matches (ignoring case) are a dict lookup; the listing for messages is built
     once; a vocabulary of more than :data:`MAX_EXAMINED` names is indexed (on first use)
-    by ``(length, first three characters)`` and ``(length, last three characters)``, so a
-    question looks at a few small groups instead of every name.
+    by ``(length, first three characters)`` and ``(length, last three characters)`` (one
+    or two for names under nine characters), so a question looks at a few small groups
+    of names within two characters of its length instead of every name.
     """
 
     __slots__ = ("_ends", "_folded", "_listing", "names")
@@ -127,14 +133,18 @@ class Vocabulary:
         if self._ends is None:
             self._ends = {}
             for name in self.names:
-                if len(name) <= MAX_WORD:
-                    self._ends.setdefault((len(name), name[:_ENDS], True), []).append(name)
-                    self._ends.setdefault((len(name), name[-_ENDS:], False), []).append(name)
+                if 0 < len(name) <= MAX_WORD:
+                    ends = _ends(len(name))
+                    self._ends.setdefault((len(name), name[:ends], True), []).append(name)
+                    self._ends.setdefault((len(name), name[-ends:], False), []).append(name)
         size = len(word)
         groups = [
             group
-            for length in range(size - 2, size + 3)
-            for key in ((length, word[:_ENDS], True), (length, word[-_ENDS:], False))
+            for length in range(max(1, size - 2), size + 3)
+            for key in (
+                (length, word[: _ends(length)], True),
+                (length, word[-_ends(length) :], False),
+            )
             if (group := self._ends.get(key))
         ]
         # Whole groups, smallest first, while they fit; a group too big to fit is only

@@ -67,15 +67,19 @@ def unknown_kinds(n: int) -> str:
 
 
 def huge_words(size: int) -> str:
-    """A key, a pool reference, a kind and a variable name of ``size`` characters each."""
+    """Keys, a pool reference, a kind, an alias and a variable name of ``size`` characters.
+
+    Explicit keys (``? key``) because libyaml limits implicit ones to 1,024 characters.
+    """
     word = "w" * size
     return (
         "version: 1\n"
-        f"pools: {{{word}: {{}}}}\n"
+        f"pools:\n  ? {word}\n  : {{}}\n"
         "providers:\n"
-        f"  a: {{kind: anthropic-api, pool: {word}x, {word}: 1}}\n"
-        f"  b: {{kind: {word}}}\n"
-        f'  c: {{kind: codex, command: "${{{word}}}"}}\n'
+        f"  a:\n    kind: anthropic-api\n    pool: {word}x\n    ? {word}\n    : 1\n"
+        f"  b:\n    kind: {word}\n"
+        f'  c:\n    kind: codex\n    command: "${{{word}}}"\n    model: {word}\n'
+        f"  ? {word}y\n  : {{kind: codex, bogus: 1}}\n"
     )
 
 
