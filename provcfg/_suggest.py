@@ -23,7 +23,6 @@ It imports nothing from provcfg: every layer may use it.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import Final
 
@@ -171,6 +170,8 @@ class Vocabulary:
         found = self._folded.get(word.casefold())
         if found is not None or not word or len(word) > MAX_WORD or allowed <= 0:
             return found, 0
+        import difflib  # only on the error path: importing it costs milliseconds
+
         pool = self.candidates(word)[:allowed]
         matcher = difflib.SequenceMatcher()
         matcher.set_seq2(word)
