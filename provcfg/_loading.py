@@ -40,7 +40,7 @@ from provcfg._problems import ProblemMapper, dotted, first_problems
 from provcfg._suggest import MAX_WORD, Suggester, quote
 
 if TYPE_CHECKING:
-    from provcfg._providers.base import KindRegistry
+    from provcfg._kinds import KindRegistry
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -70,7 +70,7 @@ def manifest_model_for(registry: KindRegistry | None = None) -> type[Manifest]:
         # the provider contract module and what it pulls in.
         if not provider_entry_points():
             return Manifest
-        from provcfg._providers.base import KindRegistry
+        from provcfg._kinds import KindRegistry
 
         registry = KindRegistry.discover()
     try:

@@ -21,10 +21,12 @@ from typing import Any, TextIO
 
 import structlog
 
+from provcfg._secrets import MASK
+
 __all__ = ["configure", "escape_text", "redact_secrets"]
 
 _SECRET_FIELD = re.compile(r"(api[_-]?key|token|secret|password|authorization|credential)", re.I)
-_MASK = "**********"
+_MASK = MASK
 
 
 def redact_secrets(

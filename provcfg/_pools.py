@@ -113,6 +113,11 @@ class Pool:
         self._lock = threading.Lock()
         self._closed = False
 
+    @property
+    def metrics(self) -> Metrics:
+        """The metrics hook the pool reports to."""
+        return self._metrics
+
     def client(self) -> httpx2.AsyncClient:
         """Return this pool's client for the running event loop, creating it on first use.
 
@@ -243,9 +248,11 @@ class Pool:
             "clients": clients,
         }
 
-    def map_error(self, exc: BaseException, *, provider: str) -> ProviderError | None:
+    def map_error(
+        self, exc: BaseException, *, provider: str, base_url_setting: str = "the base_url"
+    ) -> ProviderError | None:
         """:func:`map_http_error` with this pool's name and limits in the message and metrics."""
-        return map_http_error(exc, provider=provider, pool=self)
+        return map_http_error(exc, provider=provider, pool=self, base_url_setting=base_url_setting)
 
     def __repr__(self) -> str:
         return f"<Pool {self.name!r} clients={len(self._clients)} closed={self._closed}>"

@@ -27,12 +27,13 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from provcfg import _yaml
 from provcfg._errors import PROBLEM_LIMIT, Problem
 from provcfg._manifest import NAME_PATTERN, Manifest
+from provcfg._secrets import MASK
 from provcfg._suggest import MAX_WORD, Suggester, listing, quote
 
 __all__ = ["ProblemMapper", "dotted", "first_problems"]
 
 Loc = tuple[str | int, ...]
-_MASK = "**********"
+_MASK = MASK
 _QUOTED = re.compile(r"'([^']*)'")
 _PATTERN_HINTS = {
     NAME_PATTERN: "names use letters, digits, '.', '_' and '-', and start with a letter or digit",

@@ -18,11 +18,12 @@ from typing import Final
 from pydantic import BaseModel, SecretStr
 
 from provcfg._errors import ManifestError, ProvcfgError, RuntimeClosedError, printable
+from provcfg._secrets import MASK
 
 __all__ = ["EventHub", "ReloadEvent", "error_text", "problem_lines", "scrub"]
 
 _MAX_QUEUED_EVENTS: Final = 256
-_MASK: Final = "**********"
+_MASK: Final = MASK
 _SECRET_NAME_PARTS: Final = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH")
 
 

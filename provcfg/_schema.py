@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from provcfg._loading import manifest_model_for
 
 if TYPE_CHECKING:
-    from provcfg._providers.base import KindRegistry
+    from provcfg._kinds import KindRegistry
 
 __all__ = ["SCHEMA_DIALECT", "manifest_schema", "schema_text"]
 

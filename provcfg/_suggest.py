@@ -157,15 +157,15 @@ class Vocabulary:
             chosen.update(dict.fromkeys(group))
         return list(chosen)
 
-    def closest(self, word: str) -> str | None:
+    def closest(self, word: str, cutoff: float = CUTOFF) -> str | None:
         """The name closest to ``word``, or None when none is close enough.
 
         A name equal ignoring case wins; otherwise the best ``difflib`` ratio of at least
-        :data:`CUTOFF` among :meth:`candidates` (ties: the greater name, as difflib does).
+        ``cutoff`` among :meth:`candidates` (ties: the greater name, as difflib does).
         """
-        return self._closest(word, MAX_EXAMINED)[0]
+        return self._closest(word, MAX_EXAMINED, cutoff)[0]
 
-    def _closest(self, word: str, allowed: int) -> tuple[str | None, int]:
+    def _closest(self, word: str, allowed: int, cutoff: float = CUTOFF) -> tuple[str | None, int]:
         """(closest name, names compared), comparing at most ``allowed`` names."""
         found = self._folded.get(word.casefold())
         if found is not None or not word or len(word) > MAX_WORD or allowed <= 0:
@@ -176,7 +176,7 @@ class Vocabulary:
         matcher = difflib.SequenceMatcher()
         matcher.set_seq2(word)
         best: tuple[float, str] | None = None
-        floor = CUTOFF
+        floor = cutoff
         for name in pool:
             matcher.set_seq1(name)
             # The quick upper bounds first; a name must at least tie the best so far.
@@ -215,9 +215,9 @@ class Suggester:
         return hint(self.closest(word, names), fix)
 
 
-def closest(word: str, candidates: Iterable[object]) -> str | None:
-    """The candidate closest to ``word`` for a did-you-mean, if any is close enough.
+def closest(word: str, candidates: Iterable[object], cutoff: float = CUTOFF) -> str | None:
+    """The candidate closest to ``word``, if any is close enough (difflib ratio >= ``cutoff``).
 
     One question, bounded cost: see :class:`Vocabulary`.
     """
-    return Vocabulary(candidates).closest(word)
+    return Vocabulary(candidates).closest(word, cutoff)

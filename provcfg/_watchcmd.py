@@ -5,7 +5,10 @@ rebuilt, added, removed) and the save-to-live latency; a bad save prints its
 problems as ``FILE:LINE:COL: loc: message`` (the form editors annotate) and says
 which generation stays live. A file that is invalid or missing at start is
 reported the same way and the command waits for the next save instead of exiting.
-SIGINT and SIGTERM stop it with exit status 0. The file is only ever read through
+SIGINT and SIGTERM stop it with exit status 0. With ``--metrics-addr HOST:PORT`` it
+also serves /metrics, /metrics.json, /healthz and /alerts of the watched file
+(:func:`provcfg.serve_metrics`); the address is bound before anything else, so a port
+in use is an error at once (exit status 2). The file is only ever read through
 :func:`~provcfg._loading.read_manifest_file` (a FIFO or device saved over it is refused
 without blocking), and its name is printed escaped, so it cannot forge a line.
 """
@@ -18,7 +21,7 @@ import hashlib
 import os
 import signal
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from provcfg._errors import (
     ManifestError,
@@ -32,14 +35,21 @@ from provcfg._reload import DEFAULT_DEBOUNCE, DEFAULT_STEP, LiveRuntime, ReloadE
 from provcfg._suggest import listing
 from provcfg._watchfs import FolderWatcher, ManifestTarget
 
+if TYPE_CHECKING:
+    from provcfg._metrics import Metrics
+    from provcfg._monitoring._alerts import AlertEvaluator
+
 __all__ = ["run"]
 
 
-def run(file: str, *, out: Any = None, err: Any = None) -> int:
+def run(
+    file: str, *, out: Any = None, err: Any = None, metrics_addr: tuple[str, int] | None = None
+) -> int:
     """Watch ``file`` until SIGINT or SIGTERM, printing one line per reload.
 
     Returns:
-        0 when stopped by a signal; 2 when the file's folder does not exist.
+        0 when stopped by a signal; 2 when the file's folder does not exist or the
+        metrics address cannot be bound.
     """
     stdout: TextIO = out if out is not None else sys.stdout
     stderr: TextIO = err if err is not None else sys.stderr
@@ -51,17 +61,63 @@ def run(file: str, *, out: Any = None, err: Any = None) -> int:
             "give the manifest's path",
         )
         return 2
+    proxy = _LiveProxy()
+    handle = None
+    if metrics_addr is not None:
+        from provcfg._monitoring import serve_metrics
+
+        try:
+            handle = serve_metrics(proxy, host=metrics_addr[0], port=metrics_addr[1])
+        except ProvcfgError as exc:
+            _say(stderr, f"provcfg watch: --metrics-addr: {exc}")
+            return 2
+        _say(stdout, f"{printable(file)}: metrics on {handle.url}/metrics")
     try:
-        return asyncio.run(_main(file, stdout, stderr))
+        return asyncio.run(_main(file, stdout, stderr, proxy))
     except KeyboardInterrupt:  # a signal before the handlers were installed
         return 0
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+class _LiveProxy:
+    """The metrics source of ``--metrics-addr``: the watched LiveRuntime once there is one."""
+
+    def __init__(self) -> None:
+        self.live: LiveRuntime | None = None
+        self._blank: tuple[Metrics, AlertEvaluator] | None = None
+
+    def _empty(self) -> tuple[Metrics, AlertEvaluator]:
+        if self._blank is None:
+            from provcfg._metrics import Metrics
+            from provcfg._monitoring._alerts import AlertEvaluator
+
+            metrics = Metrics()
+            self._blank = (metrics, AlertEvaluator(metrics))
+        return self._blank
+
+    @property
+    def metrics(self) -> Metrics:
+        live = self.live
+        return live.metrics if live is not None else self._empty()[0]
+
+    @property
+    def generation(self) -> int:
+        live = self.live
+        return live.generation if live is not None else 0
+
+    @property
+    def alerts(self) -> AlertEvaluator:
+        live = self.live
+        return live.alerts if live is not None else self._empty()[1]
 
 
 def _say(stream: TextIO, line: str) -> None:
     print(line, file=stream, flush=True)
 
 
-async def _main(file: str, out: TextIO, err: TextIO) -> int:
+async def _main(file: str, out: TextIO, err: TextIO, proxy: _LiveProxy) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -73,6 +129,7 @@ async def _main(file: str, out: TextIO, err: TextIO) -> int:
             before = await asyncio.to_thread(_digest, file)
             try:
                 async with watch(file) as live:
+                    proxy.live = live
                     names = listing(live.runtime.manifest.providers, 10, ordered=True)
                     _say(
                         out,

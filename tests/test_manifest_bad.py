@@ -239,7 +239,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
         9,
         7,
         "monitoring.alerts.0",
-        "add above: <value> or below: <value>",
+        "add above: <value>, below: <value> or above_baseline",
     ),
     (
         "api-key-bool",

@@ -37,9 +37,16 @@ PLACES: dict[str, str] = {
     "PoolSpec": "pools:\n  q: {{{field}: {value}}}\n",
     "TimeoutsSpec": "pools:\n  q: {{timeouts: {{{field}: {value}}}}}\n",
     "AlertSpec": (
-        "monitoring:\n  alerts:\n    - {{metric: error_rate, above: 1, {field}: {value}}}\n"
+        "monitoring:\n  alerts:\n"
+        "    - {{metric: first_chunk_seconds, above: 1, {extra}{field}: {value}}}\n"
     ),
+    "AlertmanagerSpec": (
+        "monitoring:\n  alertmanager: {{url: 'http://127.0.0.1:9093', {field}: {value}}}\n"
+    ),
+    "MonitoringSpec": "monitoring:\n  {field}: {value}\n",
 }
+EXTRA = {("AlertSpec", "for"): "window: 1d, "}
+"""Other keys a field needs beside it (``for:`` may not be longer than ``window:``)."""
 UNBOUNDED = {("AlertSpec", "above"), ("AlertSpec", "below")}
 """Alert thresholds compare with any metric value: any finite number (checked below)."""
 BASE = "version: 1\nproviders:\n  base: {kind: codex}\n"
@@ -76,7 +83,8 @@ RANGED = _ranged_fields()
 
 
 def _manifest(model: str, field: str, value: object) -> str:
-    place = PLACES[model].format(field=field, value=value)
+    extra = EXTRA.get((model, field), "")
+    place = PLACES[model].format(field=field, value=value, extra=extra)
     if place.startswith("providers:"):
         return BASE + place.removeprefix("providers:\n")
     return BASE + place

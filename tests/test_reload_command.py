@@ -14,7 +14,7 @@ import pytest
 
 from tests.support_reload import api_manifest, os_replace, write_in_place
 
-_RUN = "import sys; from provcfg._reload import watch_command; sys.exit(watch_command(sys.argv[1]))"
+_RUN = "import sys; from provcfg._watchcmd import run; sys.exit(run(sys.argv[1]))"
 
 
 class _Watcher:

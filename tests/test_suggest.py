@@ -125,7 +125,7 @@ def test_errors_list_a_handful_of_names() -> None:
 
 def test_one_helper_for_the_package() -> None:
     """No module but provcfg/_suggest.py formats a did-you-mean or calls get_close_matches
-    (the Runtime's model-id passthrough check keeps its own stricter cutoff)."""
+    (the model table's passthrough check keeps its own stricter typo test)."""
     for path in sorted((ROOT / "provcfg").rglob("*.py")):
         text = path.read_text()
         name = path.relative_to(ROOT / "provcfg").as_posix()
@@ -133,5 +133,5 @@ def test_one_helper_for_the_package() -> None:
             continue
         assert not re.search(r"f\".*did you mean", text), name
         if "get_close_matches" in text:
-            assert name == "_runtime.py", name
+            assert name == "_modeltable.py", name
             assert text.count("get_close_matches") == 1, name

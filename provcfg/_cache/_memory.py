@@ -60,6 +60,8 @@ class BoundedMemoryBackend(CacheBackend):
         if on_discard is not None and not callable(on_discard):
             raise ValueError("on_discard must be callable or None")
         self.max_size: int = max_size
+        self.evictions = 0
+        """Entries evicted for space since the backend was made (read by the exporter)."""
         self._on_discard: DiscardCallback | None = on_discard
         self._data: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
@@ -161,6 +163,7 @@ class BoundedMemoryBackend(CacheBackend):
         data = self._data
         while len(data) > self.max_size:
             discarded.append(data.popitem(last=False))
+            self.evictions += 1
 
     def _discard(self, discarded: list[tuple[str, Any]]) -> None:
         on_discard = self._on_discard
