@@ -154,3 +154,22 @@ def test_regular_files_through_symlinks_still_load(tmp_path: Path) -> None:
     link = tmp_path / "providers.yaml"
     os.symlink(target.name, link)
     assert set(load_manifest(link, environ={}).providers) == {"api"}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero-symlink"])
+def test_a_special_baseline_file_is_refused(tmp_path: Path, kind: str) -> None:
+    """monitoring.baseline naming a FIFO or /dev/zero: a ManifestError, not a hang or a
+    read without end (the same reader as the manifest)."""
+    release = make_special(kind, tmp_path / "baseline.json")
+    manifest = tmp_path / "providers.yaml"
+    manifest.write_text(
+        "version: 1\nproviders:\n  api: {kind: anthropic-api, api_key: x, model: m-1}\n"
+        "monitoring:\n  baseline: baseline.json\n  alerts:\n"
+        "    - {metric: first_chunk_seconds, provider: api, above_baseline: 1.2}\n"
+    )
+    try:
+        outcome = _in_thread(lambda: provcfg.load(manifest, environ={}))
+        assert isinstance(outcome, ManifestError), outcome
+        assert "not a regular file" in outcome.problems[0].message
+    finally:
+        release()
