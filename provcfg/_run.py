@@ -157,7 +157,12 @@ async def _one(provider: Any, opts: RunOptions, out: TextIO, err: TextIO, attemp
         total = time.perf_counter() - start
         timings = (final or {}).get("timings")
         connect = getattr(timings, "connect", None)
-        line = [f"run={attempt}"]
+        # Which provider answered: a provider with fallbacks may have handed over.
+        answered = getattr(stream, "provider", None) or provider.name
+        line = [f"run={attempt}", f"provider={answered}"]
+        moved = getattr(stream, "attempts", None)
+        if moved:
+            line.append("fallback_from=" + ",".join(f"{p}({kind})" for p, kind in moved))
         if connect is not None:
             line.append(f"connect={connect * 1000:.1f}ms")
         if first is not None:
