@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import structlog
 
-from provcfg._errors import ProviderError
+from provcfg._errors import ProviderError, UnknownModelError
 
 if TYPE_CHECKING:
     from provcfg._contract import Chunk, Provider
@@ -173,6 +173,8 @@ class CircuitBreaker:
         event = None
         with self._lock:
             state = self._state
+            if state == "open":
+                return  # a request admitted before the breaker opened: old news
             if error_kind == "cancelled":
                 if state == "half_open":
                     self._probe_at = None  # the probe told us nothing: let another one go
@@ -330,16 +332,20 @@ class Route:
 def fallback_model(model: str | None, entry: RouteTarget, target: RouteTarget) -> str | None:
     """The ``model`` argument a request to ``entry`` passes to the fallback ``target``.
 
-    None stays None (each provider's own default). An alias the fallback knows is passed
-    on (the fallback translates it with its own table). Another name (a model id) is
-    passed on only to a fallback of the same kind as the entry provider, whose ids are
-    the same vocabulary; a fallback of another kind uses its own default model instead,
-    as a Messages API model id means nothing to a CLI of another vendor.
+    * None stays None: each provider uses its own default model.
+    * An alias the fallback declares is passed on: the fallback translates it with its
+      own table (``models:`` per kind or per provider).
+    * Otherwise, to a fallback of the same kind as the entry provider (the same model-id
+      vocabulary): the id the entry provider would have used (its translation of the
+      alias, or the id the caller gave).
+    * Otherwise (another kind): None, the fallback's own default model. A Messages API
+      model id, or an alias the fallback does not declare, means nothing to a CLI of
+      another vendor.
     """
     if model is None or target is entry or model in target.models.ids:
         return model
     if target.kind == entry.kind:
-        return model
+        return entry.models.ids.get(model, model)
     return None
 
 
@@ -406,9 +412,10 @@ class RoutedStream:
                     **options,
                 )
                 chunk = await inner.__anext__()
-            except ProviderError as error:
+            except (ProviderError, UnknownModelError) as raised:
                 if inner is not None:
                     await _close(inner)
+                error = _as_provider_error(raised, handle.name)
                 failure = error
                 if i < last and error.kind in route.fallback_on:
                     self._moved_on(handle.name, error)
@@ -443,6 +450,13 @@ class RoutedStream:
     def __repr__(self) -> str:
         names = ", ".join(t.handle.name for t in self._route.targets)
         return f"<RoutedStream route=[{names}] provider={self.provider!r}>"
+
+
+def _as_provider_error(error: ProviderError | UnknownModelError, provider: str) -> ProviderError:
+    """A model a fallback cannot translate is that provider's failure, not the caller's bug."""
+    if isinstance(error, ProviderError):
+        return error
+    return ProviderError(str(error), kind="model_not_found", provider=provider)
 
 
 async def _close(stream: AsyncIterator[Any]) -> None:

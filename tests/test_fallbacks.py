@@ -211,6 +211,30 @@ async def test_alias_is_translated_per_provider_and_foreign_ids_use_the_default(
     assert models_requested(stub) == ["stub-fault-529", "claude-id-9-stub-529"]
 
 
+async def test_same_kind_fallback_gets_the_entry_translation_of_an_alias_it_lacks(
+    tmp_path: Path,
+    stub: StubServer,  # noqa: F811
+) -> None:
+    """An alias only the entry provider declares reaches a same-kind fallback as the
+    entry's model id (one vocabulary); an alias the fallback declares, as its own id."""
+    m = manifest(
+        tmp_path,
+        api(
+            "primary",
+            stub.base_url,
+            "claude-haiku-4-5",
+            "    fallbacks: [backup]\n    models: {smart: claude-x-1, quick: claude-q-1}\n",
+        )
+        + api("backup", stub.base_url, "claude-haiku-4-5", "    models: {quick: claude-b-2}\n"),
+    )
+    async with provcfg.load(m) as rt:
+        stub.enqueue_fault("529")
+        assert (await rt.provider("primary").complete("hi", model="smart")).text
+        stub.enqueue_fault("529")
+        assert (await rt.provider("primary").complete("hi", model="quick")).text
+    assert models_requested(stub) == ["claude-x-1", "claude-x-1", "claude-q-1", "claude-b-2"]
+
+
 async def test_crashing_cli_falls_back_to_the_api(
     tmp_path: Path,
     stub: StubServer,  # noqa: F811
