@@ -137,6 +137,34 @@ async def test_fallback_on_limits_which_failures_move_on(
     assert models_requested(stub) == ["stub-fault-529", "stub-fault-429", "stub-fault-500"]
 
 
+async def test_a_hang_moves_on_only_when_fallback_on_lists_timeout(
+    tmp_path: Path,
+    stub: StubServer,  # noqa: F811
+) -> None:
+    """A primary that never answers ends in `timeout`, which moves the request on only
+    when fallback_on names it."""
+    m = manifest(
+        tmp_path,
+        api(
+            "primary",
+            stub.base_url,
+            "stub-hang",
+            "    fallbacks: [backup]\n    fallback_on: [timeout, overloaded]\n",
+        )
+        + api("plain", stub.base_url, "stub-hang", "    fallbacks: [backup]\n")
+        + api("backup", stub.base_url, "claude-haiku-4-5"),
+    )
+    async with provcfg.load(m) as rt:
+        stream = rt.provider("primary").stream("hi", timeout=0.5)
+        text, _ = await read_all(stream)
+        assert text and stream.attempts == [("primary", "timeout")]
+        with pytest.raises(ProviderError) as info:
+            await rt.provider("plain").complete("hi", timeout=0.5)
+        assert info.value.kind == "timeout" and info.value.provider == "plain"
+    # (the stub records a hung request only once it ends; the fallback's is complete)
+    assert models_requested(stub).count("claude-haiku-4-5") == 1
+
+
 CLAUDE_OK = [
     {"type": "system", "subtype": "init", "session_id": "s", "model": "x", "tools": []},
     {
