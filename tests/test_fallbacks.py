@@ -503,3 +503,31 @@ def test_run_timings_show_which_provider_answered(
     assert done.returncode == 0, done.stderr
     assert "provider=backup fallback_from=primary(overloaded)" in done.stderr
     assert SECRET not in done.stderr + done.stdout
+
+
+async def test_closing_a_routed_stream_stops_the_cli_it_reached(
+    tmp_path: Path,
+    stub: StubServer,  # noqa: F811
+) -> None:
+    """A routed stream closed after its first chunk closes the provider's stream: the
+    CLI's process group (a SIGTERM-ignoring CLI) is gone, and nothing falls back."""
+    from tests.test_orphans import TEXT, group_alive
+
+    pid_file = tmp_path / "cli.pid"
+    script = f"#!pidfile {pid_file}\n#!ignore_term\n" + json.dumps(TEXT) + "\n#!hang\n"
+    m = manifest(
+        tmp_path,
+        cli_provider(tmp_path, "primary", script, "    fallbacks: [api]\n")
+        + api("api", stub.base_url, "claude-haiku-4-5"),
+    )
+    async with provcfg.load(m) as rt:
+        stream = rt.provider("primary").stream("hi")
+        first = await stream.__anext__()
+        assert first.type == "text" and stream.provider == "primary"
+        pgid = int(pid_file.read_text())
+        assert group_alive(pgid)
+        await stream.aclose()  # type: ignore[attr-defined]
+        assert group_alive(pgid) == []
+        with pytest.raises(StopAsyncIteration):
+            await stream.__anext__()
+    assert stub.requests == []
