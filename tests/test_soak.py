@@ -57,4 +57,5 @@ def test_short_soak_loses_nothing_leaks_nothing_and_shows_no_secret() -> None:
         "cli_failed",
     }
     assert report["cli_spawned"] > 0 and report["answered_by"].get("cli", 0) > 0
+    assert report["errors"].get("cli_failed", 0) > 0  # crashes reached callers, scrubbed
     assert report["answered_by"].get("sdk", 0) > 0 and report["answered_by"].get("fast", 0) > 0
