@@ -316,21 +316,6 @@ class BreakerSpec(_Spec):
 
 
 class _ProviderBase(_Spec):
-    fallbacks: tuple[Name, ...] = Field(
-        default=(),
-        description="Providers that take a request this one failed before its first chunk "
-        "(in order; each followed by its own fallbacks).",
-    )
-    fallback_on: tuple[ErrorKind, ...] = Field(
-        default=DEFAULT_FALLBACK_ON,
-        description="Error kinds that move a request to the next fallback (default: "
-        + ", ".join(DEFAULT_FALLBACK_ON)
-        + ").",
-    )
-    breaker: BreakerSpec | None = Field(
-        default=None,
-        description="Circuit breaker, e.g. {failures: 5, window: 60s, cooldown: 30s}.",
-    )
     model: str | None = Field(
         default=None, description="Default model: an alias from `models:` or a complete model id."
     )
@@ -346,6 +331,21 @@ class _ProviderBase(_Spec):
         description="lazy: nothing until first use; eager: in load(); background: a task.",
     )
     timeout: Duration | None = Field(default=None, description="Total deadline of one request.")
+    fallbacks: tuple[Name, ...] = Field(
+        default=(),
+        description="Providers that take a request this one failed before its first chunk "
+        "(in order; each followed by its own fallbacks).",
+    )
+    fallback_on: tuple[ErrorKind, ...] = Field(
+        default=DEFAULT_FALLBACK_ON,
+        description="Error kinds that move a request to the next fallback (default: "
+        + ", ".join(DEFAULT_FALLBACK_ON)
+        + ").",
+    )
+    breaker: BreakerSpec | None = Field(
+        default=None,
+        description="Circuit breaker, e.g. {failures: 5, window: 60s, cooldown: 30s}.",
+    )
 
 
 class CliProviderSpec(_ProviderBase):

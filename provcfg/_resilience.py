@@ -217,8 +217,9 @@ class CircuitBreaker:
 class Breakers:
     """The breakers of one runtime lineage: outcomes in, transitions out.
 
-    ``rt.breakers`` (and ``live.breakers``) is this object. It reads every request
-    record of the lineage's metrics (one dict lookup per request), and publishes
+    ``rt.breakers`` (and ``live.breakers``) is this object. While some provider has a
+    breaker it reads every request record of the lineage's metrics (one dict lookup per
+    request), and it publishes
     transitions: a log event, the counters ``breaker_open`` / ``breaker_half_open`` /
     ``breaker_closed`` per provider, and the callbacks given to :meth:`subscribe`.
     """
@@ -227,11 +228,21 @@ class Breakers:
         self._metrics = metrics
         self._table: dict[str, CircuitBreaker] = {}
         self._subscribers: list[Callable[[BreakerEvent], None]] = []
-        metrics.add_request_observer(self.observe)
+        self._observing = False
 
     def install(self, breakers: Mapping[str, CircuitBreaker]) -> None:
-        """Make ``breakers`` the live ones (the newest generation's), with their gauges."""
+        """Make ``breakers`` the live ones (the newest generation's), with their gauges.
+
+        The board reads request records only while some provider has a breaker: a
+        manifest without breakers adds nothing to a request's cost.
+        """
         metrics = self._metrics
+        if breakers and not self._observing:
+            metrics.add_request_observer(self.observe)
+            self._observing = True
+        elif not breakers and self._observing:
+            metrics.remove_request_observer(self.observe)
+            self._observing = False
         for name, old in self._table.items():
             if breakers.get(name) is not old:
                 metrics.remove_gauge(f"breaker_state.{name}", old.state_value)

@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 _POLL: Final = 0.01
+_AFTER_KILL: Final = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +218,7 @@ def terminate_all(grace: float | None = None) -> int:
 
     ``grace`` caps the wait (default: the longest ``kill_grace`` among the groups);
     0 sends SIGKILL at once. Groups stay registered: their owners still reap them.
-    Blocks the calling thread for at most the grace period.
+    Blocks the calling thread for at most the grace period plus 2 s for SIGKILL to land.
 
     Returns:
         How many groups were signalled.
@@ -236,6 +237,11 @@ def terminate_all(grace: float | None = None) -> int:
         time.sleep(_POLL)
     for pgid in signalled:
         _signal(pgid, signal.SIGKILL)
+    # SIGKILL is delivered when the kernel next runs each process: wait (briefly) until
+    # they are gone, so that a caller about to exit leaves nothing running.
+    until = time.monotonic() + _AFTER_KILL
+    while time.monotonic() < until and any(_group_alive(pgid) for pgid in signalled):
+        time.sleep(_POLL)
     return len(signalled)
 
 
