@@ -12,9 +12,9 @@ a :class:`~provcfg._errors.ProviderError` whose kind is in the entry provider's
 ``fallback_on`` (after that provider's own retries), or an open breaker, moves the
 request to the next provider; after the first chunk the stream belongs to the
 provider that produced it and its errors reach the caller as they are, so no output
-is ever duplicated. Per chunk it costs one method call that hands over the inner
-stream's own ``__anext__``; the breaker checks and the fallback logic run once per
-request.
+is ever duplicated. Per chunk it hands over the inner
+stream's own ``__anext__`` (read through a C-level property: no Python frame of ours
+per chunk); the breaker checks and the fallback logic run once per request.
 
 Breakers learn outcomes from the request records every stream reports once
 (:meth:`Breakers.observe` is a request observer on the lineage's metrics): a failure
@@ -30,6 +30,7 @@ opens it again. Every transition is logged once, counted, and published to
 from __future__ import annotations
 
 import contextlib
+import operator
 import threading
 import time
 from collections import deque
@@ -380,71 +381,86 @@ class RoutedStream:
         self._call = call
         self._options = options
         self._inner: AsyncIterator[Chunk] | None = None
-        self._next: Callable[[], Awaitable[Chunk]] | None = None
+        # What __anext__ calls: first the routing, then the answering provider's own
+        # __anext__. (Until the first chunk this bound method is a reference cycle; it is
+        # replaced as soon as the stream has a provider, fails, or is closed.)
+        self._next: Callable[[], Awaitable[Chunk]] = self._start
         self.provider: str | None = None
         self.attempts: list[tuple[str, str]] = []
 
     def __aiter__(self) -> RoutedStream:
         return self
 
-    def __anext__(self) -> Awaitable[Chunk]:
-        step = self._next
-        if step is not None:
-            return step()  # the inner stream's own __anext__: nothing else per chunk
+    if TYPE_CHECKING:
+
+        def __anext__(self) -> Awaitable[Chunk]:
+            """The next chunk."""
+            ...
+
+    else:
+        # A property read in C (attrgetter): `async for` calls the stored callable with no
+        # Python frame of ours per chunk, once the inner stream's __anext__ is stored.
+        __anext__ = property(operator.attrgetter("_next"))
+
+    def _start(self) -> Awaitable[Chunk]:
         return self._first()
 
     async def _first(self) -> Chunk:
-        route = self._route
-        prompt, model, system, max_tokens, cwd, timeout = self._call
-        targets = route.targets
-        entry = targets[0]
-        last = len(targets) - 1
-        failure: ProviderError | None = None
-        for i, target in enumerate(targets):
-            handle = target.handle
-            breaker = handle.breaker
-            if breaker is not None and not breaker.admit():
-                failure = breaker.rejection()
-                route.metrics.incr("breaker_rejected", handle.name)
-                if i < last and failure.kind in route.fallback_on:
-                    self._moved_on(handle.name, failure)
-                    continue
-                break
-            options = self._options if target.kind == entry.kind else {}
-            inner: AsyncIterator[Chunk] | None = None
-            try:
-                inner = handle.instance().stream(
-                    prompt,
-                    model=fallback_model(model, entry, target),
-                    system=system,
-                    max_tokens=max_tokens,
-                    cwd=cwd,
-                    timeout=timeout,
-                    **options,
+        try:
+            route = self._route
+            prompt, model, system, max_tokens, cwd, timeout = self._call
+            targets = route.targets
+            entry = targets[0]
+            last = len(targets) - 1
+            failure: ProviderError | None = None
+            for i, target in enumerate(targets):
+                handle = target.handle
+                breaker = handle.breaker
+                if breaker is not None and not breaker.admit():
+                    failure = breaker.rejection()
+                    route.metrics.incr("breaker_rejected", handle.name)
+                    if i < last and failure.kind in route.fallback_on:
+                        self._moved_on(handle.name, failure)
+                        continue
+                    break
+                options = self._options if target.kind == entry.kind else {}
+                inner: AsyncIterator[Chunk] | None = None
+                try:
+                    inner = handle.instance().stream(
+                        prompt,
+                        model=fallback_model(model, entry, target),
+                        system=system,
+                        max_tokens=max_tokens,
+                        cwd=cwd,
+                        timeout=timeout,
+                        **options,
+                    )
+                    chunk = await inner.__anext__()
+                except (ProviderError, UnknownModelError) as raised:
+                    if inner is not None:
+                        await _close(inner)
+                    error = _as_provider_error(raised, handle.name)
+                    failure = error
+                    if i < last and error.kind in route.fallback_on:
+                        self._moved_on(handle.name, error)
+                        continue
+                    break
+                self._inner = inner
+                self._next = inner.__anext__
+                self.provider = handle.name
+                return chunk
+            assert failure is not None
+            if self.attempts:
+                failure.details.setdefault(
+                    "attempts", [{"provider": p, "kind": k} for p, k in self.attempts]
                 )
-                chunk = await inner.__anext__()
-            except (ProviderError, UnknownModelError) as raised:
-                if inner is not None:
-                    await _close(inner)
-                error = _as_provider_error(raised, handle.name)
-                failure = error
-                if i < last and error.kind in route.fallback_on:
-                    self._moved_on(handle.name, error)
-                    continue
-                break
-            self._inner = inner
-            self._next = inner.__anext__
-            self.provider = handle.name
-            return chunk
-        assert failure is not None
-        if self.attempts:
-            failure.details.setdefault(
-                "attempts", [{"provider": p, "kind": k} for p, k in self.attempts]
-            )
-        # Nothing chained: an earlier attempt's transport exception could carry headers.
-        failure.__cause__ = failure.__context__ = None
-        failure.__suppress_context__ = True
-        raise failure
+            # Nothing chained: an earlier attempt's transport exception could carry headers.
+            failure.__cause__ = failure.__context__ = None
+            failure.__suppress_context__ = True
+            raise failure
+        except BaseException:
+            self._next = _finished  # failed or cancelled: the stream is over
+            raise
 
     def _moved_on(self, name: str, error: ProviderError) -> None:
         self.attempts.append((name, error.kind))
