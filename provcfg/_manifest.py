@@ -348,9 +348,12 @@ class BreakerSpec(_Spec):
     failures: int = Field(
         default=5, ge=1, le=10_000, description="Failures within the window that open it."
     )
-    window: Duration = Field(default=60.0, description="How far back failures are counted.")
-    cooldown: Duration = Field(
-        default=30.0, description="How long it stays open before one probe request is let through."
+    window: Timeout = Field(
+        default=60.0, description="How far back failures are counted, at most 1d."
+    )
+    cooldown: Timeout = Field(
+        default=30.0,
+        description="How long it stays open before one probe request is let through, at most 1d.",
     )
     on: tuple[ErrorKind, ...] = Field(
         default=DEFAULT_BREAKER_ON,

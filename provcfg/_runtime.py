@@ -73,6 +73,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Runtime", "load"]
 
+_monotonic = time.monotonic
+
 log = get_logger(__name__)
 
 
@@ -121,6 +123,7 @@ class Runtime:
         self._resolver = resolver
         self._handles = MappingProxyType(dict(handles))
         self._models = MappingProxyType(dict(models))
+        self._ids = {name: table.ids for name, table in models.items()}  # translate's hot path
         self._cli = MappingProxyType(dict(cli))
         self._fields = MappingProxyType(dict(fields))
         # rt.provider(None) is the default provider: one lookup either way.
@@ -291,6 +294,15 @@ class Runtime:
             Exception: whatever the provider kind's factory raised creating the instance.
         """
         handle = self._lookup.get(name)
+        # The hot path, inlined (a method call costs as much as the rest): the handle's
+        # instance is there and unexpired, and the runtime is open.
+        if (
+            handle is not None
+            and handle._instance is not None
+            and (handle._expires is None or _monotonic() < handle._expires)
+            and not self._closed
+        ):
+            return handle
         if handle is None or self._closed:
             return self._provider_slow(name)
         handle.instance()
@@ -314,7 +326,7 @@ class Runtime:
             UnknownModelError: the alias is unknown and may not pass through.
         """
         try:
-            return self._models[provider].ids[alias]
+            return self._ids[provider][alias]
         except KeyError:
             table = self._models.get(provider)
             if table is None:
