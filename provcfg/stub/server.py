@@ -342,11 +342,21 @@ class StubServer:
             pass  # server shutdown
         except Exception as exc:  # a stub bug: this connection ends, the server goes on
             log.warning("stub.connection_error", error=type(exc).__name__)
+            writer.transport.abort()
         finally:
-            self._tasks.discard(task)
             writer.close()
-            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-                await writer.wait_closed()
+            # Closing waits for buffered bytes to reach a client that may never read
+            # them: give it idle_timeout, then drop them. The task stays in _tasks until
+            # here, so aclose() can cancel it too.
+            try:
+                async with asyncio.timeout(self.idle_timeout):
+                    await writer.wait_closed()
+            except TimeoutError:
+                writer.transport.abort()
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                self._tasks.discard(task)
 
     async def _one_exchange(
         self,
