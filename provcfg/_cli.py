@@ -31,6 +31,7 @@ EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 DEFAULT_MANIFEST = "providers.yaml"
 DEFAULT_SCHEMA = "schemas/providers.schema.json"
+_FILE_HELP = f"the manifest (default: {DEFAULT_MANIFEST})"
 
 Runner = Callable[[argparse.Namespace], int]
 
@@ -62,8 +63,21 @@ class Command:
 
 
 def _configure_validate(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="*", metavar="FILE", help=f"default: {DEFAULT_MANIFEST}")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "files", nargs="*", metavar="FILE", help=f"manifests to check (default: {DEFAULT_MANIFEST})"
+    )
+    _add_format(parser)
+
+
+def _add_format(
+    parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("text", "json")
+) -> None:
+    parser.add_argument(
+        "--format",
+        choices=choices,
+        default=choices[0],
+        help=f"output format: {' or '.join(choices)} (default: {choices[0]})",
+    )
 
 
 def _run_validate(args: argparse.Namespace) -> int:
@@ -111,11 +125,21 @@ def _configure_schema(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help=f"exit 1 if FILE (default {DEFAULT_SCHEMA}) differs from the generated schema",
     )
+    parser.add_argument(
+        "--path",
+        action="store_true",
+        help="print the path of the schema file installed with provcfg (built-in kinds)",
+    )
 
 
 def _run_schema(args: argparse.Namespace) -> int:
-    from provcfg._schema import schema_text
+    from provcfg._schema import installed_schema_path, schema_text
 
+    if args.path:
+        if args.output or args.check:
+            raise ProvcfgError("schema --path takes neither -o nor --check")
+        _write(f"{installed_schema_path()}\n")
+        return EXIT_OK
     text = schema_text()
     if args.check:
         target = Path(args.output or DEFAULT_SCHEMA)
@@ -156,8 +180,10 @@ def _write_atomically(target: Path, text: str) -> None:
 
 
 def _configure_show(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", nargs="?", default=DEFAULT_MANIFEST, metavar="FILE")
-    parser.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    parser.add_argument(
+        "file", nargs="?", default=DEFAULT_MANIFEST, metavar="FILE", help=_FILE_HELP
+    )
+    _add_format(parser, ("yaml", "json"))
 
 
 def _run_show(args: argparse.Namespace) -> int:
@@ -177,18 +203,28 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 def _configure_run(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("prompt", help="the prompt, or - to read it from standard input")
-    parser.add_argument("-f", "--file", default=DEFAULT_MANIFEST, help="manifest (providers.yaml)")
+    parser.add_argument(
+        "prompt", metavar="PROMPT", help="the prompt, or - to read it from standard input"
+    )
+    parser.add_argument("-f", "--file", default=DEFAULT_MANIFEST, help=_FILE_HELP)
     parser.add_argument("-p", "--provider", help="provider name (default: default_provider)")
     parser.add_argument("-m", "--model", help="model alias or id")
     parser.add_argument("-s", "--system", help="system prompt")
-    parser.add_argument("--max-tokens", type=int, help="maximum output tokens")
-    parser.add_argument("--json", action="store_true", help="one JSON event per line")
+    parser.add_argument("--max-tokens", type=int, metavar="N", help="maximum output tokens")
+    _add_format(parser)
+    parser.add_argument(
+        "--json",
+        dest="format",
+        action="store_const",
+        const="json",
+        help="the same as --format json: one JSON event per line",
+    )
     parser.add_argument("--timings", action="store_true", help="print timings to stderr")
     parser.add_argument(
         "--repeat",
         type=int,
         default=1,
+        metavar="N",
         help="run the prompt N times (warm timings after the first)",
     )
     parser.add_argument(
@@ -248,7 +284,7 @@ def _run_run(args: argparse.Namespace) -> int:
             model=args.model,
             system=args.system,
             max_tokens=args.max_tokens,
-            json_events=args.json,
+            json_events=args.format == "json",
             timings=args.timings,
             stub=args.stub,
             repeat=args.repeat,
@@ -260,19 +296,141 @@ def _run_run(args: argparse.Namespace) -> int:
 
 
 def _configure_watch(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", nargs="?", default=DEFAULT_MANIFEST, help="manifest to watch")
+    parser.add_argument(
+        "file", nargs="?", default=DEFAULT_MANIFEST, metavar="FILE", help=_FILE_HELP
+    )
+    _add_format(parser)
+    parser.add_argument(
+        "--metrics-addr",
+        metavar="HOST:PORT",
+        type=_host_port,
+        help="serve /metrics, /metrics.json, /healthz and /alerts there (e.g. 127.0.0.1:9464)",
+    )
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` -> (host, port); argparse reports a ValueError as usage."""
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not HOST:PORT; write e.g. 127.0.0.1:9464 ([::1]:9464 for IPv6)"
+        )
+    return host, int(port)
 
 
 def _run_watch(args: argparse.Namespace) -> int:
-    from provcfg._reload import watch_command
+    from provcfg._watchcmd import run as watch_command
 
-    return watch_command(args.file)
+    return watch_command(
+        args.file, metrics_addr=args.metrics_addr, json_lines=args.format == "json"
+    )
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+def _configure_alerts(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    export = sub.add_parser(
+        "export",
+        help="write the manifest's alert rules as a Prometheus rules file",
+        description="Write monitoring.alerts as a Prometheus alerting-rules file "
+        "(check it with promtool check rules FILE).",
+    )
+    export.add_argument("output", metavar="FILE", help="rules file to write (- for stdout)")
+    export.add_argument(
+        "--manifest",
+        default=DEFAULT_MANIFEST,
+        metavar="MANIFEST",
+        help=f"the manifest whose alerts to export (default: {DEFAULT_MANIFEST})",
+    )
+
+
+def _run_alerts(args: argparse.Namespace) -> int:
+    import yaml
+
+    from provcfg._loading import load_manifest
+    from provcfg._monitoring._alerts import load_baseline
+    from provcfg._monitoring._export import prometheus_rules
+
+    manifest = load_manifest(args.manifest)
+    spec = manifest.monitoring
+    baseline = load_baseline(spec.baseline, manifest_file=args.manifest) if spec.baseline else {}
+    text = "# Generated by provcfg alerts export from " + os.path.basename(args.manifest) + "\n"
+    text += yaml.safe_dump(prometheus_rules(manifest, baseline), sort_keys=False, width=1000)
+    if args.output == "-":
+        _write(text)
+        return EXIT_OK
+    try:
+        _write_atomically(Path(args.output), text)
+    except OSError as exc:
+        _error(f"provcfg alerts export: cannot write {args.output}: {_reason(exc)}")
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _configure_dashboard(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "file", nargs="?", default=DEFAULT_MANIFEST, metavar="FILE", help=_FILE_HELP
+    )
+    parser.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    parser.add_argument("--title", default="provcfg", help="the dashboard's title")
+
+
+def _run_dashboard(args: argparse.Namespace) -> int:
+    from provcfg._loading import load_manifest
+    from provcfg._monitoring._export import dashboard_json
+
+    text = dashboard_json(load_manifest(args.file), title=args.title)
+    if args.output is None:
+        _write(text)
+        return EXIT_OK
+    try:
+        _write_atomically(Path(args.output), text)
+    except OSError as exc:
+        _error(f"provcfg dashboard: cannot write {args.output}: {_reason(exc)}")
+        return EXIT_USAGE
+    return EXIT_OK
 
 
 def _run_stub(args: argparse.Namespace) -> int:
     from provcfg.stub.command import main as stub_main
 
     return stub_main(list(args.argv))
+
+
+# --------------------------------------------------------------------------- init, doctor
+
+
+def _configure_init(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "file",
+        nargs="?",
+        default=DEFAULT_MANIFEST,
+        metavar="FILE",
+        help=f"the manifest to write (default: {DEFAULT_MANIFEST}); its folder must exist",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite FILE and its schemas/providers.schema.json if they exist",
+    )
+    _add_format(parser)
+
+
+def _configure_doctor(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "file", nargs="?", default=DEFAULT_MANIFEST, metavar="FILE", help=_FILE_HELP
+    )
+    _add_format(parser)
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=1.5,
+        metavar="SECONDS",
+        help="longest any one check may take (default: 1.5); checks run concurrently",
+    )
 
 
 # --------------------------------------------------------------------------- table
@@ -300,7 +458,34 @@ COMMANDS: list[Command] = [
         logs=False,
     ),
     Command("run", "stream one prompt through a provider", _configure_run, _run_run),
+    Command(
+        "init",
+        "write a commented manifest for this machine (detected CLIs and keys)",
+        _configure_init,
+        "provcfg._initcmd:run",
+        logs=False,
+    ),
+    Command(
+        "doctor",
+        "check a manifest against this machine: one verdict and fix per part",
+        _configure_doctor,
+        "provcfg._doctor:run",
+    ),
     Command("watch", "live-reload a manifest; one line per reload", _configure_watch, _run_watch),
+    Command(
+        "alerts",
+        "export the manifest's alert rules for Prometheus",
+        _configure_alerts,
+        _run_alerts,
+        logs=False,
+    ),
+    Command(
+        "dashboard",
+        "print a Grafana dashboard (JSON model) for provcfg's metrics",
+        _configure_dashboard,
+        _run_dashboard,
+        logs=False,
+    ),
     Command(
         "stub",
         "run the loopback stub API server (see provcfg stub --help)",
@@ -313,7 +498,7 @@ COMMANDS: list[Command] = [
 
 
 def _parser() -> argparse.ArgumentParser:
-    from provcfg import __version__
+    from provcfg._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="provcfg",

@@ -31,7 +31,7 @@ from provcfg._manifest import SKIP_REFERENCE_CHECKS, Manifest, manifest_model, r
 from provcfg._problems import ProblemMapper
 
 if TYPE_CHECKING:
-    from provcfg._providers.base import KindRegistry
+    from provcfg._kinds import KindRegistry
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -59,7 +59,7 @@ def manifest_model_for(registry: KindRegistry | None = None) -> type[Manifest]:
         # the provider contract module and what it pulls in.
         if not provider_entry_points():
             return Manifest
-        from provcfg._providers.base import KindRegistry
+        from provcfg._kinds import KindRegistry
 
         registry = KindRegistry.discover()
     try:

@@ -29,8 +29,12 @@ from pydantic import (
     model_validator,
 )
 
+from provcfg._secrets import MASK
+
 __all__ = [
+    "ALERT_METRICS",
     "AlertSpec",
+    "AlertmanagerSpec",
     "AnthropicApiSpec",
     "ClaudeCodeSpec",
     "CliProviderSpec",
@@ -163,6 +167,14 @@ class _RegionBase(_Spec):
     ttl: Duration | None = Field(
         default=None, description="Time to live of an entry; none means entries never expire."
     )
+    invalidate_on: tuple[Name, ...] | Literal["any"] = Field(
+        default=(),
+        description=(
+            "What else makes a reload drop this region's entries, besides a change of the "
+            "region's own spec: provider names (a change of one of their specs), or `any` "
+            "(any change of the manifest)."
+        ),
+    )
 
 
 class MemoryRegionSpec(_RegionBase):
@@ -205,7 +217,7 @@ class MemcachedRegionSpec(_RegionBase):
     url: str = Field(description="memcached://host:port", pattern=r"^memcached://\S+$")
 
 
-_MASK = "**********"
+_MASK = MASK
 _SECRET_QUERY = re.compile(r"(?i)([?&](?:password|pass|pwd|token|secret|key|auth)=)[^&#]*")
 
 
@@ -353,36 +365,172 @@ ProviderSpec = Annotated[
 
 # --------------------------------------------------------------------------- monitoring
 
-MetricName = Literal[
-    "first_chunk_seconds",
-    "total_seconds",
-    "connect_seconds",
+LATENCY_METRICS: tuple[str, ...] = ("first_chunk_seconds", "total_seconds", "connect_seconds")
+"""Alert metrics read as a quantile of the requests in the window."""
+ALERT_METRICS: tuple[str, ...] = (
+    *LATENCY_METRICS,
     "chunks_per_second",
     "error_rate",
-]
+    "pool_exhausted_rate",
+    "reload_failures",
+)
+"""Every metric an alert rule may name (docs/monitoring.md says what each one measures)."""
+_PROVIDER_METRICS = frozenset(ALERT_METRICS) - {"pool_exhausted_rate", "reload_failures"}
 
 
 class AlertSpec(_Spec):
-    """Fire when a metric's quantile over a window crosses a threshold."""
+    """One alert rule, evaluated in-process on a rolling time window.
 
-    metric: MetricName
-    provider: str | None = None
-    quantile: float = Field(default=0.95, gt=0, le=1)
-    above: float | None = None
-    below: float | None = None
-    window: Duration = 300.0
+    It fires once its condition has held for ``for`` seconds, with at least
+    ``min_requests`` requests in the window, and resolves when the condition stops holding.
+    """
+
+    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=False)
+
+    name: Name | None = Field(
+        default=None, description="Alert name (default: the metric and the provider or pool)."
+    )
+    metric: str = Field(
+        description="What to watch: " + ", ".join(ALERT_METRICS) + ".",
+        json_schema_extra={"enum": list(ALERT_METRICS)},
+    )
+    provider: str | None = Field(
+        default=None, description="Provider to watch; none watches each provider on its own."
+    )
+    pool: str | None = Field(
+        default=None, description="Pool to watch (pool_exhausted_rate); none watches each pool."
+    )
+    quantile: float = Field(
+        default=0.95, gt=0, le=1, description="Quantile of the latency metrics (0.95 = p95)."
+    )
+    above: float | None = Field(default=None, description="Fire when the value is above this.")
+    below: float | None = Field(default=None, description="Fire when the value is below this.")
+    above_baseline: float | None = Field(
+        default=None,
+        gt=0,
+        description="Fire when the latency quantile is above this factor times the provider's "
+        "baseline p95 (monitoring.baseline).",
+    )
+    window: Duration = Field(default=300.0, description="The rolling time window read.")
+    for_: Duration = Field(
+        default=0.0,
+        alias="for",
+        description="How long the condition must hold before the alert fires.",
+    )
+    min_requests: int = Field(
+        default=1,
+        ge=0,
+        description="Requests the window must hold before a request-based rule can fire.",
+    )
+    severity: Literal["info", "warning", "critical"] = "warning"
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        if metric not in ALERT_METRICS:
+            raise ValueError(
+                f"unknown alert metric {metric!r} (metrics: {_listed(ALERT_METRICS)})"
+                + _suggest(metric, ALERT_METRICS, "use one of the metrics")
+            )
+        return metric
 
     @model_validator(mode="after")
-    def _has_threshold(self) -> AlertSpec:
-        if self.above is None and self.below is None:
-            raise ValueError("an alert needs a threshold; add above: <value> or below: <value>")
+    def _consistent(self) -> AlertSpec:
+        thresholds = [self.above, self.below, self.above_baseline]
+        if all(t is None for t in thresholds):
+            raise ValueError(
+                "an alert needs a threshold; add above: <value>, below: <value> "
+                "or above_baseline: <factor>"
+            )
+        if self.window <= 0:
+            raise ValueError("window must be longer than 0s; write e.g. window: 5m")
+        if self.for_ > self.window:
+            raise ValueError(
+                "for: is longer than window:; the condition is read over the window, "
+                "so make for: at most the window"
+            )
+        if self.above_baseline is not None and self.metric not in LATENCY_METRICS:
+            raise ValueError(
+                f"above_baseline applies to the latency metrics ({_listed(LATENCY_METRICS)}), "
+                f"not {self.metric}"
+            )
+        if self.provider is not None and self.metric not in _PROVIDER_METRICS:
+            raise ValueError(f"{self.metric} is not per provider; remove provider:")
+        if self.pool is not None and self.metric != "pool_exhausted_rate":
+            raise ValueError("pool: applies to pool_exhausted_rate only; remove pool:")
         return self
+
+    @property
+    def label(self) -> str:
+        """The rule's name as alerts show it."""
+        return self.name or (
+            f"{self.metric}_{self.provider}" if self.provider else f"{self.metric}"
+        )
+
+
+class AlertmanagerSpec(_Spec):
+    """Where firing and resolved alerts are posted (Alertmanager's v2 API)."""
+
+    url: SecretStr = Field(
+        description="Alertmanager's base URL, e.g. http://127.0.0.1:9093 (alerts go to "
+        "/api/v2/alerts)."
+    )
+    timeout: Duration = Field(default=5.0, description="Deadline of one POST.")
+    max_retries: int = Field(default=5, ge=0, le=100, description="Retries of a failed POST.")
+    retry_max_wait: Duration = Field(default=30.0, description="Cap on the back-off between tries.")
+    queue_size: int = Field(
+        default=1000, ge=1, description="Alerts waiting for delivery; the oldest are dropped."
+    )
+    resend_every: Duration = Field(
+        default=60.0,
+        description="Firing alerts are posted again this often (Alertmanager "
+        "resolves alerts it has not heard of for a while).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: SecretStr) -> SecretStr:
+        if not re.fullmatch(r"https?://\S+", url.get_secret_value()):
+            raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:9093")
+        return url
+
+    @field_serializer("url", when_used="json")
+    def _masked_url(self, url: SecretStr) -> str:
+        return mask_url(url.get_secret_value())
 
 
 class MonitoringSpec(_Spec):
-    """Performance alerts."""
+    """Alert rules, their delivery, the health check's patience, and traces."""
 
     alerts: tuple[AlertSpec, ...] = ()
+    evaluation_interval: Duration = Field(
+        default=1.0, description="How often the alert rules are evaluated."
+    )
+    baseline: str | None = Field(
+        default=None,
+        description="JSON file of per-provider p95 seconds for above_baseline rules: "
+        '{"api": {"first_chunk_seconds": 0.8, "total_seconds": 4.0}}.',
+    )
+    alertmanager: AlertmanagerSpec | None = None
+    stale_after: Duration = Field(
+        default=300.0,
+        description="/healthz answers 503 once reloads have failed for this long.",
+    )
+    traces: StrictBool = Field(
+        default=False,
+        description="OpenTelemetry spans per request and reload (needs the otel extra).",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> MonitoringSpec:
+        if self.evaluation_interval <= 0:
+            raise ValueError("evaluation_interval must be longer than 0s; write e.g. 1s")
+        seen: set[str] = set()
+        for alert in self.alerts:
+            if alert.label in seen:
+                raise ValueError(f"two alerts are named {alert.label!r}; give one of them a name:")
+            seen.add(alert.label)
+        return self
 
 
 # --------------------------------------------------------------------------- manifest
@@ -566,8 +714,28 @@ def _references(data: Mapping[str, Any], kinds: Collection[str]) -> Iterator[Ref
             "the providers region holds live provider objects and must be backend: memory",
             False,
         )
+    if isinstance(region, Mapping) and region.get("invalidate_on") not in (None, (), []):
+        yield (
+            ("cache", "providers", "invalidate_on"),
+            "the providers region already replaces exactly the instances whose spec changed; "
+            "remove invalidate_on here",
+            False,
+        )
+    for name, spec in _mapping(data.get("cache")).items():
+        targets = _mapping(spec).get("invalidate_on")
+        if not isinstance(targets, list | tuple) or not names:
+            continue
+        for i, target in enumerate(targets):
+            if isinstance(target, str) and target not in providers:
+                yield (
+                    ("cache", name, "invalidate_on", i),
+                    f"no provider named {target!r} (providers: {_listed(names)})"
+                    + _suggest(target, names, "name one of the providers, or write any"),
+                    False,
+                )
     alerts = _mapping(data.get("monitoring")).get("alerts")
     if isinstance(alerts, list | tuple):
+        pool_names = [str(p) for p in pools]
         for i, alert in enumerate(alerts):
             target = _mapping(alert).get("provider")
             if isinstance(target, str) and names and target not in providers:
@@ -575,6 +743,14 @@ def _references(data: Mapping[str, Any], kinds: Collection[str]) -> Iterator[Ref
                     ("monitoring", "alerts", i, "provider"),
                     f"no provider named {target!r} (providers: {_listed(names)})"
                     + _suggest(target, names, "name one of the providers"),
+                    False,
+                )
+            pool = _mapping(alert).get("pool")
+            if isinstance(pool, str) and pool not in pools:
+                yield (
+                    ("monitoring", "alerts", i, "pool"),
+                    f"no pool named {pool!r} (pools: {_listed(pool_names)})"
+                    + _suggest(pool, pool_names, "name one of the pools"),
                     False,
                 )
 

@@ -21,11 +21,12 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from provcfg import _yaml
 from provcfg._errors import Problem
 from provcfg._manifest import NAME_PATTERN, Manifest
+from provcfg._secrets import MASK
 
 __all__ = ["ProblemMapper"]
 
 Loc = tuple[str | int, ...]
-_MASK = "**********"
+_MASK = MASK
 _QUOTED = re.compile(r"'([^']*)'")
 _PATTERN_HINTS = {
     NAME_PATTERN: "names use letters, digits, '.', '_' and '-', and start with a letter or digit",

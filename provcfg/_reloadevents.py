@@ -18,11 +18,12 @@ from typing import Final
 from pydantic import BaseModel, SecretStr
 
 from provcfg._errors import ManifestError, ProvcfgError, RuntimeClosedError
+from provcfg._secrets import MASK
 
-__all__ = ["EventHub", "ReloadEvent", "error_text", "problem_lines", "scrub"]
+__all__ = ["EventHub", "ReloadEvent", "error_text", "known_secrets", "problem_lines", "scrub"]
 
 _MAX_QUEUED_EVENTS: Final = 256
-_MASK: Final = "**********"
+_MASK: Final = MASK
 _SECRET_NAME_PARTS: Final = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH")
 
 
@@ -148,14 +149,20 @@ def scrub(text: str, manifest: BaseModel | None, environ: Mapping[str, str] | No
     values of environment variables whose names say they are secret (``*KEY*``,
     ``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``, ...), ``environ`` or ``os.environ``.
     """
+    for secret in sorted(known_secrets(manifest, environ), key=len, reverse=True):
+        text = text.replace(secret, _MASK)
+    return text
+
+
+def known_secrets(manifest: BaseModel | None, environ: Mapping[str, str] | None) -> set[str]:
+    """The values :func:`scrub` masks: ``manifest``'s ``SecretStr`` values (4 characters or
+    more) and secret-named variables of ``environ`` (``os.environ`` when None; 6 or more)."""
     secrets = set(_manifest_secrets(manifest))
     env = os.environ if environ is None else environ
     for name, value in env.items():
         if len(value) >= 6 and any(part in name.upper() for part in _SECRET_NAME_PARTS):
             secrets.add(value)
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, _MASK)
-    return text
+    return secrets
 
 
 def _manifest_secrets(value: object) -> Iterable[str]:

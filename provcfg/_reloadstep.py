@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final
 from provcfg._errors import ManifestError, ProvcfgError
 
 if TYPE_CHECKING:
-    from provcfg._providers.base import KindRegistry
+    from provcfg._kinds import KindRegistry
     from provcfg._runtime import Runtime
 
 __all__ = ["MISSING", "Attempt", "read_and_build"]

@@ -5,7 +5,15 @@ rebuilt, added, removed) and the save-to-live latency; a bad save prints its
 problems as ``FILE:LINE:COL: loc: message`` (the form editors annotate) and says
 which generation stays live. A file that is invalid or missing at start is
 reported the same way and the command waits for the next save instead of exiting.
-SIGINT and SIGTERM stop it with exit status 0.
+SIGINT and SIGTERM stop it with exit status 0. With ``--metrics-addr HOST:PORT`` it
+also serves /metrics, /metrics.json, /healthz and /alerts of the watched file
+(:func:`provcfg.serve_metrics`); the address is bound before anything else, so a port
+in use is an error at once (exit status 2).
+
+With ``json_lines`` each report is one JSON object per line instead (the shape is
+documented in docs/cli.md). Either way a rejected save is reported once: the library's
+own ``config_reload_failed`` log event is left out of the command's log output, since
+the report already says it.
 """
 
 from __future__ import annotations
@@ -13,23 +21,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import signal
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from provcfg._errors import ManifestError, ProvcfgError
+from provcfg._logs import quiet_events
 from provcfg._reload import DEFAULT_DEBOUNCE, DEFAULT_STEP, LiveRuntime, ReloadEvent, watch
 from provcfg._watchfs import FolderWatcher, ManifestTarget
+
+if TYPE_CHECKING:
+    from provcfg._metrics import Metrics
+    from provcfg._monitoring._alerts import AlertEvaluator
 
 __all__ = ["run"]
 
 
-def run(file: str, *, out: Any = None, err: Any = None) -> int:
-    """Watch ``file`` until SIGINT or SIGTERM, printing one line per reload.
+def run(
+    file: str,
+    *,
+    out: Any = None,
+    err: Any = None,
+    metrics_addr: tuple[str, int] | None = None,
+    json_lines: bool = False,
+) -> int:
+    """Watch ``file`` until SIGINT or SIGTERM, printing one line (or JSON object) per report.
 
     Returns:
-        0 when stopped by a signal; 2 when the file's folder does not exist.
+        0 when stopped by a signal; 2 when the file's folder does not exist or the
+        metrics address cannot be bound.
     """
     stdout: TextIO = out if out is not None else sys.stdout
     stderr: TextIO = err if err is not None else sys.stderr
@@ -37,17 +59,122 @@ def run(file: str, *, out: Any = None, err: Any = None) -> int:
     if not os.path.isdir(folder):
         _say(stderr, f"{file}: the folder {folder} does not exist; give the manifest's path")
         return 2
+    report = _Report(file, stdout, json_lines)
+    proxy = _LiveProxy()
+    handle = None
+    if metrics_addr is not None:
+        from provcfg._monitoring import serve_metrics
+
+        try:
+            handle = serve_metrics(proxy, host=metrics_addr[0], port=metrics_addr[1])
+        except ProvcfgError as exc:
+            _say(stderr, f"provcfg watch: --metrics-addr: {exc}")
+            return 2
+        report.metrics(f"{handle.url}/metrics")
     try:
-        return asyncio.run(_main(file, stdout, stderr))
+        with quiet_events("config_reload_failed"):
+            return asyncio.run(_main(file, report, proxy))
     except KeyboardInterrupt:  # a signal before the handlers were installed
         return 0
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+class _LiveProxy:
+    """The metrics source of ``--metrics-addr``: the watched LiveRuntime once there is one."""
+
+    def __init__(self) -> None:
+        self.live: LiveRuntime | None = None
+        self._blank: tuple[Metrics, AlertEvaluator] | None = None
+
+    def _empty(self) -> tuple[Metrics, AlertEvaluator]:
+        if self._blank is None:
+            from provcfg._metrics import Metrics
+            from provcfg._monitoring._alerts import AlertEvaluator
+
+            metrics = Metrics()
+            self._blank = (metrics, AlertEvaluator(metrics))
+        return self._blank
+
+    @property
+    def metrics(self) -> Metrics:
+        live = self.live
+        return live.metrics if live is not None else self._empty()[0]
+
+    @property
+    def generation(self) -> int:
+        live = self.live
+        return live.generation if live is not None else 0
+
+    @property
+    def alerts(self) -> AlertEvaluator:
+        live = self.live
+        return live.alerts if live is not None else self._empty()[1]
 
 
 def _say(stream: TextIO, line: str) -> None:
     print(line, file=stream, flush=True)
 
 
-async def _main(file: str, out: TextIO, err: TextIO) -> int:
+class _Report:
+    """Writes what happens to stdout: text lines, or one JSON object per line."""
+
+    def __init__(self, file: str, out: TextIO, json_lines: bool) -> None:
+        self.file = file
+        self.out = out
+        self.json_lines = json_lines
+
+    def _json(self, **fields: Any) -> None:
+        _say(self.out, json.dumps({"file": self.file, **fields}, ensure_ascii=False))
+
+    def metrics(self, url: str) -> None:
+        if self.json_lines:
+            self._json(type="metrics", url=url)
+            return
+        _say(self.out, f"{self.file}: metrics on {url}")
+
+    def live(self, generation: int, providers: list[str]) -> None:
+        if self.json_lines:
+            self._json(type="live", generation=generation, providers=providers)
+            return
+        _say(
+            self.out,
+            f"{self.file}: generation {generation} live ({', '.join(providers)}); "
+            "watching for changes, Ctrl-C to stop",
+        )
+
+    def reload(self, event: ReloadEvent) -> None:
+        if self.json_lines:
+            latency = None if event.latency_s is None else round(event.latency_s * 1000, 1)
+            self._json(
+                type="reload",
+                ok=event.ok,
+                generation=event.generation,
+                changes=dict(event.changes),
+                latency_ms=latency,
+                problems=list(event.problems),
+                error=event.error,
+            )
+            return
+        if not event.ok:
+            for line in event.problems or (f"{self.file}: {event.error}",):
+                _say(self.out, line)
+        _say(self.out, event.summary())
+
+    def waiting(self, exc: ProvcfgError) -> None:
+        lines = _error_lines(self.file, exc)
+        if self.json_lines:
+            problems = lines if isinstance(exc, ManifestError) else []
+            self._json(type="waiting", problems=problems, error="; ".join(lines))
+            return
+        # The same stream as a rejected reload's problems: stdout is the report.
+        for line in lines:
+            _say(self.out, line)
+        _say(self.out, f"{self.file}: waiting for a valid save")
+
+
+async def _main(file: str, report: _Report, proxy: _LiveProxy) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -59,18 +186,11 @@ async def _main(file: str, out: TextIO, err: TextIO) -> int:
             before = await asyncio.to_thread(_digest, file)
             try:
                 async with watch(file) as live:
-                    names = ", ".join(live.runtime.manifest.providers)
-                    _say(
-                        out,
-                        f"{file}: generation {live.generation} live ({names}); "
-                        "watching for changes, Ctrl-C to stop",
-                    )
-                    await _follow(live, stop, out)
+                    proxy.live = live
+                    report.live(live.generation, list(live.runtime.manifest.providers))
+                    await _follow(live, stop, report)
             except ProvcfgError as exc:
-                # The same stream as a rejected reload's problems: stdout is the report.
-                for line in _error_lines(file, exc):
-                    _say(out, line)
-                _say(out, f"{file}: waiting for a valid save")
+                report.waiting(exc)
                 await _wait_for_change(file, before, stop)
     finally:
         for signum in signals:
@@ -78,10 +198,10 @@ async def _main(file: str, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-async def _follow(live: LiveRuntime, stop: asyncio.Event, out: TextIO) -> None:
+async def _follow(live: LiveRuntime, stop: asyncio.Event, report: _Report) -> None:
     async def printer() -> None:
         async for event in live.events():
-            _print_event(live.file, event, out)
+            report.reload(event)
 
     task = asyncio.create_task(printer())
     try:
@@ -90,13 +210,6 @@ async def _follow(live: LiveRuntime, stop: asyncio.Event, out: TextIO) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-def _print_event(file: str, event: ReloadEvent, out: TextIO) -> None:
-    if not event.ok:
-        for line in event.problems or (f"{file}: {event.error}",):
-            _say(out, line)
-    _say(out, event.summary())
 
 
 def _error_lines(file: str, exc: ProvcfgError) -> list[str]:

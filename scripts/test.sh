@@ -11,4 +11,5 @@ fi
 .venv/bin/ruff check provcfg tests benchmarks
 .venv/bin/ruff format --check provcfg tests benchmarks
 .venv/bin/mypy
+.venv/bin/lint-imports --no-cache   # the layers of docs/architecture.md
 .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -236,7 +236,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
         8,
         7,
         "monitoring.alerts.0",
-        "add above: <value> or below: <value>",
+        "add above: <value>, below: <value> or above_baseline",
     ),
     (
         "api-key-bool",

@@ -15,8 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import structlog
-
+from provcfg._logs import get_logger
 from provcfg.stub.config import SCENARIOS, StubConfig, StubError
 from provcfg.stub.server import (
     DEFAULT_BACKLOG,
@@ -28,7 +27,7 @@ from provcfg.stub.server import (
 
 __all__ = ["main"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -21,8 +21,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
-import structlog
-
+from provcfg._logs import get_logger
 from provcfg.stub import anthropic, openai
 from provcfg.stub.config import MAX_UNSTREAMED, StubConfig, StubError, parse_tool_input, safe_text
 from provcfg.stub.control import Control
@@ -33,7 +32,7 @@ from provcfg.stub.wire import Call, Reply, json_reply
 
 __all__ = ["RecordedRequest", "Router"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _SECRET_HEADERS = frozenset(
     {"authorization", "x-api-key", "proxy-authorization", "cookie", "api-key", "x-goog-api-key"}
