@@ -71,6 +71,7 @@ MAX_UNSTREAMED = 16 * 1024 * 1024
 INLINE_LIMIT = 1024 * 1024
 
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_DEFAULT_TOOL = "get_weather"
 
 
 class StubError(ProvcfgError, ValueError):
@@ -175,17 +176,20 @@ class StubConfig:
     deltas: int | None = None
     delay: float = 0.0
     scenario: Scenario = "text"
-    tool_name: str = "get_weather"
+    tool_name: str = _DEFAULT_TOOL
     tool_input: str | None = None
     echo_conversation: bool = False
 
     def __post_init__(self) -> None:
-        check_number("chunk_size", self.chunk_size, 1, MAX_CHUNK_SIZE, " characters")
-        if self.length is not None:
+        # Directives build a config per request: the checks that pass cost no call.
+        if not 1 <= self.chunk_size <= MAX_CHUNK_SIZE:
+            check_number("chunk_size", self.chunk_size, 1, MAX_CHUNK_SIZE, " characters")
+        if self.length is not None and not 0 <= self.length <= MAX_LENGTH:
             check_number("length", self.length, 0, MAX_LENGTH, " characters")
-        if self.deltas is not None:
+        if self.deltas is not None and not 0 <= self.deltas <= MAX_COUNT:
             check_number("deltas", self.deltas, 0, MAX_COUNT)
-        check_number("delay", self.delay, 0, MAX_DELAY, " seconds")
+        if not 0 <= self.delay <= MAX_DELAY:
+            check_number("delay", self.delay, 0, MAX_DELAY, " seconds")
         if len(self.text) > MAX_TEXT:
             raise StubError(f"text is {len(self.text):,} characters; give at most {MAX_TEXT:,}")
         if safe_text(self.text) != self.text:
@@ -197,7 +201,9 @@ class StubConfig:
             raise StubError(f"scenario must be one of {known}, got {self.scenario!r}")
         if not self.tool_name:
             raise StubError("tool_name must not be empty")
-        if len(self.tool_name) > MAX_TOOL_NAME or not _TOOL_NAME.fullmatch(self.tool_name):
+        if self.tool_name == _DEFAULT_TOOL:
+            pass  # the common case, without the regex
+        elif len(self.tool_name) > MAX_TOOL_NAME or not _TOOL_NAME.fullmatch(self.tool_name):
             raise StubError(
                 f"tool_name {_short(self.tool_name)!r}: use 1-{MAX_TOOL_NAME} letters, digits, "
                 "'_' or '-'"

@@ -87,21 +87,28 @@ class Records:
     def __init__(self, max_records: int = MAX_RECORDS, max_bytes: int = MAX_RECORD_BYTES) -> None:
         """Keep at most ``max_records`` records holding at most ``max_bytes`` in total."""
         self._items: deque[RecordedRequest] = deque()
+        self._weights: deque[int] = deque()  # each record's weight(), computed once
         self._lock = threading.Lock()
         self._max_records = max_records
         self._max_bytes = max_bytes
         self._bytes = 0
 
-    def add(self, record: RecordedRequest) -> None:
-        """Keep ``record``, forgetting the oldest ones beyond the bounds."""
-        weight = record.weight()
+    def add(self, record: RecordedRequest, weight: int | None = None) -> None:
+        """Keep ``record``, forgetting the oldest ones beyond the bounds.
+
+        ``weight``: the record's :meth:`~RecordedRequest.weight`, if the caller knows it.
+        """
+        if weight is None:
+            weight = record.weight()
         with self._lock:
             self._items.append(record)
+            self._weights.append(weight)
             self._bytes += weight
             while len(self._items) > self._max_records or (
                 self._bytes > self._max_bytes and len(self._items) > 1
             ):
-                self._bytes -= self._items.popleft().weight()
+                self._items.popleft()
+                self._bytes -= self._weights.popleft()
 
     def snapshot(self) -> list[RecordedRequest]:
         """Return the kept records, oldest first."""
@@ -117,4 +124,5 @@ class Records:
         """Forget every record."""
         with self._lock:
             self._items.clear()
+            self._weights.clear()
             self._bytes = 0

@@ -132,19 +132,21 @@ class Router:
         )
         model = payload.get("model") if isinstance(payload, dict) else None
         stream = bool(payload.get("stream")) if isinstance(payload, dict) else False
+        kept = body if len(body) <= BODY_KEPT else b""
+        redacted, head_size = _redacted(headers)
         record = RecordedRequest(
             method=method,
             path=path,
             model=model if isinstance(model, str) else None,
             stream=stream,
-            headers=tuple(_redacted(headers)),
+            headers=redacted,
             body_size=len(body),
             connection=connection,
             directives=tuple(recorded),
             status=reply.status,
-            raw_body=body if len(body) <= BODY_KEPT else b"",
+            raw_body=kept,
         )
-        self._records.add(record)
+        self._records.add(record, len(kept) + head_size)
         reply.headers.append(("request-id", f"req_stub_{ident:06d}"))
         return reply
 
@@ -332,12 +334,18 @@ def _not_allowed(path: str, method: str, allowed: str) -> Reply:
     return json_reply(405, {"error": {"message": message}}, [("allow", allowed)])
 
 
-def _redacted(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+def _redacted(
+    headers: Sequence[tuple[bytes, bytes]],
+) -> tuple[tuple[tuple[str, str], ...], int]:
+    """The headers as text, credentials redacted, and their size (the record's weight)."""
     out = []
+    size = 0
     for name, value in headers:
         key = name.decode("latin-1").lower()
-        out.append((key, "<redacted>" if key in _SECRET_HEADERS else value.decode("latin-1")))
-    return out
+        text = "<redacted>" if key in _SECRET_HEADERS else value.decode("latin-1")
+        out.append((key, text))
+        size += len(key) + len(text)
+    return tuple(out), size
 
 
 def _ends_with_tool_result(body: dict[str, Any]) -> bool:
