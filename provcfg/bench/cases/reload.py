@@ -1,0 +1,211 @@
+"""Hot reload: save-to-live latency beside its floor, and how cost grows to 5,000 providers.
+
+``reload.save-to-live``: a 10-provider manifest saved with temp file + ``os.replace``;
+the floor is read + hash + parse + validate + ``Runtime.build`` (reusing the previous)
+with no watching; the subject is the wall time from the save to the new generation
+being live under ``provcfg.watch``'s defaults; watchfiles' own defaults and a burst of
+writes beside them. Each round also checks that one change rebuilds exactly one
+provider and keeps the other nine instances.
+
+``scale.providers-N``: ``load()`` of N lazy providers, and the rebuild after one of
+them changed, against parsing the same YAML with libyaml's CSafeLoader (linear in N).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from provcfg.bench._case import Budget, Case, CaseContext, Contender, Sample, TimeFunc
+from provcfg.bench.cases._fixtures import scratch
+
+NAMES = [f"p{i}" for i in range(10)]
+
+
+def manifest(count: int, changed: int) -> str:
+    """``count`` anthropic-api providers; provider 3's max_tokens encodes ``changed``."""
+    lines = ["version: 1", "providers:"]
+    for i in range(count):
+        tokens = 1000 + changed if i == 3 else 1000
+        lines.append(
+            f"  p{i}: {{kind: anthropic-api, base_url: 'http://127.0.0.1:9', api_key: stub, "
+            f"transport: fast, max_tokens: {tokens}}}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def save(path: Path, text: str) -> None:
+    """Replace ``path`` atomically, as editors do."""
+    tmp = path.with_name(".providers.yaml.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+@asynccontextmanager
+async def _save_to_live(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
+    import provcfg
+    from provcfg._loading import parse_manifest_text
+    from provcfg._runtime import Runtime
+
+    with scratch() as folder:
+        path = folder / "providers.yaml"
+        counter = [0]
+        save(path, manifest(10, 0))
+
+        async def floor(loops: int) -> Sample:
+            elapsed = 0.0
+            previous: Any = None
+            for _ in range(loops):
+                counter[0] += 1
+                save(path, manifest(10, counter[0]))
+                start = time.perf_counter()
+                m = parse_manifest_text(path.read_bytes(), file=str(path), environ={})
+                rt = Runtime.build(m, previous, file=str(path))
+                elapsed += time.perf_counter() - start
+                if previous is not None:
+                    await previous.aclose()
+                previous = rt
+            await previous.aclose()
+            return Sample(elapsed / loops)
+
+        def live(role: str, **tuning: float) -> TimeFunc:
+            spin = ctx.slowed(role)  # type: ignore[arg-type]
+
+            async def run(loops: int) -> Sample:
+                elapsed = reported = 0.0
+                rebuilt = kept = 0
+                async with provcfg.watch(path, environ={}, **tuning) as watcher:
+                    for _ in range(loops):
+                        await asyncio.sleep(0.02)
+                        before = {n: watcher.runtime.provider(n) for n in NAMES}
+                        waiting = asyncio.ensure_future(watcher.reload_event(timeout=10))
+                        await asyncio.sleep(0)
+                        counter[0] += 1
+                        start = time.perf_counter()
+                        save(path, manifest(10, counter[0]))
+                        event = await waiting
+                        if spin is not None:
+                            spin()
+                        elapsed += time.perf_counter() - start
+                        reported += event.latency_s or 0.0
+                        rt = watcher.runtime
+                        rebuilt += sum(1 for s in rt.changes.values() if s == "rebuilt")
+                        kept += sum(1 for n in NAMES if n != "p3" and rt.provider(n) is before[n])
+                extra = {"event_latency": reported / loops, "rebuilt": rebuilt / loops,
+                         "kept_of_9": kept / loops}
+                return Sample(elapsed / loops, extra)
+
+            return run
+
+        async def burst(loops: int) -> Sample:
+            elapsed = 0.0
+            async with provcfg.watch(path, environ={}) as watcher:
+                for _ in range(loops):
+                    for _ in range(50):
+                        counter[0] += 1
+                        save(path, manifest(10, counter[0]))
+                    target = 1000 + counter[0]
+                    start = time.perf_counter()
+                    while watcher.runtime.manifest.providers["p3"].max_tokens != target:  # type: ignore[union-attr]
+                        await watcher.reload_event(timeout=10)
+                    elapsed += time.perf_counter() - start
+            return Sample(elapsed / loops)
+
+        yield [
+            Contender("floor", "reference", floor,
+                      "read + hash + parse + validate + Runtime.build, no watching"),
+            Contender("save-to-live", "subject", live("subject"),
+                      "save -> new generation live, provcfg defaults (step 30 ms)"),
+            Contender("watchfiles-defaults", "other", live("other", debounce=1.6, step=0.05),
+                      "the same with watchfiles' defaults (debounce 1.6 s, step 50 ms)"),
+            Contender("burst-50", "other", burst, "50 back-to-back saves: last save -> live"),
+        ]
+
+
+def _scale(count: int) -> Case:
+    @asynccontextmanager
+    async def build(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
+        import yaml
+
+        import provcfg
+        from provcfg._loading import parse_manifest_text
+        from provcfg._runtime import Runtime
+
+        n = min(count, 50) if ctx.smoke else count
+        with scratch() as folder:
+            path = folder / "providers.yaml"
+            text = manifest(n, 0)
+            save(path, text)
+            changed = manifest(n, 1).encode()
+            spin = ctx.slowed("subject")
+
+            async def parse(loops: int) -> Sample:
+                start = time.perf_counter()
+                for _ in range(loops):
+                    yaml.load(text, Loader=yaml.CSafeLoader)
+                return Sample((time.perf_counter() - start) / loops)
+
+            async def load(loops: int) -> Sample:
+                elapsed = 0.0
+                for _ in range(loops):
+                    start = time.perf_counter()
+                    rt = provcfg.load(path)
+                    if spin is not None:
+                        spin()
+                    elapsed += time.perf_counter() - start
+                    await rt.aclose()
+                return Sample(elapsed / loops)
+
+            async def rebuild_one(loops: int) -> Sample:
+                elapsed = 0.0
+                for _ in range(loops):
+                    old = provcfg.load(path)
+                    start = time.perf_counter()
+                    m = parse_manifest_text(changed, file=str(path), environ={})
+                    new = Runtime.build(m, old, file=str(path))
+                    if spin is not None:
+                        spin()
+                    elapsed += time.perf_counter() - start
+                    await old.aclose()
+                    await new.aclose()
+                return Sample(elapsed / loops)
+
+            yield [
+                Contender("yaml-CSafeLoader", "reference", parse,
+                          f"yaml.load of the same {n}-provider text (libyaml, no checks)"),
+                Contender("load", "subject", load, f"provcfg.load() of {n} lazy providers"),
+                Contender("rebuild-one", "subject", rebuild_one,
+                          f"parse + Runtime.build after one of {n} providers changed"),
+            ]
+
+    return Case(
+        name=f"scale.providers-{count}",
+        title=f"{count:,} providers: load() and a one-provider reload vs parsing the YAML",
+        build=build,
+        sample_seconds=0.02,
+        rounds={"quick": (6, 30), "full": (10, 60)},
+        seconds={"quick": 4.0, "full": 20.0},
+        suites=("quick", "full") if count == 100 else ("full",),
+        note="linear in the number of providers: compare the ratio across sizes",
+    )
+
+
+CASES = [
+    Case(
+        name="reload.save-to-live",
+        title="save -> new config live vs read + parse + build alone",
+        build=_save_to_live,
+        sample_seconds=0.0,
+        rounds={"quick": (8, 20), "full": (30, 60)},
+        seconds={"quick": 6.0, "full": 40.0},
+        threshold=0.25,
+        budgets=(Budget("save-to-live", "<= 300 ms", max_seconds=0.3),),
+        note="dominated by the watch's quiet-time step; each round checks 1 rebuilt, 9/9 kept",
+    ),
+    *(_scale(n) for n in (10, 100, 1000, 5000)),
+]
