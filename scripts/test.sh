@@ -12,3 +12,7 @@ fi
 .venv/bin/ruff format --check provcfg tests benchmarks
 .venv/bin/mypy
 .venv/bin/python -m pytest -p no:cacheprovider "$@"
+# The performance gate: the quick suite against the committed baseline (ratios measured
+# side by side in this run; exit 1 only on a regression beyond a case's threshold with
+# confidence). docs/performance.md, "How provcfg bench measures".
+.venv/bin/provcfg bench --suite quick --compare benchmarks/baseline.json --gate 10%

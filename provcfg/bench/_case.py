@@ -111,6 +111,10 @@ class CaseContext:
         """The spin for a contender of ``role``: only subjects are slowed down."""
         return self.spin if role == "subject" else None
 
+    def with_spin(self, spin: Spin | None) -> CaseContext:
+        """The same context with ``spin`` inserted into the subjects (``None``: none)."""
+        return CaseContext(spin, self.smoke, self.project, self.options)
+
 
 Builder = Callable[[CaseContext], AbstractAsyncContextManager[Sequence[Contender]]]
 

@@ -117,7 +117,7 @@ def _case(streams: int, paced: bool) -> Case:
         rate_unit=None if paced else "chunks/s",
         rounds=rounds,
         seconds=seconds,
-        suites=("quick", "full") if not paced and streams in (1, 100) else ("full",),
+        suites=("quick", "full") if not paced and streams in (1, 10) else ("full",),
         threshold=0.25 if paced else 0.10,
         note=NOTE + ("; paced: gated on client CPU per chunk" if paced else ""),
     )
