@@ -275,32 +275,41 @@ def _run_stub(args: argparse.Namespace) -> int:
     return stub_main(list(args.argv))
 
 
-
 # --------------------------------------------------------------------------- bench
 
 
 def _configure_bench(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--suite", choices=("quick", "full"), default="quick",
+        "--suite",
+        choices=("quick", "full"),
+        default="quick",
         help="quick: the CI set, under 3 minutes; full: every case, longer runs (default quick)",
     )
     parser.add_argument(
-        "--case", action="append", metavar="PATTERN",
+        "--case",
+        action="append",
+        metavar="PATTERN",
         help="run only cases whose name matches PATTERN (fnmatch, e.g. 'stream.*'); repeatable",
     )
     parser.add_argument("--list", action="store_true", help="list the selected cases and exit")
     parser.add_argument(
-        "--format", choices=("table", "json"), default="table",
+        "--format",
+        choices=("table", "json"),
+        default="table",
         help="table: progress and tables on the terminal; json: every sample and the "
         "environment on stdout (or -o)",
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="also write the JSON result to FILE")
     parser.add_argument(
-        "--compare", metavar="BASELINE", help="compare every ratio with BASELINE (a baseline "
+        "--compare",
+        metavar="BASELINE",
+        help="compare every ratio with BASELINE (a baseline "
         "or a run JSON) and print the comparison table",
     )
     parser.add_argument(
-        "--gate", metavar="PERCENT", help="with --compare: exit 1 when a provcfg ratio is worse "
+        "--gate",
+        metavar="PERCENT",
+        help="with --compare: exit 1 when a provcfg ratio is worse "
         "than the baseline by more than PERCENT (e.g. 10%%) with confidence; a case's own "
         "wider threshold wins",
     )
@@ -308,19 +317,27 @@ def _configure_bench(parser: argparse.ArgumentParser) -> None:
         "--save", action="store_true", help="append this run to the history (see --history)"
     )
     parser.add_argument(
-        "--history", metavar="FILE", default=".provcfg/bench/history.jsonl",
+        "--history",
+        metavar="FILE",
+        default=".provcfg/bench/history.jsonl",
         help="the history file (JSON lines; default .provcfg/bench/history.jsonl)",
     )
     parser.add_argument(
-        "--baseline-out", metavar="FILE",
+        "--baseline-out",
+        metavar="FILE",
         help="write the portable baseline (ratios only), e.g. benchmarks/baseline.json",
     )
     parser.add_argument(
-        "--markdown", nargs="?", const="", metavar="FILE",
+        "--markdown",
+        nargs="?",
+        const="",
+        metavar="FILE",
         help="write the baseline document (default docs/provider-performance-baseline.md)",
     )
     parser.add_argument(
-        "--providers", nargs="+", metavar="NAME",
+        "--providers",
+        nargs="+",
+        metavar="NAME",
         help="benchmark these providers of your manifest (-f) instead of the built-in cases",
     )
     parser.add_argument(
@@ -331,11 +348,13 @@ def _configure_bench(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-m", "--model", help="model alias or id for --providers")
     parser.add_argument(
-        "--stub", action="store_true",
+        "--stub",
+        action="store_true",
         help="with --providers: serve the embedded stub on each provider's loopback base_url",
     )
     parser.add_argument(
-        "--calibrate", action="store_true",
+        "--calibrate",
+        action="store_true",
         help="measure the gate: N runs unchanged and N with a real slowdown inserted; "
         "report detection and false-alarm rates",
     )
@@ -343,20 +362,25 @@ def _configure_bench(parser: argparse.ArgumentParser) -> None:
         "--runs", type=int, default=20, help="with --calibrate: runs each way (default 20)"
     )
     parser.add_argument(
-        "--slowdown", default="15%",
+        "--slowdown",
+        default="15%",
         help="with --calibrate: the inserted slowdown, of the subject's time (default 15%%)",
     )
     parser.add_argument(
-        "--smoke", action="store_true",
+        "--smoke",
+        action="store_true",
         help="tiny parameters and 2 rounds: checks that every case runs (figures mean nothing)",
     )
     actions = parser.add_subparsers(dest="bench_action", metavar="ACTION")
     history = actions.add_parser(
-        "history", help="the trend of each ratio over the saved runs, with sparklines",
+        "history",
+        help="the trend of each ratio over the saved runs, with sparklines",
         description="the trend of each ratio over the saved runs, with sparklines",
     )
     history.add_argument(
-        "--history", metavar="FILE", default=".provcfg/bench/history.jsonl",
+        "--history",
+        metavar="FILE",
+        default=".provcfg/bench/history.jsonl",
         help="the history file (default .provcfg/bench/history.jsonl)",
     )
     history.add_argument(
@@ -366,16 +390,21 @@ def _configure_bench(parser: argparse.ArgumentParser) -> None:
         "--all", action="store_true", help="also controls, floors and others, not only subjects"
     )
     report = actions.add_parser(
-        "report", help="write one self-contained HTML report with plots",
+        "report",
+        help="write one self-contained HTML report with plots",
         description="write one self-contained HTML report with plots (works offline)",
     )
     report.add_argument("--html", required=True, metavar="FILE", help="the HTML file to write")
     report.add_argument(
-        "--history", metavar="FILE", default=".provcfg/bench/history.jsonl",
+        "--history",
+        metavar="FILE",
+        default=".provcfg/bench/history.jsonl",
         help="the history file (default .provcfg/bench/history.jsonl)",
     )
     report.add_argument(
-        "--compare", nargs=2, metavar=("A", "B"),
+        "--compare",
+        nargs=2,
+        metavar=("A", "B"),
         help="two run JSON files (bench --format json -o) to compare side by side",
     )
 

@@ -44,7 +44,11 @@ def _render(page: Path, profile: Path, *extra: str) -> tuple[str, list[str]]:
     """Load ``page``; return the DOM after load and the console lines Chromium logged."""
     done = subprocess.run(
         [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=False, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
@@ -54,8 +58,9 @@ def _render(page: Path, profile: Path, *extra: str) -> tuple[str, list[str]]:
 def test_the_console_check_sees_a_page_error(tmp_path: Path) -> None:
     """The harness itself: a page that logs an error and throws shows up in the console lines."""
     page = tmp_path / "bad.html"
-    page.write_text("<html><body><script>console.error('boom'); undefinedCall();</script>"
-                    "</body></html>")
+    page.write_text(
+        "<html><body><script>console.error('boom'); undefinedCall();</script></body></html>"
+    )
     _, console = _render(page, tmp_path / "profile", "--dump-dom")
     assert any("boom" in line for line in console)
     assert any("undefinedCall" in line for line in console)
@@ -66,11 +71,18 @@ def test_report_renders_every_plot_without_console_errors(
 ) -> None:
     """History, distribution and scaling plots all draw marks in Chromium; nothing is logged."""
     monkeypatch.chdir(tmp_path)
-    cases = ["--case", "lookup.provider", "--case", "concurrency.flat-1",
-             "--case", "concurrency.flat-10"]
+    cases = [
+        "--case",
+        "lookup.provider",
+        "--case",
+        "concurrency.flat-1",
+        "--case",
+        "concurrency.flat-10",
+    ]
     for _ in range(2):
-        assert main(["bench", "--smoke", "--save", "--format", "json", "-o", "run.json",
-                     *cases]) == 0
+        assert (
+            main(["bench", "--smoke", "--save", "--format", "json", "-o", "run.json", *cases]) == 0
+        )
     assert main(["bench", "report", "--html", "report.html"]) == 0
     html = (tmp_path / "report.html").read_text()
     fetchable = html.replace('xmlns="http://www.w3.org/2000/svg"', "")
@@ -89,8 +101,13 @@ def test_report_renders_every_plot_without_console_errors(
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "bench-report.png"
     shot.unlink(missing_ok=True)
-    _render(tmp_path / "report.html", tmp_path / "profile2", f"--screenshot={shot}",
-            "--window-size=1400,2600", "--hide-scrollbars")
+    _render(
+        tmp_path / "report.html",
+        tmp_path / "profile2",
+        f"--screenshot={shot}",
+        "--window-size=1400,2600",
+        "--hide-scrollbars",
+    )
     assert shot.stat().st_size > 10_000
 
 

@@ -34,12 +34,22 @@ def test_json_holds_every_sample_ratios_and_the_environment(
     data = json.loads(capsys.readouterr().out)
     assert data["kind"] == "provcfg-bench-run" and data["format"] == 1
     env = data["env"]
-    for key in ("cpu_model", "cores", "python", "packages", "git_commit", "cli_versions",
-                "load_before", "load_after"):
+    for key in (
+        "cpu_model",
+        "cores",
+        "python",
+        "packages",
+        "git_commit",
+        "cli_versions",
+        "load_before",
+        "load_after",
+    ):
         assert key in env
     assert env["packages"]["provcfg"]
-    assert set(data["ratios"]) == {"lookup.provider/rt.provider",
-                                   "lookup.translate-model/rt.translate_model"}
+    assert set(data["ratios"]) == {
+        "lookup.provider/rt.provider",
+        "lookup.translate-model/rt.translate_model",
+    }
     for ratio in data["ratios"].values():
         assert ratio["low"] <= ratio["median"] <= ratio["high"] and ratio["role"] == "subject"
     case = data["cases"][0]
@@ -92,8 +102,10 @@ def test_baseline_out_then_compare_passes_the_gate_on_the_same_code(
     assert _bench(in_tmp, "--baseline-out", "base.json") == 0
     base = json.loads((in_tmp / "base.json").read_text())
     assert base["kind"] == "provcfg-bench-baseline" and "cases" not in base
-    assert set(base["ratios"]) == {"lookup.provider/rt.provider",
-                                   "lookup.translate-model/rt.translate_model"}
+    assert set(base["ratios"]) == {
+        "lookup.provider/rt.provider",
+        "lookup.translate-model/rt.translate_model",
+    }
     capsys.readouterr()
     code = _bench(in_tmp, "--compare", "base.json")
     assert code == 0

@@ -69,7 +69,7 @@ def _entry(median: float, low: float, high: float, role: str = "subject") -> Bas
 
 
 def test_gate_fails_only_when_the_interval_clears_the_threshold() -> None:
-    """Regression needs the whole interval past baseline*1.1; a median past it alone is 'slower?'."""
+    """A regression needs the whole interval past baseline*1.1; a median alone is 'slower?'."""
     base = {"c/s": _entry(1.0, 0.98, 1.02)}
     clear = compare({"c/s": _entry(1.2, 1.15, 1.25)}, base, 0.10)
     assert clear[0].verdict == "regression"

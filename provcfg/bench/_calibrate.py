@@ -5,7 +5,8 @@ made); then ``runs`` runs on unchanged code (arm A) and ``runs`` runs with a rea
 slowdown inserted (arm B), alternating A, B, A, B so both arms see the same machine.
 The slowdown is a :class:`~provcfg.bench._spin.Spin` burning ``slowdown`` (15 %) of the
 case's first subject's median operation time, measured in the baseline run, *inside*
-every subject's timed operation. Each run is compared with the baseline by the gate
+every subject's timed operation (rescaled once after a short A/B pair measured what it
+really adds). Each run is compared with the baseline by the gate
 at the case's threshold (or ``--gate``, whichever is wider).
 
 Reported per case: detections (B runs whose first subject is a ``regression``), false
@@ -50,9 +51,14 @@ class CaseCalibration:
         """JSON form."""
         measured = self.measured_slowdowns or []
         return {
-            "case": self.case, "subject": self.subject, "threshold": self.threshold,
-            "slowdown": self.slowdown, "runs": self.runs, "detections": self.detections,
-            "false_alarms": self.false_alarms, "spin_seconds": self.spin_seconds,
+            "case": self.case,
+            "subject": self.subject,
+            "threshold": self.threshold,
+            "slowdown": self.slowdown,
+            "runs": self.runs,
+            "detections": self.detections,
+            "false_alarms": self.false_alarms,
+            "spin_seconds": self.spin_seconds,
             "measured_slowdown": statistics.median(measured) if measured else None,
             "error": self.error,
         }
@@ -63,7 +69,9 @@ def _entries(result: CaseResult) -> dict[str, BaselineEntry]:
     return run.ratio_entries()
 
 
-def _regressions(result: CaseResult, base: dict[str, BaselineEntry], gate: float | None) -> set[str]:
+def _regressions(
+    result: CaseResult, base: dict[str, BaselineEntry], gate: float | None
+) -> set[str]:
     return {
         c.key.split("/", 1)[1]
         for c in compare(_entries(result), base, gate)
@@ -95,8 +103,23 @@ def calibrate(
         target = subjects[0]
         op = statistics.median(first.contender(target).op_seconds)
         spin = Spin(size * op)
-        cal = CaseCalibration(case.name, target, threshold, size, runs, measured_slowdowns=[],
-                              spin_seconds=spin.seconds)
+        # The spin's cost in place can differ from its cost alone (cache, inlining):
+        # one short A/B pair measures what it really adds, and the spin is rescaled once.
+        a0 = run_case_sync(case, suite, ctx, rounds=(8, 8), seconds=0.0)
+        b0 = run_case_sync(case, suite, ctx.with_spin(spin), rounds=(8, 8), seconds=0.0)
+        if target in a0.ratios and target in b0.ratios:
+            achieved = b0.ratios[target].median / a0.ratios[target].median - 1
+            if achieved > 0.01:
+                spin = Spin(spin.seconds * size / achieved)
+        cal = CaseCalibration(
+            case.name,
+            target,
+            threshold,
+            size,
+            runs,
+            measured_slowdowns=[],
+            spin_seconds=spin.seconds,
+        )
         base = _entries(first)
         slowed = ctx.with_spin(spin)
         for i in range(runs):
@@ -111,7 +134,9 @@ def calibrate(
                 cal.measured_slowdowns.append(  # type: ignore[union-attr]
                     b.ratios[target].median / a.ratios[target].median - 1
                 )
-            report(f"{case.name}: run {i + 1}/{runs}: detections {cal.detections}, "
-                   f"false alarms {cal.false_alarms}")
+            report(
+                f"{case.name}: run {i + 1}/{runs}: detections {cal.detections}, "
+                f"false alarms {cal.false_alarms}"
+            )
         out.append(cal)
     return out

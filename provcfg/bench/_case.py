@@ -126,7 +126,10 @@ class Case:
     ``rounds``: (minimum, maximum) rounds per suite; the runner stops adding rounds
     once ``seconds`` (per suite) have passed and the minimum is reached.
     ``sample_seconds``: target duration of one sample (the loop count is calibrated
-    to reach it; 0 means one operation per sample). ``threshold``: the relative
+    to reach it; 0 means one operation per sample). ``repeats``: samples per contender
+    per round, interleaved; the round keeps each contender's fastest (interference on a
+    shared machine only ever adds time, so the minimum of a few short samples is the
+    least disturbed one). ``threshold``: the relative
     slowdown of a subject's ratio the gate fails on (0.10 = 10 %); a case that
     cannot resolve 10 % declares a wider one. ``rate_unit``: show ``1 / seconds``
     in this unit (``chunks/s``) instead of a time. ``requires``: returns why the
@@ -142,6 +145,7 @@ class Case:
     )
     seconds: Mapping[str, float] = field(default_factory=lambda: {"quick": 4.0, "full": 20.0})
     sample_seconds: float = 0.005
+    repeats: int = 1
     threshold: float = 0.10
     rate_unit: str | None = None
     budgets: tuple[Budget, ...] = ()
@@ -160,6 +164,7 @@ def statement_contender(
     stmt: str,
     namespace: Mapping[str, object],
     ctx: CaseContext,
+    *,
     label: str = "",
 ) -> Contender:
     """A contender timing the Python statement ``stmt`` with :mod:`timeit` (GC off while timed).
@@ -187,6 +192,7 @@ def async_contender(
     role: Role,
     operation: Callable[[], Awaitable[Mapping[str, float] | None]],
     ctx: CaseContext,
+    *,
     label: str = "",
     per_operation: Callable[[Mapping[str, float]], float] | None = None,
 ) -> Contender:
@@ -228,5 +234,3 @@ async def call(run: TimeFunc, loops: int) -> Sample:
         result = await result
     assert isinstance(result, Sample)
     return result
-
-

@@ -107,8 +107,12 @@ def run_bench(args: argparse.Namespace) -> int:
     err = _console(stderr=True)
     if args.calibrate:
         return _calibrate(args, cases, ctx, gate, err)
-    run = RunResult(suite=args.suite, started=_now(), env=environment(project),
-                    command=["provcfg", *sys.argv[2:]] if sys.argv[1:2] == ["bench"] else [])
+    run = RunResult(
+        suite=args.suite,
+        started=_now(),
+        env=environment(project),
+        command=["provcfg", *sys.argv[2:]] if sys.argv[1:2] == ["bench"] else [],
+    )
     with BarProgress(err, cases) as progress:
         for case in cases:
             run.cases.append(run_case_sync(case, args.suite, ctx, progress))
@@ -135,9 +139,10 @@ def run_bench(args: argparse.Namespace) -> int:
         write_markdown(run, target)
         err.print(f"wrote {target}")
     code = EXIT_OK
-    failed = [c for c in run.cases if c.error]
-    for case in failed:
-        err.print(f"[red]case {case.name} failed: {case.error}[/red]")
+    for result in run.cases:
+        if result.error is None:
+            continue
+        err.print(f"[red]case {result.name} failed: {result.error}[/red]")
         code = EXIT_FAILED
     if baseline is not None:
         comparisons = compare(run.ratio_entries(), baseline, gate)
@@ -148,16 +153,19 @@ def run_bench(args: argparse.Namespace) -> int:
             regressions = gate_failed(comparisons)
             if regressions:
                 keys = ", ".join(c.key for c in regressions)
-                err.print(f"[bold red]gate failed: slower than the baseline beyond the "
-                          f"threshold with confidence: {keys}[/bold red]")
+                err.print(
+                    f"[bold red]gate failed: slower than the baseline beyond the "
+                    f"threshold with confidence: {keys}[/bold red]"
+                )
                 code = EXIT_FAILED
             else:
                 err.print("gate passed: no ratio is worse than the baseline with confidence")
     return code
 
 
-def _calibrate(args: argparse.Namespace, cases: list[Any], ctx: Any, gate: float | None,
-               err: Any) -> int:
+def _calibrate(
+    args: argparse.Namespace, cases: list[Any], ctx: Any, gate: float | None, err: Any
+) -> int:
     from rich.table import Table
 
     from provcfg.bench._calibrate import calibrate
@@ -169,20 +177,32 @@ def _calibrate(args: argparse.Namespace, cases: list[Any], ctx: Any, gate: float
     slowdown = parse_percent(args.slowdown)
     env = environment(Path.cwd())
     started = _now()
-    results = calibrate(cases, args.suite, ctx, runs=args.runs, slowdown=slowdown, gate=gate,
-                        report=lambda line: err.print(line))
+    results = calibrate(
+        cases,
+        args.suite,
+        ctx,
+        runs=args.runs,
+        slowdown=slowdown,
+        gate=gate,
+        report=err.print,
+    )
     env["load_after"] = load_average()
     table = Table(title=f"gate calibration: {args.runs} runs each way, suite {args.suite}")
-    for column in ("case", "subject", "gate", "slowdown", "measured", "detected",
-                   "false alarms"):
+    for column in ("case", "subject", "gate", "slowdown", "measured", "detected", "false alarms"):
         table.add_column(column)
     total_runs = detected = alarms = 0
     for r in results:
         d = r.as_dict()
         measured = d["measured_slowdown"]
-        table.add_row(r.case, r.subject, f"{r.threshold * 100:.0f} %", f"{r.slowdown * 100:.0f} %",
-                      "-" if measured is None else f"{measured * 100:+.1f} %",
-                      f"{r.detections}/{r.runs}", f"{r.false_alarms}/{r.runs}")
+        table.add_row(
+            r.case,
+            r.subject,
+            f"{r.threshold * 100:.0f} %",
+            f"{r.slowdown * 100:.0f} %",
+            "-" if measured is None else f"{measured * 100:+.1f} %",
+            f"{r.detections}/{r.runs}",
+            f"{r.false_alarms}/{r.runs}",
+        )
         total_runs += r.runs
         detected += r.detections
         alarms += r.false_alarms
@@ -192,9 +212,17 @@ def _calibrate(args: argparse.Namespace, cases: list[Any], ctx: Any, gate: float
             f"overall: detected {detected}/{total_runs} ({detected / total_runs:.1%}), "
             f"false alarms {alarms}/{total_runs} ({alarms / total_runs:.1%})"
         )
-    record = RunResult(suite=args.suite, started=started, finished=_now(), env=env,
-                       calibration={"runs": args.runs, "slowdown": slowdown,
-                                    "cases": [r.as_dict() for r in results]})
+    record = RunResult(
+        suite=args.suite,
+        started=started,
+        finished=_now(),
+        env=env,
+        calibration={
+            "runs": args.runs,
+            "slowdown": slowdown,
+            "cases": [r.as_dict() for r in results],
+        },
+    )
     if args.output:
         _write_json(Path(args.output), record.as_dict())
     return EXIT_OK
@@ -212,8 +240,11 @@ def run_history(args: argparse.Namespace) -> int:
     roles = ("subject", "control", "floor", "other") if args.all else ("subject",)
     found = series(runs, roles)
     if args.case:
-        found = {k: v for k, v in found.items()
-                 if any(fnmatch.fnmatchcase(k.split("/", 1)[0], p) for p in args.case)}
+        found = {
+            k: v
+            for k, v in found.items()
+            if any(fnmatch.fnmatchcase(k.split("/", 1)[0], p) for p in args.case)
+        }
     if not found:
         sys.stdout.write(f"no saved runs in {args.history}; save one with: provcfg bench --save\n")
         return EXIT_OK

@@ -91,21 +91,40 @@ def results_table(run: RunResult) -> Table:
         table.add_column(column, overflow="fold")
     for case in run.cases:
         if case.skipped or case.error:
-            table.add_row(case.name, "-", "-", "-", case.skipped and f"skipped: {case.skipped}"
-                          or f"error: {case.error}", "-")
+            table.add_row(
+                case.name,
+                "-",
+                "-",
+                "-",
+                (case.skipped and f"skipped: {case.skipped}") or f"error: {case.error}",
+                "-",
+            )
             continue
         for i, c in enumerate(case.contenders):
             est = case.ratios.get(c.name)
             shown = "reference" if est is None else ratio(est, case.rate_unit is not None)
-            table.add_row(case.name if i == 0 else "", c.name, c.role, _figure(case, c.samples),
-                          shown, str(case.rounds) if i == 0 else "")
+            table.add_row(
+                case.name if i == 0 else "",
+                c.name,
+                c.role,
+                _figure(case, c.samples),
+                shown,
+                str(case.rounds) if i == 0 else "",
+            )
         if case.note:
             table.add_row("", f"[dim]{case.note}[/dim]", "", "", "", "", end_section=True)
     return table
 
 
-_STYLE = {"regression": "bold red", "slower?": "yellow", "improvement": "bold green",
-          "faster?": "green", "same": "", "new": "cyan", "gone": "dim"}
+_STYLE = {
+    "regression": "bold red",
+    "slower?": "yellow",
+    "improvement": "bold green",
+    "faster?": "green",
+    "same": "",
+    "new": "cyan",
+    "gone": "dim",
+}
 
 
 def comparison_table(comparisons: Sequence[Comparison], title: str) -> Table:
@@ -134,8 +153,9 @@ def history_table(series: dict[str, list[tuple[str, float]]], width: int = 30) -
         values = [v for _, v in points][-width:]
         first, last = values[0], values[-1]
         change = f"{(last / first - 1) * 100:+.1f} %" if first > 0 else "-"
-        table.add_row(key, str(len(points)), f"{first:.3f}x", f"{last:.3f}x", change,
-                      sparkline(values))
+        table.add_row(
+            key, str(len(points)), f"{first:.3f}x", f"{last:.3f}x", change, sparkline(values)
+        )
     return table
 
 

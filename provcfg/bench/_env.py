@@ -13,10 +13,24 @@ from typing import Any
 
 __all__ = ["environment", "load_average"]
 
-_PACKAGES = ("provcfg", "anthropic", "httpx2", "pydantic", "pyyaml", "dogpile.cache",
-             "watchfiles", "structlog", "rich", "scipy", "numpy")
-_CLI_PACKAGES = {"claude": "@anthropic-ai/claude-code", "opencode": "opencode-ai",
-                 "codex": "@openai/codex"}
+_PACKAGES = (
+    "provcfg",
+    "anthropic",
+    "httpx2",
+    "pydantic",
+    "pyyaml",
+    "dogpile.cache",
+    "watchfiles",
+    "structlog",
+    "rich",
+    "scipy",
+    "numpy",
+)
+_CLI_PACKAGES = {
+    "claude": "@anthropic-ai/claude-code",
+    "opencode": "opencode-ai",
+    "codex": "@openai/codex",
+}
 
 
 def load_average() -> list[float]:
@@ -39,8 +53,15 @@ def _cpu_model() -> str:
 
 def _git_commit(project: Path) -> str | None:
     try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True,
-                              text=True, timeout=5, check=False, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() or None if done.returncode == 0 else None

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from provcfg.bench._stats import Estimate
 
-__all__ = ["duration", "ratio", "rate", "sparkline"]
+__all__ = ["duration", "rate", "ratio", "sparkline"]
 
 _BARS = "▁▂▃▄▅▆▇█"
 

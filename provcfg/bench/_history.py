@@ -62,7 +62,9 @@ def read(path: Path = DEFAULT_HISTORY) -> list[RunResult]:
     return runs
 
 
-def series(runs: list[RunResult], roles: tuple[str, ...] = ("subject",)) -> dict[str, list[tuple[str, float]]]:
+def series(
+    runs: list[RunResult], roles: tuple[str, ...] = ("subject",)
+) -> dict[str, list[tuple[str, float]]]:
     """Per ratio key (of ``roles``): ``(run start, median)`` for each run holding it."""
     out: dict[str, list[tuple[str, float]]] = {}
     for run in runs:

@@ -18,17 +18,26 @@ from provcfg.bench._results import CaseResult, RunResult
 __all__ = ["render_markdown", "write_markdown"]
 
 _SECTIONS = (
-    ("cli", "CLI providers vs the CLI spawned by hand",
-     "ClaudeCodeProvider, opencode and codex: first chunk (and total in the JSON), through "
-     "provcfg vs the same CLI spawned by hand with the same argv and environment. Real CLIs "
-     "run against the stub in a loopback-only network namespace."),
-    ("stream", "anthropic-api: both transports vs the SDK used directly",
-     "First text chunk of a short reply and chunks/s of a 2,000-delta stream from the stub "
-     "(in its own process)."),
+    (
+        "cli",
+        "CLI providers vs the CLI spawned by hand",
+        "ClaudeCodeProvider, opencode and codex: first chunk (and total in the JSON), through "
+        "provcfg vs the same CLI spawned by hand with the same argv and environment. Real CLIs "
+        "run against the stub in a loopback-only network namespace.",
+    ),
+    (
+        "stream",
+        "anthropic-api: both transports vs the SDK used directly",
+        "First text chunk of a short reply and chunks/s of a 2,000-delta stream from the stub "
+        "(in its own process).",
+    ),
     ("forwarding", "What provcfg adds per chunk and per request (no network)", ""),
-    ("concurrency", "Concurrency scaling",
-     "Every client saturates one event loop from a single stream: aggregate chunks/s is "
-     "about flat from 1 to 400 streams, so first-chunk latency grows linearly with them."),
+    (
+        "concurrency",
+        "Concurrency scaling",
+        "Every client saturates one event loop from a single stream: aggregate chunks/s is "
+        "about flat from 1 to 400 streams, so first-chunk latency grows linearly with them.",
+    ),
     ("pool", "Pooling and provider construction", ""),
     ("manifest", "Initialization: lazy vs eager load", ""),
     ("lookup", "Lookups", ""),
@@ -89,7 +98,9 @@ def _case_block(case: CaseResult) -> list[str]:
     for c in case.contenders:
         for key, values in c.extras.items():
             if values and key not in ("chunks",):
-                extras.setdefault(key, []).append(f"{c.name} {_extra(key, statistics.median(values))}")
+                extras.setdefault(key, []).append(
+                    f"{c.name} {_extra(key, statistics.median(values))}"
+                )
     for key, shown in extras.items():
         lines.append(f"- {key}: " + ", ".join(shown))
     lines += [f"- {v}" for v in _budget_verdicts(case)]

@@ -57,17 +57,22 @@ def _history_plots(history: list[RunResult]) -> list[str]:
                 continue
             case, contender = key.split("/", 1)
             by_case.setdefault(case, {}).setdefault(contender, []).append(
-                (float(i + 1), entry.estimate.median,
-                 f"run {i + 1} ({run.started}): {ratio(entry.estimate)}")
+                (
+                    float(i + 1),
+                    entry.estimate.median,
+                    f"run {i + 1} ({run.started}): {ratio(entry.estimate)}",
+                )
             )
     out = []
     for case, series in sorted(by_case.items()):
         labels = [(float(i + 1), str(i + 1)) for i in range(len(history))]
         if len(labels) > 12:
             labels = labels[:: max(1, len(labels) // 12)]
-        out.append(f'<div class="card"><h3>{escape(case)}</h3>'
-                   + line_chart(f"{case}: ratio to the reference, by run", "time ratio",
-                                series, labels) + "</div>")
+        out.append(
+            f'<div class="card"><h3>{escape(case)}</h3>'
+            + line_chart(f"{case}: ratio to the reference, by run", "time ratio", series, labels)
+            + "</div>"
+        )
     return out
 
 
@@ -76,8 +81,9 @@ def _ratios_per_round(case: CaseResult) -> dict[str, list[float]]:
         return {}
     base = case.contender(case.reference).samples
     return {
-        c.name: [s / b for s, b in zip(c.samples, base) if b > 0]
-        for c in case.contenders if c.name != case.reference
+        c.name: [s / b for s, b in zip(c.samples, base, strict=True) if b > 0]
+        for c in case.contenders
+        if c.name != case.reference
     }
 
 
@@ -89,9 +95,16 @@ def _distribution_plots(run: RunResult) -> list[str]:
             continue
         values = [v for vs in strips.values() for v in vs if v > 0]
         log = bool(values) and max(values) / min(values) > 20
-        out.append(f'<div class="card"><h3>{escape(case.name)}</h3>'
-                   + dot_strips(f"{case.name}: every round's ratio to {case.reference}",
-                                "time ratio (per round)", strips, log_y=log) + "</div>")
+        out.append(
+            f'<div class="card"><h3>{escape(case.name)}</h3>'
+            + dot_strips(
+                f"{case.name}: every round's ratio to {case.reference}",
+                "time ratio (per round)",
+                strips,
+                log_y=log,
+            )
+            + "</div>"
+        )
     return out
 
 
@@ -109,8 +122,11 @@ def _scaling_plots(run: RunResult) -> list[str]:
                     values = c.extras.get(key, [])
                     if values:
                         med = statistics.median(values)
-                        tip = f"{int(streams)} streams: {med:,.0f}" if key == "chunks_per_s" \
+                        tip = (
+                            f"{int(streams)} streams: {med:,.0f}"
+                            if key == "chunks_per_s"
                             else f"{int(streams)} streams: {duration(med)}"
+                        )
                         target.setdefault(c.name, []).append((streams, med, tip))
         if not rate:
             continue
@@ -119,12 +135,31 @@ def _scaling_plots(run: RunResult) -> list[str]:
                 points.sort()
         xs = sorted({p[0] for pts in rate.values() for p in pts})
         labels = [(x, f"{int(x)}") for x in xs]
-        out.append('<div class="card"><h3>' + f"{mode}: aggregate chunks/s</h3>"
-                   + line_chart(f"{mode}: aggregate chunks/s by concurrent streams", "chunks/s",
-                                rate, labels, log_x=True) + "</div>")
-        out.append('<div class="card"><h3>' + f"{mode}: first-chunk p99</h3>"
-                   + line_chart(f"{mode}: first-chunk p99 (s) by concurrent streams", "seconds",
-                                p99, labels, log_x=True, log_y=True) + "</div>")
+        out.append(
+            '<div class="card"><h3>'
+            + f"{mode}: aggregate chunks/s</h3>"
+            + line_chart(
+                f"{mode}: aggregate chunks/s by concurrent streams",
+                "chunks/s",
+                rate,
+                labels,
+                log_x=True,
+            )
+            + "</div>"
+        )
+        out.append(
+            '<div class="card"><h3>'
+            + f"{mode}: first-chunk p99</h3>"
+            + line_chart(
+                f"{mode}: first-chunk p99 (s) by concurrent streams",
+                "seconds",
+                p99,
+                labels,
+                log_x=True,
+                log_y=True,
+            )
+            + "</div>"
+        )
     return out
 
 
@@ -139,8 +174,10 @@ def _comparison(a: RunResult, b: RunResult, title: str) -> str:
             f"<td>{ratio(c.current.estimate, rate_like) if c.current else '-'}</td>"
             f'<td>{change}</td><td class="{c.verdict.rstrip("?")}">{c.verdict}</td></tr>'
         )
-    return (f"<h3>{escape(title)}</h3><table><tr><th>ratio</th><th>role</th><th>A</th>"
-            "<th>B</th><th>change</th><th>verdict</th></tr>" + "".join(rows) + "</table>")
+    return (
+        f"<h3>{escape(title)}</h3><table><tr><th>ratio</th><th>role</th><th>A</th>"
+        "<th>B</th><th>change</th><th>verdict</th></tr>" + "".join(rows) + "</table>"
+    )
 
 
 def render_report(history: list[RunResult], pair: tuple[RunResult, RunResult] | None) -> str:

@@ -2,8 +2,9 @@
 
 For one case: build the contenders, warm each up, calibrate each one's loop count so
 a sample lasts about ``case.sample_seconds``, then run rounds. A round runs every
-contender once; the order rotates from round to round, so no contender always
-follows the same other one. Rounds continue until the case's time budget is spent
+contender once (``case.repeats`` times, interleaved, keeping each one's fastest);
+the order rotates from round to round, so no contender always follows the same
+other one. Rounds continue until the case's time budget is spent
 (at least the minimum, at most the maximum number of rounds). Each contender's
 ratio to the reference is the median of the per-round ratios, with a bootstrap
 interval (:mod:`provcfg.bench._stats`).
@@ -149,8 +150,7 @@ async def run_case(
             result.reference = reference.name
             loops = {c.name: await _calibrate_loops(case, c) for c in contenders}
             out = {
-                c.name: ContenderResult(c.name, c.role, c.label, loops[c.name])
-                for c in contenders
+                c.name: ContenderResult(c.name, c.role, c.label, loops[c.name]) for c in contenders
             }
             by_name = {c.name: c for c in contenders}
             names = [c.name for c in contenders]
@@ -158,8 +158,14 @@ async def run_case(
             loop_start = time.perf_counter()
             done = 0
             for order in rotations(names, high):
+                best: dict[str, Sample] = {}
+                for _ in range(case.repeats):
+                    for name in order:
+                        sample = await call(by_name[name].run, loops[name])
+                        if name not in best or sample.seconds < best[name].seconds:
+                            best[name] = sample
                 for name in order:
-                    _record(out[name], await call(by_name[name].run, loops[name]))
+                    _record(out[name], best[name])
                 done += 1
                 used = time.perf_counter() - loop_start
                 fraction = max(done / high, min(done / low, used / budget if budget else 1.0))

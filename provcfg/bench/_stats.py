@@ -80,7 +80,9 @@ def paired_ratio(subject: Sequence[float], reference: Sequence[float]) -> Estima
     """
     if len(subject) != len(reference):
         raise ValueError(f"paired samples differ in length: {len(subject)} vs {len(reference)}")
-    return _median_interval([s / r if r > 0 else math.nan for s, r in zip(subject, reference)])
+    return _median_interval(
+        [s / r if r > 0 else math.nan for s, r in zip(subject, reference, strict=True)]
+    )
 
 
 def paired_difference(subject: Sequence[float], reference: Sequence[float]) -> Estimate:
@@ -91,7 +93,7 @@ def paired_difference(subject: Sequence[float], reference: Sequence[float]) -> E
     """
     if len(subject) != len(reference):
         raise ValueError(f"paired samples differ in length: {len(subject)} vs {len(reference)}")
-    return _median_interval([s - r for s, r in zip(subject, reference)])
+    return _median_interval([s - r for s, r in zip(subject, reference, strict=True)])
 
 
 def quantile(values: Sequence[float], q: float) -> float:

@@ -28,8 +28,12 @@ def _nice(low: float, high: float) -> tuple[float, float]:
     return low - pad, high + pad
 
 
-def _frame(title: str, y_label: str, ticks: Sequence[tuple[float, str]],
-           x_ticks: Sequence[tuple[float, str]]) -> list[str]:
+def _frame(
+    title: str,
+    y_label: str,
+    ticks: Sequence[tuple[float, str]],
+    x_ticks: Sequence[tuple[float, str]],
+) -> list[str]:
     out = [
         f'<svg class="plot" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" '
         f'width="{_W}" height="{_H}" role="img" aria-label="{escape(title)}">',
@@ -41,11 +45,15 @@ def _frame(title: str, y_label: str, ticks: Sequence[tuple[float, str]],
     ]
     for y, label in ticks:
         out.append(f'<line x1="{_L}" x2="{_W - _R}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e5e5"/>')
-        out.append(f'<text x="{_L - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">'
-                   f"{escape(label)}</text>")
+        out.append(
+            f'<text x="{_L - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">'
+            f"{escape(label)}</text>"
+        )
     for x, label in x_ticks:
-        out.append(f'<text x="{x:.1f}" y="{_H - _B + 14}" font-size="10" '
-                   f'text-anchor="middle">{escape(label)}</text>')
+        out.append(
+            f'<text x="{x:.1f}" y="{_H - _B + 14}" font-size="10" '
+            f'text-anchor="middle">{escape(label)}</text>'
+        )
     return out
 
 
@@ -55,7 +63,9 @@ def _legend(names: Sequence[str]) -> list[str]:
         y = _T + 12 + i * 16
         color = PALETTE[i % len(PALETTE)]
         out.append(f'<rect x="{_W - _R + 10}" y="{y - 8}" width="10" height="10" fill="{color}"/>')
-        out.append(f'<text x="{_W - _R + 24}" y="{y + 1}" font-size="10">{escape(name[:24])}</text>')
+        out.append(
+            f'<text x="{_W - _R + 24}" y="{y + 1}" font-size="10">{escape(name[:24])}</text>'
+        )
     return out
 
 
@@ -79,9 +89,15 @@ def _y_scale(values: Sequence[float], log: bool) -> tuple[object, list[tuple[flo
     return y, ticks
 
 
-def line_chart(title: str, y_label: str, series: dict[str, list[tuple[float, float, str]]],
-               x_labels: Sequence[tuple[float, str]] = (), *, log_x: bool = False,
-               log_y: bool = False) -> str:
+def line_chart(
+    title: str,
+    y_label: str,
+    series: dict[str, list[tuple[float, float, str]]],
+    x_labels: Sequence[tuple[float, str]] = (),
+    *,
+    log_x: bool = False,
+    log_y: bool = False,
+) -> str:
     """Lines with points; ``series``: name -> [(x, y, tooltip)]."""
     xs = [p[0] for pts in series.values() for p in pts]
     ys = [p[1] for pts in series.values() for p in pts]
@@ -99,38 +115,48 @@ def line_chart(title: str, y_label: str, series: dict[str, list[tuple[float, flo
         good = [p for p in points if math.isfinite(p[1]) and (p[1] > 0 or not log_y)]
         if len(good) > 1:
             path = " ".join(f"{x(px):.1f},{y(py):.1f}" for px, py, _ in good)  # type: ignore[operator]
-            out.append(f'<polyline class="mark" points="{path}" fill="none" stroke="{color}" '
-                       'stroke-width="1.5"/>')
+            out.append(
+                f'<polyline class="mark" points="{path}" fill="none" stroke="{color}" '
+                'stroke-width="1.5"/>'
+            )
         for px, py, tip in good:
-            out.append(f'<circle class="mark" cx="{x(px):.1f}" cy="{y(py):.1f}" r="3" '  # type: ignore[operator]
-                       f'fill="{color}"><title>{escape(name)}: {escape(tip)}</title></circle>')
+            out.append(
+                f'<circle class="mark" cx="{x(px):.1f}" cy="{y(py):.1f}" r="3" '  # type: ignore[operator]
+                f'fill="{color}"><title>{escape(name)}: {escape(tip)}</title></circle>'
+            )
     out += _legend(list(series))
     out.append("</svg>")
     return "\n".join(out)
 
 
-def dot_strips(title: str, y_label: str, strips: dict[str, list[float]], *,
-               log_y: bool = False) -> str:
+def dot_strips(
+    title: str, y_label: str, strips: dict[str, list[float]], *, log_y: bool = False
+) -> str:
     """One column of dots per name (every round's value) with its median as a bar."""
     values = [v for vs in strips.values() for v in vs]
     y, y_ticks = _y_scale(values, log_y)
     names = list(strips)
     step = (_W - _L - _R) / max(len(names), 1)
-    out = _frame(title, y_label, y_ticks,
-                 [(_L + step * (i + 0.5), n[:14]) for i, n in enumerate(names)])
+    out = _frame(
+        title, y_label, y_ticks, [(_L + step * (i + 0.5), n[:14]) for i, n in enumerate(names)]
+    )
     for i, name in enumerate(names):
         color = PALETTE[i % len(PALETTE)]
         center = _L + step * (i + 0.5)
         good = sorted(v for v in strips[name] if math.isfinite(v) and (v > 0 or not log_y))
         for j, v in enumerate(good):
             jitter = ((j * 7919) % 21 - 10) / 10 * min(step * 0.3, 18)
-            out.append(f'<circle class="mark" cx="{center + jitter:.1f}" cy="{y(v):.1f}" r="2.2" '  # type: ignore[operator]
-                       f'fill="{color}" fill-opacity="0.6"><title>{escape(name)}: {v:.4g}'
-                       "</title></circle>")
+            out.append(
+                f'<circle class="mark" cx="{center + jitter:.1f}" cy="{y(v):.1f}" r="2.2" '  # type: ignore[operator]
+                f'fill="{color}" fill-opacity="0.6"><title>{escape(name)}: {v:.4g}'
+                "</title></circle>"
+            )
         if good:
             med = good[len(good) // 2]
-            out.append(f'<line class="mark" x1="{center - step * 0.35:.1f}" '
-                       f'x2="{center + step * 0.35:.1f}" y1="{y(med):.1f}" y2="{y(med):.1f}" '  # type: ignore[operator]
-                       f'stroke="#111" stroke-width="2"><title>median {med:.4g}</title></line>')
+            out.append(
+                f'<line class="mark" x1="{center - step * 0.35:.1f}" '
+                f'x2="{center + step * 0.35:.1f}" y1="{y(med):.1f}" y2="{y(med):.1f}" '  # type: ignore[operator]
+                f'stroke="#111" stroke-width="2"><title>median {med:.4g}</title></line>'
+            )
     out.append("</svg>")
     return "\n".join(out)

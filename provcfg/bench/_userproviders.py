@@ -63,8 +63,11 @@ def _case(manifest: Path, name: str, prompt: str, model: str | None, stub: bool)
                             chunks += chunk.type == "text"
                         total += time.perf_counter() - start
                         first += seen or 0.0
-                    return Sample(first / loops, {"total": total / loops,
-                                                  "chunks": chunks / loops}, total / loops)
+                    return Sample(
+                        first / loops,
+                        {"total": total / loops, "chunks": chunks / loops},
+                        total / loops,
+                    )
 
                 async def measure_ruler(loops: int) -> Sample:
                     start = time.perf_counter()
@@ -73,10 +76,18 @@ def _case(manifest: Path, name: str, prompt: str, model: str | None, stub: bool)
                     return Sample((time.perf_counter() - start) / loops)
 
                 yield [
-                    Contender("ruler", "reference", measure_ruler,
-                              "fixed pure-Python CPU work (machine-speed yardstick)"),
-                    Contender(name, "subject", stream,
-                              f"{name}.stream(prompt): first chunk (total in the extras)"),
+                    Contender(
+                        "ruler",
+                        "reference",
+                        measure_ruler,
+                        "fixed pure-Python CPU work (machine-speed yardstick)",
+                    ),
+                    Contender(
+                        name,
+                        "subject",
+                        stream,
+                        f"{name}.stream(prompt): first chunk (total in the extras)",
+                    ),
                 ]
 
     return Case(

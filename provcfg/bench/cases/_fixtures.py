@@ -65,8 +65,12 @@ def claude_lines(text_deltas: int = 1) -> list[str]:
         }
         lines.append(
             json.dumps(
-                {"type": "stream_event", "event": event, "session_id": "s",
-                 "parent_tool_use_id": None}
+                {
+                    "type": "stream_event",
+                    "event": event,
+                    "session_id": "s",
+                    "parent_tool_use_id": None,
+                }
             )
         )
     lines.append(

@@ -28,7 +28,7 @@ def _region(spec: dict[str, Any], name: str, metrics: Any) -> Any:
     from provcfg._manifest import RegionSpec
 
     parsed = TypeAdapter(RegionSpec).validate_python(spec)
-    return build_region(name, parsed, namespace="gen1", metrics=metrics)  # type: ignore[arg-type]
+    return build_region(name, parsed, namespace="gen1", metrics=metrics)
 
 
 @asynccontextmanager
@@ -45,21 +45,49 @@ async def _memory(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
     region.set("api", 1)
     dog = make_region().configure("dogpile.cache.memory", expiration_time=3600)
     dog.set("api", 1)
-    names = {"plain": {"provcfg:r:gen1:api": 1}, "backend": backend, "region": region,
-             "dog": dog, "metrics": metrics, "time": time}
+    names = {
+        "plain": {"provcfg:r:gen1:api": 1},
+        "backend": backend,
+        "region": region,
+        "dog": dog,
+        "metrics": metrics,
+        "time": time,
+    }
     try:
         yield [
-            statement_contender("dogpile-memory", "reference", "dog.get('api')", names, ctx,
-                                "dogpile.cache.memory region.get"),
-            statement_contender("provcfg-memory", "subject", "region.get('api')", names, ctx,
-                                "provcfg memory region.get (bounded LRU, hit counting)"),
-            statement_contender("dict", "floor", "plain.get('provcfg:r:gen1:api')", names, ctx),
-            statement_contender("backend.get", "other", "backend.get('provcfg:r:gen1:api')",
-                                names, ctx, "BoundedMemoryBackend.get alone"),
             statement_contender(
-                "timing-hook", "other",
+                "dogpile-memory",
+                "reference",
+                "dog.get('api')",
+                names,
+                ctx,
+                label="dogpile.cache.memory region.get",
+            ),
+            statement_contender(
+                "provcfg-memory",
+                "subject",
+                "region.get('api')",
+                names,
+                ctx,
+                label="provcfg memory region.get (bounded LRU, hit counting)",
+            ),
+            statement_contender("dict", "floor", "plain.get('provcfg:r:gen1:api')", names, ctx),
+            statement_contender(
+                "backend.get",
+                "other",
+                "backend.get('provcfg:r:gen1:api')",
+                names,
+                ctx,
+                label="BoundedMemoryBackend.get alone",
+            ),
+            statement_contender(
+                "timing-hook",
+                "other",
                 "s = time.perf_counter()\nmetrics.observe('x', time.perf_counter() - s, 'r')",
-                names, ctx, "perf_counter pair + Metrics.observe"),
+                names,
+                ctx,
+                label="perf_counter pair + Metrics.observe",
+            ),
         ]
     finally:
         close_region(region)
@@ -72,9 +100,20 @@ def redis_server() -> Iterator[str]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 10
@@ -113,15 +152,24 @@ async def _redis(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
         region = _region({"backend": "redis", "url": url}, "rb", Metrics())
         region.set("api", 1)
         client = redis.Redis.from_url(url)
-        names = {"client": client, "region": region, "key": region.key_mangler("api"),
-                 "marker": generation_key("rb")}
+        names = {
+            "client": client,
+            "region": region,
+            "key": region.key_mangler("api"),
+            "marker": generation_key("rb"),
+        }
         try:
             yield [
                 statement_contender("raw-GET", "reference", "client.get(key)", names, ctx),
-                statement_contender("provcfg-redis", "subject", "region.get('api')", names, ctx,
-                                    "provcfg redis region.get (MGET of marker and key)"),
-                statement_contender("raw-MGET", "floor", "client.mget([marker, key])", names,
-                                    ctx),
+                statement_contender(
+                    "provcfg-redis",
+                    "subject",
+                    "region.get('api')",
+                    names,
+                    ctx,
+                    label="provcfg redis region.get (MGET of marker and key)",
+                ),
+                statement_contender("raw-MGET", "floor", "client.mget([marker, key])", names, ctx),
             ]
         finally:
             client.close()
@@ -133,6 +181,8 @@ CASES = [
         name="cache.memory-get",
         title="memory region.get: provcfg vs dogpile's own memory region",
         build=_memory,
+        sample_seconds=0.001,
+        repeats=5,
         rounds={"quick": (8, 40), "full": (30, 200)},
         suites=("full",),
     ),
@@ -140,6 +190,8 @@ CASES = [
         name="cache.redis-get",
         title="redis region.get: provcfg vs a raw GET (a throwaway loopback redis-server)",
         build=_redis,
+        sample_seconds=0.002,
+        repeats=3,
         rounds={"quick": (8, 30), "full": (20, 100)},
         suites=("full",),
         requires=_redis_missing,

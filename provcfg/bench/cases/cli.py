@@ -25,8 +25,11 @@ PROMPT = "Say hello"
 _OPENCODE = [
     {"type": "step_start", "sessionID": "s", "part": {"type": "step-start"}},
     {"type": "text", "sessionID": "s", "part": {"type": "text", "text": "Hello from the stub."}},
-    {"type": "step_finish", "sessionID": "s", "part": {"type": "step-finish", "reason": "stop",
-                                                       "tokens": {"input": 5, "output": 4}}},
+    {
+        "type": "step_finish",
+        "sessionID": "s",
+        "part": {"type": "step-finish", "reason": "stop", "tokens": {"input": 5, "output": 4}},
+    },
 ]
 _CODEX = [
     {"type": "thread.started", "thread_id": "t"},
@@ -42,13 +45,19 @@ FAKE_LINES: dict[str, list[str]] = {
 REAL = {"claude-code": "claude", "opencode": "opencode", "codex": "codex"}
 
 
-async def by_hand(argv: list[str], env: dict[str, str], cwd: str | None,
-                  spin: Callable[[], None] | None = None) -> tuple[float, float]:
+async def by_hand(
+    argv: list[str], env: dict[str, str], cwd: str | None, spin: Callable[[], None] | None = None
+) -> tuple[float, float]:
     """Spawn ``argv``, write the prompt, read the first line then the rest: (first, total)."""
     start = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True,
+        *argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
     )
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(PROMPT.encode())
@@ -88,7 +97,8 @@ def _timed(op: Callable[[], Any]) -> TimeFunc:
 
 def _argv(provider: Any, cli: Path) -> list[str]:
     args = provider.arguments(provider.ctx.resolve_model(None), None, {})
-    tail = getattr(provider, "trailing_arguments", lambda: [])()
+    trailing = getattr(provider, "trailing_arguments", None)
+    tail: list[str] = list(trailing()) if trailing is not None else []
     return [str(cli), *args, *tail]
 
 
@@ -102,8 +112,9 @@ def _spec_line(kind: str, cli: Path, env: dict[str, str], cwd: str | None, model
 
 
 @asynccontextmanager
-async def _contenders(ctx: CaseContext, kind: str, cli: Path, env: dict[str, str],
-                      cwd: str | None, model: str) -> AsyncIterator[Sequence[Contender]]:
+async def _contenders(
+    ctx: CaseContext, kind: str, cli: Path, *, env: dict[str, str], cwd: str | None, model: str
+) -> AsyncIterator[Sequence[Contender]]:
     import provcfg
     from provcfg._providers._subprocess import minimal_env
 
@@ -116,11 +127,18 @@ async def _contenders(ctx: CaseContext, kind: str, cli: Path, env: dict[str, str
             child_env = minimal_env(env)
             spin = ctx.slowed("subject")
             yield [
-                Contender("by-hand", "reference", _timed(lambda: by_hand(argv, child_env, cwd)),
-                          "create_subprocess_exec, prompt on stdin, first line, then the rest"),
-                Contender(f"provcfg-{kind}", "subject",
-                          _timed(lambda: through_provider(provider, spin)),
-                          f"provcfg {kind} provider: first chunk, then the rest"),
+                Contender(
+                    "by-hand",
+                    "reference",
+                    _timed(lambda: by_hand(argv, child_env, cwd)),
+                    "create_subprocess_exec, prompt on stdin, first line, then the rest",
+                ),
+                Contender(
+                    f"provcfg-{kind}",
+                    "subject",
+                    _timed(lambda: through_provider(provider, spin)),
+                    f"provcfg {kind} provider: first chunk, then the rest",
+                ),
             ]
         finally:
             await rt.aclose()
@@ -131,7 +149,7 @@ def _fake(kind: str) -> Case:
     async def build(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
         with scratch() as folder:
             cli = shell_cli(folder, f"fake-{kind}", FAKE_LINES[kind])
-            async with _contenders(ctx, kind, cli, {}, None, "bench-model") as found:
+            async with _contenders(ctx, kind, cli, env={}, cwd=None, model="bench-model") as found:
                 yield found
 
     return Case(
@@ -139,7 +157,8 @@ def _fake(kind: str) -> Case:
         title=f"{kind} provider vs the same fake CLI spawned by hand: first chunk",
         build=build,
         sample_seconds=0.0,
-        rounds={"quick": (16, 60), "full": (60, 300)},
+        repeats=3,
+        rounds={"quick": (12, 60), "full": (60, 300)},
         seconds={"quick": 4.0, "full": 30.0},
         suites=("quick", "full") if kind == "claude-code" else ("full",),
         budgets=(Budget(f"provcfg-{kind}", "<= +2 ms over by hand", max_added=2e-3),),
@@ -155,25 +174,49 @@ def _configure(kind: str, base_url: str, home: Path, work: Path) -> tuple[dict[s
     """Environment and model that point the real CLI of ``kind`` at the stub only."""
     if kind == "claude-code":
         return {
-            "HOME": str(home), "ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": "sk-bench",
-            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "CLAUDE_CODE_MAX_RETRIES": "0",
-            "DISABLE_AUTOUPDATER": "1", "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1",
+            "HOME": str(home),
+            "ANTHROPIC_BASE_URL": base_url,
+            "ANTHROPIC_API_KEY": "sk-bench",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "CLAUDE_CODE_MAX_RETRIES": "0",
+            "DISABLE_AUTOUPDATER": "1",
+            "DISABLE_TELEMETRY": "1",
+            "DISABLE_ERROR_REPORTING": "1",
         }, "claude-sonnet-4-5"
     if kind == "opencode":
         config = {
-            "autoupdate": False, "share": "disabled",
-            "provider": {"provcfg": {
-                "npm": "@ai-sdk/anthropic", "name": "provcfg stub",
-                "options": {"baseURL": f"{base_url}/v1", "apiKey": "{env:PROVCFG_STUB_KEY}"},
-                "models": {"claude-sonnet-4-5": {"name": "claude-sonnet-4-5"}}}},
+            "autoupdate": False,
+            "share": "disabled",
+            "provider": {
+                "provcfg": {
+                    "npm": "@ai-sdk/anthropic",
+                    "name": "provcfg stub",
+                    "options": {"baseURL": f"{base_url}/v1", "apiKey": "{env:PROVCFG_STUB_KEY}"},
+                    "models": {"claude-sonnet-4-5": {"name": "claude-sonnet-4-5"}},
+                }
+            },
         }
         (work / "opencode.json").write_text(json.dumps(config))
-        env = {"HOME": str(home), "PROVCFG_STUB_KEY": "sk-bench",
-               "OPENCODE_CONFIG": str(work / "opencode.json")}
-        env.update({f"OPENCODE_{k}": "1" for k in (
-            "DISABLE_MODELS_FETCH", "DISABLE_DEFAULT_PLUGINS", "DISABLE_AUTOUPDATE",
-            "DISABLE_LSP_DOWNLOAD", "DISABLE_SHARE", "DISABLE_CLAUDE_CODE",
-            "DISABLE_EXTERNAL_SKILLS", "EXPERIMENTAL_DISABLE_FILEWATCHER")})
+        env = {
+            "HOME": str(home),
+            "PROVCFG_STUB_KEY": "sk-bench",
+            "OPENCODE_CONFIG": str(work / "opencode.json"),
+        }
+        env.update(
+            {
+                f"OPENCODE_{k}": "1"
+                for k in (
+                    "DISABLE_MODELS_FETCH",
+                    "DISABLE_DEFAULT_PLUGINS",
+                    "DISABLE_AUTOUPDATE",
+                    "DISABLE_LSP_DOWNLOAD",
+                    "DISABLE_SHARE",
+                    "DISABLE_CLAUDE_CODE",
+                    "DISABLE_EXTERNAL_SKILLS",
+                    "EXPERIMENTAL_DISABLE_FILEWATCHER",
+                )
+            }
+        )
         return env, "provcfg/claude-sonnet-4-5"
     codex_home = home / ".codex"
     codex_home.mkdir(parents=True, exist_ok=True)
@@ -183,8 +226,11 @@ def _configure(kind: str, base_url: str, home: Path, work: Path) -> tuple[dict[s
         f'base_url = "{base_url}/v1"\nenv_key = "PROVCFG_STUB_KEY"\nwire_api = "responses"\n'
         "request_max_retries = 0\nstream_max_retries = 0\n\n[analytics]\nenabled = false\n"
     )
-    return {"HOME": str(home), "CODEX_HOME": str(codex_home),
-            "PROVCFG_STUB_KEY": "sk-bench"}, "gpt-5.5"
+    return {
+        "HOME": str(home),
+        "CODEX_HOME": str(codex_home),
+        "PROVCFG_STUB_KEY": "sk-bench",
+    }, "gpt-5.5"
 
 
 def _real(kind: str) -> Case:
@@ -207,7 +253,9 @@ def _real(kind: str) -> Case:
             home.mkdir()
             work.mkdir()
             env, model = _configure(kind, stub.base_url, home, work)
-            async with _contenders(ctx, kind, real_cli(ctx, kind), env, str(work), model) as found:
+            async with _contenders(
+                ctx, kind, real_cli(ctx, kind), env=env, cwd=str(work), model=model
+            ) as found:
                 yield found
 
     return Case(

@@ -38,8 +38,9 @@ def rss_bytes() -> int:
         return int(handle.read().split()[1]) * _PAGE
 
 
-def _run(read: Reader, streams: int, model: str, spin: Callable[[], None] | None,
-         cpu: bool) -> TimeFunc:
+def _run(
+    read: Reader, streams: int, model: str, spin: Callable[[], None] | None, cpu: bool
+) -> TimeFunc:
     async def run(loops: int) -> Sample:
         peak = 0
         firsts: list[float] = []
@@ -48,7 +49,7 @@ def _run(read: Reader, streams: int, model: str, spin: Callable[[], None] | None
         for _ in range(loops):
             done = asyncio.Event()
 
-            async def watch() -> None:
+            async def watch(done: asyncio.Event = done) -> None:
                 nonlocal peak
                 while not done.is_set():
                     peak = max(peak, rss_bytes())

@@ -26,21 +26,47 @@ def sse_blob(deltas: int) -> bytes:
     def ev(name: str, data: dict[str, Any]) -> bytes:
         return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
-    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": MODEL,
-               "content": [], "stop_reason": None, "stop_sequence": None,
-               "usage": {"input_tokens": 5, "output_tokens": 1}}
+    message: dict[str, Any] = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": MODEL,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 5, "output_tokens": 1},
+    }
     parts = [
         ev("message_start", {"type": "message_start", "message": message}),
-        ev("content_block_start", {"type": "content_block_start", "index": 0,
-                                   "content_block": {"type": "text", "text": ""}}),
+        ev(
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+        ),
     ]
-    delta = ev("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                       "delta": {"type": "text_delta", "text": "abcdefgh"}})
+    delta = ev(
+        "content_block_delta",
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": "abcdefgh"},
+        },
+    )
     parts.extend([delta] * deltas)
     parts.append(ev("content_block_stop", {"type": "content_block_stop", "index": 0}))
-    parts.append(ev("message_delta", {"type": "message_delta",
-                                      "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                                      "usage": {"output_tokens": deltas}}))
+    parts.append(
+        ev(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": deltas},
+            },
+        )
+    )
     parts.append(ev("message_stop", {"type": "message_stop"}))
     return b"".join(parts)
 
@@ -68,8 +94,15 @@ def provider(transport: str, http: Any) -> Any:
     from provcfg.testing import make_context
 
     spec = AnthropicApiSpec.model_validate(
-        {"kind": "anthropic-api", "base_url": "http://mock", "api_key": KEY,
-         "transport": transport, "max_tokens": 1024, "model": MODEL, "max_retries": 0}
+        {
+            "kind": "anthropic-api",
+            "base_url": "http://mock",
+            "api_key": KEY,
+            "transport": transport,
+            "max_tokens": 1024,
+            "model": MODEL,
+            "max_retries": 0,
+        }
     )
     factory = KindRegistry.builtin()["anthropic-api"].load_factory()
     return factory(make_context(spec, name=f"bench-{transport}", http_client=lambda: http))
@@ -97,7 +130,7 @@ async def _via(p: Any) -> int:
 
 
 def _deltas(ctx: CaseContext) -> int:
-    return 200 if ctx.smoke else 5000
+    return 200 if ctx.smoke else 1000
 
 
 @asynccontextmanager
@@ -121,11 +154,18 @@ async def _fast(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
 
     try:
         yield [
-            Contender("bare", "reference", _timed(bare, n, None),
-                      "aiter_bytes + SSE split + json.loads per event"),
-            Contender("provcfg-fast", "subject",
-                      _timed(lambda: _via(mine), n, ctx.slowed("subject")),
-                      "provcfg transport: fast, per chunk"),
+            Contender(
+                "bare",
+                "reference",
+                _timed(bare, n, None),
+                "aiter_bytes + SSE split + json.loads per event",
+            ),
+            Contender(
+                "provcfg-fast",
+                "subject",
+                _timed(lambda: _via(mine), n, ctx.slowed("subject")),
+                "provcfg transport: fast, per chunk",
+            ),
         ]
     finally:
         await mine.aclose()
@@ -136,15 +176,18 @@ async def _fast(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
 async def _sdk(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
     import anthropic
 
-    n = _deltas(ctx) // 5
+    n = _deltas(ctx) // 2
     http = mock_client(sse_blob(n))
     mine = provider("sdk", http)
-    client = anthropic.AsyncAnthropic(api_key=KEY, base_url="http://mock", http_client=http,
-                                      max_retries=0)
+    client = anthropic.AsyncAnthropic(
+        api_key=KEY, base_url="http://mock", http_client=http, max_retries=0
+    )
 
     async def bare() -> int:
         stream = await client.messages.create(
-            model=MODEL, max_tokens=1024, messages=[{"role": "user", "content": "hi"}],
+            model=MODEL,
+            max_tokens=1024,
+            messages=[{"role": "user", "content": "hi"}],
             stream=True,
         )
         count = 0
@@ -155,9 +198,12 @@ async def _sdk(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
     try:
         yield [
             Contender("bare-sdk", "reference", _timed(bare, n, None), "the SDK's own iteration"),
-            Contender("provcfg-sdk", "subject",
-                      _timed(lambda: _via(mine), n, ctx.slowed("subject")),
-                      "provcfg transport: sdk, per chunk"),
+            Contender(
+                "provcfg-sdk",
+                "subject",
+                _timed(lambda: _via(mine), n, ctx.slowed("subject")),
+                "provcfg transport: sdk, per chunk",
+            ),
         ]
     finally:
         await mine.aclose()
@@ -170,12 +216,15 @@ async def _request(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
 
     http = mock_client(sse_blob(1))
     mine = provider("sdk", http)
-    client = anthropic.AsyncAnthropic(api_key=KEY, base_url="http://mock", http_client=http,
-                                      max_retries=0)
+    client = anthropic.AsyncAnthropic(
+        api_key=KEY, base_url="http://mock", http_client=http, max_retries=0
+    )
 
     async def bare() -> None:
         stream = await client.messages.create(
-            model=MODEL, max_tokens=1024, messages=[{"role": "user", "content": "hi"}],
+            model=MODEL,
+            max_tokens=1024,
+            messages=[{"role": "user", "content": "hi"}],
             stream=True,
         )
         async for event in stream:
@@ -192,10 +241,18 @@ async def _request(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
 
     try:
         yield [
-            Contender("bare-sdk", "reference", _timed(bare, 1, None),
-                      "the SDK alone, to the first text event"),
-            Contender("provcfg-sdk", "subject", _timed(ours, 1, ctx.slowed("subject")),
-                      "provcfg transport: sdk, to the first text chunk"),
+            Contender(
+                "bare-sdk",
+                "reference",
+                _timed(bare, 1, None),
+                "the SDK alone, to the first text event",
+            ),
+            Contender(
+                "provcfg-sdk",
+                "subject",
+                _timed(ours, 1, ctx.slowed("subject")),
+                "provcfg transport: sdk, to the first text chunk",
+            ),
         ]
     finally:
         await mine.aclose()
@@ -208,6 +265,7 @@ CASES = [
         title="per chunk, no network: provcfg fast transport vs bare SSE parsing",
         build=_fast,
         sample_seconds=0.0,
+        repeats=3,
         rounds={"quick": (8, 30), "full": (20, 100)},
         seconds={"quick": 3.0, "full": 15.0},
         budgets=(Budget("provcfg-fast", "<= +1 us per chunk", max_added=1e-6),),
@@ -217,6 +275,7 @@ CASES = [
         title="per chunk, no network: provcfg sdk transport vs the SDK's own iteration",
         build=_sdk,
         sample_seconds=0.0,
+        repeats=3,
         rounds={"quick": (8, 30), "full": (20, 100)},
         seconds={"quick": 3.0, "full": 15.0},
         budgets=(Budget("provcfg-sdk", "<= +1 us per chunk", max_added=1e-6),),
@@ -225,7 +284,8 @@ CASES = [
         name="forwarding.request",
         title="per request to the first chunk, no network: provcfg sdk vs the SDK alone",
         build=_request,
-        sample_seconds=0.01,
+        sample_seconds=0.002,
+        repeats=5,
         rounds={"quick": (10, 60), "full": (40, 300)},
         seconds={"quick": 3.0, "full": 15.0},
     ),

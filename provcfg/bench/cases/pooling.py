@@ -28,11 +28,11 @@ def _manifest(base_url: str) -> str:
         "  unpooled: {max_connections: 10, max_keepalive_connections: 0}",
         "providers:",
     ]
-    for pool in ("pooled", "unpooled"):
-        lines.append(
-            f"  {pool}: {{kind: anthropic-api, base_url: '{base_url}', api_key: {KEY}, "
-            f"pool: {pool}, transport: fast, max_retries: 0, model: {MODEL}}}"
-        )
+    lines.extend(
+        f"  {pool}: {{kind: anthropic-api, base_url: '{base_url}', api_key: {KEY}, "
+        f"pool: {pool}, transport: fast, max_retries: 0, model: {MODEL}}}"
+        for pool in ("pooled", "unpooled")
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -69,15 +69,24 @@ async def _build(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
 
             try:
                 yield [
-                    Contender("unpooled", "reference",
-                              _run(provider_reader(rt.provider("unpooled")), None),
-                              "a new connection per request (max_keepalive_connections: 0)"),
-                    Contender("pooled", "subject",
-                              _run(provider_reader(rt.provider("pooled")),
-                                   ctx.slowed("subject")),
-                              "keep-alive pool (the default)"),
-                    Contender("client-per-request", "other", _run(client_per_request, None),
-                              "a new runtime, pool and client per request"),
+                    Contender(
+                        "unpooled",
+                        "reference",
+                        _run(provider_reader(rt.provider("unpooled")), None),
+                        "a new connection per request (max_keepalive_connections: 0)",
+                    ),
+                    Contender(
+                        "pooled",
+                        "subject",
+                        _run(provider_reader(rt.provider("pooled")), ctx.slowed("subject")),
+                        "keep-alive pool (the default)",
+                    ),
+                    Contender(
+                        "client-per-request",
+                        "other",
+                        _run(client_per_request, None),
+                        "a new runtime, pool and client per request",
+                    ),
                 ]
             finally:
                 await rt.aclose()
@@ -88,7 +97,8 @@ CASES = [
         name="pool.request-latency",
         title="per-request latency, short reply: pooled keep-alive vs a new connection each",
         build=_build,
-        sample_seconds=0.01,
+        sample_seconds=0.005,
+        repeats=3,
         rounds={"quick": (10, 60), "full": (40, 300)},
         seconds={"quick": 5.0, "full": 30.0},
         budgets=(Budget("pooled", ">= 20 % faster than a new connection each", max_ratio=0.8),),

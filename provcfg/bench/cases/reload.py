@@ -50,6 +50,7 @@ def save(path: Path, text: str) -> None:
 async def _save_to_live(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
     import provcfg
     from provcfg._loading import parse_manifest_text
+    from provcfg._reload import DEFAULT_DEBOUNCE, DEFAULT_STEP
     from provcfg._runtime import Runtime
 
     with scratch() as folder:
@@ -73,13 +74,15 @@ async def _save_to_live(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
             await previous.aclose()
             return Sample(elapsed / loops)
 
-        def live(role: str, **tuning: float) -> TimeFunc:
+        def live(
+            role: str, debounce: float = DEFAULT_DEBOUNCE, step: float = DEFAULT_STEP
+        ) -> TimeFunc:
             spin = ctx.slowed(role)  # type: ignore[arg-type]
 
             async def run(loops: int) -> Sample:
                 elapsed = reported = 0.0
                 rebuilt = kept = 0
-                async with provcfg.watch(path, environ={}, **tuning) as watcher:
+                async with provcfg.watch(path, environ={}, debounce=debounce, step=step) as watcher:
                     for _ in range(loops):
                         await asyncio.sleep(0.02)
                         before = {n: watcher.runtime.provider(n) for n in NAMES}
@@ -96,8 +99,11 @@ async def _save_to_live(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
                         rt = watcher.runtime
                         rebuilt += sum(1 for s in rt.changes.values() if s == "rebuilt")
                         kept += sum(1 for n in NAMES if n != "p3" and rt.provider(n) is before[n])
-                extra = {"event_latency": reported / loops, "rebuilt": rebuilt / loops,
-                         "kept_of_9": kept / loops}
+                extra = {
+                    "event_latency": reported / loops,
+                    "rebuilt": rebuilt / loops,
+                    "kept_of_9": kept / loops,
+                }
                 return Sample(elapsed / loops, extra)
 
             return run
@@ -117,12 +123,24 @@ async def _save_to_live(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
             return Sample(elapsed / loops)
 
         yield [
-            Contender("floor", "reference", floor,
-                      "read + hash + parse + validate + Runtime.build, no watching"),
-            Contender("save-to-live", "subject", live("subject"),
-                      "save -> new generation live, provcfg defaults (step 30 ms)"),
-            Contender("watchfiles-defaults", "other", live("other", debounce=1.6, step=0.05),
-                      "the same with watchfiles' defaults (debounce 1.6 s, step 50 ms)"),
+            Contender(
+                "floor",
+                "reference",
+                floor,
+                "read + hash + parse + validate + Runtime.build, no watching",
+            ),
+            Contender(
+                "save-to-live",
+                "subject",
+                live("subject"),
+                "save -> new generation live, provcfg defaults (step 30 ms)",
+            ),
+            Contender(
+                "watchfiles-defaults",
+                "other",
+                live("other", debounce=1.6, step=0.05),
+                "the same with watchfiles' defaults (debounce 1.6 s, step 50 ms)",
+            ),
             Contender("burst-50", "other", burst, "50 back-to-back saves: last save -> live"),
         ]
 
@@ -176,18 +194,27 @@ def _scale(count: int) -> Case:
                 return Sample(elapsed / loops)
 
             yield [
-                Contender("yaml-CSafeLoader", "reference", parse,
-                          f"yaml.load of the same {n}-provider text (libyaml, no checks)"),
+                Contender(
+                    "yaml-CSafeLoader",
+                    "reference",
+                    parse,
+                    f"yaml.load of the same {n}-provider text (libyaml, no checks)",
+                ),
                 Contender("load", "subject", load, f"provcfg.load() of {n} lazy providers"),
-                Contender("rebuild-one", "subject", rebuild_one,
-                          f"parse + Runtime.build after one of {n} providers changed"),
+                Contender(
+                    "rebuild-one",
+                    "subject",
+                    rebuild_one,
+                    f"parse + Runtime.build after one of {n} providers changed",
+                ),
             ]
 
     return Case(
         name=f"scale.providers-{count}",
         title=f"{count:,} providers: load() and a one-provider reload vs parsing the YAML",
         build=build,
-        sample_seconds=0.02,
+        sample_seconds=0.01,
+        repeats=3,
         rounds={"quick": (6, 30), "full": (10, 60)},
         seconds={"quick": 4.0, "full": 20.0},
         suites=("quick", "full") if count == 100 else ("full",),

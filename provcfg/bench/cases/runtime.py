@@ -36,16 +36,16 @@ def _mixed_manifest(init: str, cli: Path) -> str:
         "  shared: {max_connections: 10}",
         "providers:",
     ]
-    for i in range(5):
-        lines.append(
-            f"  api{i}: {{kind: anthropic-api, base_url: 'http://127.0.0.1:9', api_key: k, "
-            f"pool: shared, model: fast, transport: sdk, init: {init}}}"
-        )
-    for i in range(5):
-        lines.append(
-            f"  cli{i}: {{kind: claude-code, command: {cli.name}, "
-            f"search_paths: ['{cli.parent}'], model: fast, init: {init}}}"
-        )
+    lines.extend(
+        f"  api{i}: {{kind: anthropic-api, base_url: 'http://127.0.0.1:9', api_key: k, "
+        f"pool: shared, model: fast, transport: sdk, init: {init}}}"
+        for i in range(5)
+    )
+    lines.extend(
+        f"  cli{i}: {{kind: claude-code, command: {cli.name}, "
+        f"search_paths: ['{cli.parent}'], model: fast, init: {init}}}"
+        for i in range(5)
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -101,18 +101,22 @@ async def _cli_path(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
         for f in folders:
             f.mkdir()
         cli = shell_cli(folders[-1], "bench-claude", [])
-        text = (
-            "version: 1\nproviders:\n"
-            f"  cli0: {{kind: claude-code, command: {cli.name}}}\n"
-        )
+        text = f"version: 1\nproviders:\n  cli0: {{kind: claude-code, command: {cli.name}}}\n"
         with path_prepended(folders):
             rt = provcfg.load(write(folder, "providers.yaml", text))
             fd = os.open(cli, getattr(os, "O_PATH", os.O_RDONLY))
             try:
                 rt.cli_path("cli0")
                 resolver = rt.cli_resolver
-                names = {"rt": rt, "resolver": resolver, "os": os, "fd": fd, "shutil": shutil,
-                         "cli": str(cli), "name": cli.name}
+                names = {
+                    "rt": rt,
+                    "resolver": resolver,
+                    "os": os,
+                    "fd": fd,
+                    "shutil": shutil,
+                    "cli": str(cli),
+                    "name": cli.name,
+                }
                 yield [
                     statement_contender(
                         "detection",
@@ -120,11 +124,15 @@ async def _cli_path(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
                         "resolver.invalidate()\nrt.cli_path('cli0')",
                         names,
                         ctx,
-                        "rt.cli_path after invalidate(): a 12-folder PATH scan",
+                        label="rt.cli_path after invalidate(): a 12-folder PATH scan",
                     ),
                     statement_contender(
-                        "rt.cli_path", "subject", "rt.cli_path('cli0')", names, ctx,
-                        "rt.cli_path, cached (one fstat identity check)",
+                        "rt.cli_path",
+                        "subject",
+                        "rt.cli_path('cli0')",
+                        names,
+                        ctx,
+                        label="rt.cli_path, cached (one fstat identity check)",
                     ),
                     statement_contender("fstat", "floor", "os.fstat(fd)", names, ctx),
                     statement_contender("stat", "floor", "os.stat(cli)", names, ctx),
@@ -164,20 +172,28 @@ async def _load(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
             return run
 
         yield [
-            Contender("eager", "reference", loader(eager, "reference"),
-                      "load() of 10 providers, init: eager"),
-            Contender("lazy", "subject", loader(lazy, "subject"),
-                      "load() of the same 10 providers, init: lazy"),
+            Contender(
+                "eager",
+                "reference",
+                loader(eager, "reference"),
+                "load() of 10 providers, init: eager",
+            ),
+            Contender(
+                "lazy",
+                "subject",
+                loader(lazy, "subject"),
+                "load() of the same 10 providers, init: lazy",
+            ),
         ]
 
 
 def _ten_on_one_pool(extra: int = 0) -> str:
     lines = ["version: 1", "pools:", "  shared: {max_connections: 10}", "providers:"]
-    for i in range(10 + extra):
-        lines.append(
-            f"  api{i}: {{kind: anthropic-api, base_url: 'http://127.0.0.1:9', api_key: k, "
-            "pool: shared, transport: sdk, max_retries: 0}"
-        )
+    lines.extend(
+        f"  api{i}: {{kind: anthropic-api, base_url: 'http://127.0.0.1:9', api_key: k, "
+        "pool: shared, transport: sdk, max_retries: 0}"
+        for i in range(10 + extra)
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -238,12 +254,24 @@ async def _construction(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
             return Sample(elapsed / loops / 3, op_seconds=elapsed / loops)
 
         yield [
-            Contender("own-client", "reference", own,
-                      "AsyncAnthropic() x3, each with its own HTTP client and SSL context"),
-            Contender("shared-pool", "subject", shared("subject"),
-                      "10 providers + SDK clients on one pool whose client exists"),
-            Contender("shared-pool-cold", "other", cold,
-                      "load() + 10 providers on one new pool (builds its one SSL context)"),
+            Contender(
+                "own-client",
+                "reference",
+                own,
+                "AsyncAnthropic() x3, each with its own HTTP client and SSL context",
+            ),
+            Contender(
+                "shared-pool",
+                "subject",
+                shared("subject"),
+                "10 providers + SDK clients on one pool whose client exists",
+            ),
+            Contender(
+                "shared-pool-cold",
+                "other",
+                cold,
+                "load() + 10 providers on one new pool (builds its one SSL context)",
+            ),
         ]
 
 
@@ -269,6 +297,8 @@ async def _pool_client(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
 
 
 _MICRO = {"quick": (8, 40), "full": (30, 200)}
+_MICRO_SAMPLE = 0.001
+_MICRO_REPEATS = 5
 
 CASES = [
     Case(
@@ -276,6 +306,8 @@ CASES = [
         title="cached rt.provider(name) vs a dict lookup",
         build=_provider_lookup,
         rounds=_MICRO,
+        sample_seconds=_MICRO_SAMPLE,
+        repeats=_MICRO_REPEATS,
         budgets=(Budget("rt.provider", "<= 2 us", max_seconds=2e-6),),
     ),
     Case(
@@ -283,6 +315,8 @@ CASES = [
         title="rt.translate_model vs a dict lookup",
         build=_translate,
         rounds=_MICRO,
+        sample_seconds=_MICRO_SAMPLE,
+        repeats=_MICRO_REPEATS,
         budgets=(Budget("rt.translate_model", "<= 1 us", max_seconds=1e-6),),
     ),
     Case(
@@ -290,6 +324,8 @@ CASES = [
         title="cached rt.cli_path vs detection on a 12-folder PATH",
         build=_cli_path,
         rounds=_MICRO,
+        sample_seconds=_MICRO_SAMPLE,
+        repeats=_MICRO_REPEATS,
         budgets=(
             Budget("rt.cli_path", "<= 2 us", max_seconds=2e-6),
             Budget("rt.cli_path", ">= 10x faster than detection", max_ratio=0.1),
@@ -299,7 +335,8 @@ CASES = [
         name="manifest.load",
         title="load() of 10 providers: lazy vs eager",
         build=_load,
-        sample_seconds=0.02,
+        sample_seconds=0.01,
+        repeats=3,
         budgets=(
             Budget("lazy", "<= 5 ms", max_seconds=5e-3),
             Budget("lazy", ">= 50 % faster than eager", max_ratio=0.5),
@@ -309,7 +346,8 @@ CASES = [
         name="pool.construction",
         title="provider construction on a shared pool vs the SDK's own client each",
         build=_construction,
-        sample_seconds=0.02,
+        sample_seconds=0.01,
+        repeats=2,
         budgets=(Budget("shared-pool", "<= 100 us per provider", max_seconds=100e-6),),
         note="seconds are per provider (10 constructed per operation)",
     ),
@@ -318,6 +356,8 @@ CASES = [
         title="Pool.client() hot path vs dict.get(get_running_loop())",
         build=_pool_client,
         rounds=_MICRO,
+        sample_seconds=_MICRO_SAMPLE,
+        repeats=_MICRO_REPEATS,
         suites=("full",),
     ),
 ]

@@ -27,12 +27,17 @@ def cpu_seconds(pid: int) -> float:
 
 def _lines_reader(base_url: str, http: Any) -> Reader:
     async def read(model: str, at_first: object) -> tuple[float, float, int]:
-        body = {"model": model, "max_tokens": 5, "stream": True,
-                "messages": [{"role": "user", "content": "hi"}]}
+        body = {
+            "model": model,
+            "max_tokens": 5,
+            "stream": True,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
         start = time.perf_counter()
         count = 0
-        async with http.stream("POST", base_url + "/v1/messages", json=body,
-                               headers={"x-api-key": KEY}) as response:
+        async with http.stream(
+            "POST", base_url + "/v1/messages", json=body, headers={"x-api-key": KEY}
+        ) as response:
             async for line in response.aiter_lines():
                 count += line == "event: content_block_delta"
         return 0.0, time.perf_counter() - start, count
@@ -64,12 +69,21 @@ async def _build(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
         async with httpx2.AsyncClient(timeout=60) as http:
             url = stub.base_url
             yield [
-                Contender("sdk", "reference", _run(sdk_reader(url, http), pid, model),
-                          "the anthropic SDK reading the stream"),
-                Contender("raw-bytes", "floor", _run(raw_reader(url, http), pid, model),
-                          "raw bytes"),
-                Contender("aiter-lines", "other", _run(_lines_reader(url, http), pid, model),
-                          "aiter_lines, a minimal SSE reader"),
+                Contender(
+                    "sdk",
+                    "reference",
+                    _run(sdk_reader(url, http), pid, model),
+                    "the anthropic SDK reading the stream",
+                ),
+                Contender(
+                    "raw-bytes", "floor", _run(raw_reader(url, http), pid, model), "raw bytes"
+                ),
+                Contender(
+                    "aiter-lines",
+                    "other",
+                    _run(_lines_reader(url, http), pid, model),
+                    "aiter_lines, a minimal SSE reader",
+                ),
             ]
 
 

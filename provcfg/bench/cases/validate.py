@@ -9,8 +9,8 @@ text, pure-Python ``yaml.safe_load``, one ``PROVCFG_`` override, and plugin disc
 
 from __future__ import annotations
 
+import asyncio
 import os
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -75,8 +75,15 @@ def _process(argv: list[str], cwd: Path, spin: Callable[[], None] | None = None)
         elapsed = 0.0
         for _ in range(loops):
             start = time.perf_counter()
-            subprocess.run(argv, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL,
-                           stdin=subprocess.DEVNULL)
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                env=env,
+                cwd=cwd,
+                stdout=asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.DEVNULL,
+            )
+            if await proc.wait() != 0:
+                raise RuntimeError(f"{argv[0]} exited {proc.returncode}")
             if spin is not None:
                 spin()
             elapsed += time.perf_counter() - start
@@ -85,24 +92,35 @@ def _process(argv: list[str], cwd: Path, spin: Callable[[], None] | None = None)
     return run
 
 
+def _validate_argv() -> list[str]:
+    script = Path(sys.executable).with_name("provcfg")
+    if script.exists():
+        return [str(script), "validate", "providers.yaml"]
+    return [sys.executable, "-m", "provcfg._cli", "validate", "providers.yaml"]
+
+
 @asynccontextmanager
 async def _whole(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
     with scratch() as folder:
         write(folder, "providers.yaml", ten_providers())
         py = sys.executable
-        script = str(Path(py).with_name("provcfg"))
-        validate = [script, "validate", "providers.yaml"]
-        if not Path(script).exists():
-            validate = [py, "-m", "provcfg._cli", "validate", "providers.yaml"]
+        validate = _validate_argv()
         yield [
-            Contender("import-pydantic", "reference",
-                      _process([py, "-c", "import pydantic"], folder),
-                      'python -c "import pydantic"'),
-            Contender("provcfg-validate", "subject",
-                      _process(validate, folder, ctx.slowed("subject")),
-                      "provcfg validate providers.yaml (10 providers), whole process"),
-            Contender("python-pass", "floor", _process([py, "-c", "pass"], folder),
-                      'python -c "pass"'),
+            Contender(
+                "import-pydantic",
+                "reference",
+                _process([py, "-c", "import pydantic"], folder),
+                'python -c "import pydantic"',
+            ),
+            Contender(
+                "provcfg-validate",
+                "subject",
+                _process(validate, folder, ctx.slowed("subject")),
+                "provcfg validate providers.yaml (10 providers), whole process",
+            ),
+            Contender(
+                "python-pass", "floor", _process([py, "-c", "pass"], folder), 'python -c "pass"'
+            ),
         ]
 
 
@@ -117,21 +135,38 @@ async def _in_process(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
     registry = KindRegistry.discover()
     manifest_model_for(registry)
     names = {
-        "yaml": yaml, "text": text, "data": text.encode(), "parse": parse_manifest_text,
-        "registry": registry, "env": {}, "override": {"PROVCFG_PROVIDERS__P0__MAX_TOKENS": "9"},
+        "yaml": yaml,
+        "text": text,
+        "data": text.encode(),
+        "parse": parse_manifest_text,
+        "registry": registry,
+        "env": {},
+        "override": {"PROVCFG_PROVIDERS__P0__MAX_TOKENS": "9"},
         "KindRegistry": KindRegistry,
     }
     ours = "parse(data, file='bench.yaml', environ=env, registry=registry)"
     yield [
-        statement_contender("yaml-CSafeLoader", "reference",
-                            "yaml.load(text, Loader=yaml.CSafeLoader)", names, ctx),
+        statement_contender(
+            "yaml-CSafeLoader", "reference", "yaml.load(text, Loader=yaml.CSafeLoader)", names, ctx
+        ),
         statement_contender("parse_manifest_text", "subject", ours, names, ctx),
         statement_contender("yaml.safe_load", "other", "yaml.safe_load(text)", names, ctx),
-        statement_contender("with-override", "other",
-                            ours.replace("environ=env", "environ=override"), names, ctx,
-                            "the same with one PROVCFG_ override (pydantic-settings)"),
-        statement_contender("KindRegistry.discover", "other", "KindRegistry.discover()",
-                            names, ctx, "plugin discovery (what registry=None pays)"),
+        statement_contender(
+            "with-override",
+            "other",
+            ours.replace("environ=env", "environ=override"),
+            names,
+            ctx,
+            label="the same with one PROVCFG_ override (pydantic-settings)",
+        ),
+        statement_contender(
+            "KindRegistry.discover",
+            "other",
+            "KindRegistry.discover()",
+            names,
+            ctx,
+            label="plugin discovery (what registry=None pays)",
+        ),
     ]
 
 
@@ -149,7 +184,8 @@ CASES = [
         name="validate.in-process",
         title="parse + validate 10 providers in process vs libyaml alone",
         build=_in_process,
-        sample_seconds=0.01,
+        sample_seconds=0.003,
+        repeats=3,
         rounds={"quick": (8, 30), "full": (30, 100)},
         seconds={"quick": 3.0, "full": 15.0},
         budgets=(Budget("parse_manifest_text", "<= 2 ms", max_seconds=2e-3),),
