@@ -129,7 +129,8 @@ class Case:
     to reach it; 0 means one operation per sample). ``repeats``: samples per contender
     per round, interleaved; the round keeps each contender's fastest (interference on a
     shared machine only ever adds time, so the minimum of a few short samples is the
-    least disturbed one). ``threshold``: the relative
+    least disturbed one). ``warmup``: untimed calls per contender first (imports,
+connections, caches). ``threshold``: the relative
     slowdown of a subject's ratio the gate fails on (0.10 = 10 %); a case that
     cannot resolve 10 % declares a wider one. ``rate_unit``: show ``1 / seconds``
     in this unit (``chunks/s``) instead of a time. ``requires``: returns why the
@@ -146,6 +147,7 @@ class Case:
     seconds: Mapping[str, float] = field(default_factory=lambda: {"quick": 4.0, "full": 20.0})
     sample_seconds: float = 0.005
     repeats: int = 1
+    warmup: int = 2
     threshold: float = 0.10
     rate_unit: str | None = None
     budgets: tuple[Budget, ...] = ()

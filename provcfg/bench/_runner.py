@@ -38,7 +38,6 @@ __all__ = ["Progress", "rotations", "run_case", "run_case_sync"]
 
 log = structlog.get_logger(__name__)
 
-_WARMUP = 2
 _MAX_LOOPS = 10_000_000
 
 
@@ -83,7 +82,8 @@ def _check_roles(case: Case, contenders: Sequence[Contender]) -> Contender:
 
 
 async def _calibrate_loops(case: Case, contender: Contender) -> int:
-    for _ in range(_WARMUP):
+    first = await call(contender.run, 1)
+    for _ in range(case.warmup - 1):
         first = await call(contender.run, 1)
     if case.sample_seconds <= 0:
         return 1

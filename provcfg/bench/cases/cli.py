@@ -158,8 +158,8 @@ def _fake(kind: str) -> Case:
         build=build,
         sample_seconds=0.0,
         repeats=3,
-        rounds={"quick": (12, 60), "full": (60, 300)},
-        seconds={"quick": 4.0, "full": 30.0},
+        rounds={"quick": (12, 200), "full": (60, 600)},
+        seconds={"quick": 5.0, "full": 30.0},
         suites=("quick", "full") if kind == "claude-code" else ("full",),
         budgets=(Budget(f"provcfg-{kind}", "<= +2 ms over by hand", max_added=2e-3),),
     )

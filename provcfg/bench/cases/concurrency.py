@@ -118,6 +118,7 @@ def _case(streams: int, paced: bool) -> Case:
         rate_unit=None if paced else "chunks/s",
         rounds=rounds,
         seconds=seconds,
+        warmup=1 if paced else 2,
         suites=("quick", "full") if not paced and streams in (1, 10) else ("full",),
         threshold=0.25 if paced else 0.10,
         note=NOTE + ("; paced: gated on client CPU per chunk" if paced else ""),
