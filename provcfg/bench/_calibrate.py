@@ -19,6 +19,7 @@ threshold as the slowdown, since a gate at 25 % cannot be asked to catch 15 %.
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -102,7 +103,8 @@ def calibrate(
         size = max(slowdown, 1.5 * threshold) if threshold > 0.10 + 1e-9 else slowdown
         target = subjects[0]
         op = statistics.median(first.contender(target).op_seconds)
-        spin = Spin(size * op)
+        clock = time.process_time if case.clock == "cpu" else time.perf_counter
+        spin = Spin(size * op, clock)
         # The spin's cost in place can differ from its cost alone (cache, inlining):
         # one short A/B pair measures what it really adds, and the spin is rescaled once.
         a0 = run_case_sync(case, suite, ctx, rounds=(8, 8), seconds=0.0)
@@ -110,7 +112,7 @@ def calibrate(
         if target in a0.ratios and target in b0.ratios:
             achieved = b0.ratios[target].median / a0.ratios[target].median - 1
             if achieved > 0.01:
-                spin = Spin(spin.seconds * size / achieved)
+                spin = Spin(spin.seconds * size / achieved, clock)
         cal = CaseCalibration(
             case.name,
             target,

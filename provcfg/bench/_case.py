@@ -18,10 +18,11 @@ Adding a case: see :mod:`provcfg.bench.cases` (one small module per case family)
 from __future__ import annotations
 
 import inspect
+import time
 import timeit
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -106,6 +107,8 @@ class CaseContext:
     smoke: bool = False
     project: Path = field(default_factory=Path.cwd)
     options: Mapping[str, str] = field(default_factory=dict)
+    clock: Callable[[], float] = time.perf_counter
+    """The case's clock (set by the runner from ``Case.clock``); time functions use it."""
 
     def slowed(self, role: Role) -> Spin | None:
         """The spin for a contender of ``role``: only subjects are slowed down."""
@@ -113,7 +116,7 @@ class CaseContext:
 
     def with_spin(self, spin: Spin | None) -> CaseContext:
         """The same context with ``spin`` inserted into the subjects (``None``: none)."""
-        return CaseContext(spin, self.smoke, self.project, self.options)
+        return replace(self, spin=spin)
 
 
 Builder = Callable[[CaseContext], AbstractAsyncContextManager[Sequence[Contender]]]
@@ -123,18 +126,21 @@ Builder = Callable[[CaseContext], AbstractAsyncContextManager[Sequence[Contender
 class Case:
     """A benchmark case; see the module docstring.
 
-    ``rounds``: (minimum, maximum) rounds per suite; the runner stops adding rounds
-    once ``seconds`` (per suite) have passed and the minimum is reached.
-    ``sample_seconds``: target duration of one sample (the loop count is calibrated
-    to reach it; 0 means one operation per sample). ``repeats``: samples per contender
-    per round, interleaved; the round keeps each contender's fastest (interference on a
-    shared machine only ever adds time, so the minimum of a few short samples is the
-    least disturbed one). ``warmup``: untimed calls per contender first (imports,
-connections, caches). ``threshold``: the relative
-    slowdown of a subject's ratio the gate fails on (0.10 = 10 %); a case that
-    cannot resolve 10 % declares a wider one. ``rate_unit``: show ``1 / seconds``
-    in this unit (``chunks/s``) instead of a time. ``requires``: returns why the
-    case cannot run here (a missing CLI), or ``None``.
+        ``rounds``: (minimum, maximum) rounds per suite; the runner stops adding rounds
+        once ``seconds`` (per suite) have passed and the minimum is reached.
+        ``sample_seconds``: target duration of one sample (the loop count is calibrated
+        to reach it; 0 means one operation per sample). ``repeats``: samples per contender
+        per round, interleaved; the round keeps each contender's fastest (interference on a
+        shared machine only ever adds time, so the minimum of a few short samples is the
+        least disturbed one). ``warmup``: untimed calls per contender first (imports,
+    connections, caches). ``clock``: ``wall`` (:func:`time.perf_counter`) for latency,
+    ``cpu`` (:func:`time.process_time`, this process's CPU) for in-process CPU-bound
+    work: time other processes take from this one is not counted, so a loaded machine
+    adds far less noise. ``threshold``: the relative
+        slowdown of a subject's ratio the gate fails on (0.10 = 10 %); a case that
+        cannot resolve 10 % declares a wider one. ``rate_unit``: show ``1 / seconds``
+        in this unit (``chunks/s``) instead of a time. ``requires``: returns why the
+        case cannot run here (a missing CLI), or ``None``.
     """
 
     name: str
@@ -148,6 +154,7 @@ connections, caches). ``threshold``: the relative
     sample_seconds: float = 0.005
     repeats: int = 1
     warmup: int = 2
+    clock: Literal["wall", "cpu"] = "wall"
     threshold: float = 0.10
     rate_unit: str | None = None
     budgets: tuple[Budget, ...] = ()
@@ -181,7 +188,7 @@ def statement_contender(
         block, extra = spin.inline()
         code = f"{stmt}\n{block}"
         names.update(extra)
-    timer = timeit.Timer(code, globals=names)
+    timer = timeit.Timer(code, timer=ctx.clock, globals=names)
 
     def run(loops: int) -> Sample:
         return Sample(timer.timeit(loops) / loops)
@@ -198,27 +205,26 @@ def async_contender(
     label: str = "",
     per_operation: Callable[[Mapping[str, float]], float] | None = None,
 ) -> Contender:
-    """A contender timing ``await operation()`` ``loops`` times with :func:`time.perf_counter`.
+    """A contender timing ``await operation()`` ``loops`` times on the case's clock.
 
     ``operation`` may return extras (``{"first_chunk": s, "chunks": n}``); each extra
     in the sample is the mean over the loop. ``per_operation``: divide the time by
     this (e.g. the chunk count, for seconds per chunk). A subject's calibration spin
     runs inside the timed region, once per operation.
     """
-    import time
-
     spin = ctx.slowed(role)
+    clock = ctx.clock
 
     async def run(loops: int) -> Sample:
         totals: dict[str, float] = {}
         elapsed = 0.0
         units = 0.0
         for _ in range(loops):
-            start = time.perf_counter()
+            start = clock()
             extra = await operation()
             if spin is not None:
                 spin()
-            elapsed += time.perf_counter() - start
+            elapsed += clock() - start
             extra = extra or {}
             for key, value in extra.items():
                 totals[key] = totals.get(key, 0.0) + value

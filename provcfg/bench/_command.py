@@ -77,9 +77,27 @@ def _write_json(target: Path | None, data: Any) -> None:
         raise ProvcfgError(f"cannot write {target}: {exc.strerror}") from None
 
 
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_bench(args: argparse.Namespace) -> int:
-    """``provcfg bench``: run a suite (or the user's providers, or the calibration)."""
+    """``provcfg bench``: run a suite (or the user's providers, or the calibration).
+
+    SIGTERM stops it like Ctrl-C: the running case's ``finally`` blocks stop what it
+    started (the stub, CLIs, servers), then the command exits 130.
+    """
     _needs_extra()
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        return _run_bench(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
     from provcfg.bench._case import CaseContext
     from provcfg.bench._console import BarProgress, comparison_table, results_table
     from provcfg.bench._env import environment, load_average

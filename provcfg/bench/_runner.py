@@ -25,7 +25,7 @@ import math
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Protocol
 
 import structlog
@@ -141,6 +141,8 @@ async def run_case(
         result.skipped = reason
         progress.case_finished(case, result)
         return result
+    if case.clock == "cpu":
+        ctx = replace(ctx, clock=time.process_time)
     low, high = rounds or ((2, 2) if ctx.smoke else case.rounds.get(suite, (8, 30)))
     budget = seconds if seconds is not None else (0.0 if ctx.smoke else case.seconds[suite])
     start = time.perf_counter()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import timeit
+from collections.abc import Callable
 
 __all__ = ["Spin"]
 
@@ -45,11 +46,16 @@ def _per_statement() -> float:
 class Spin:
     """Busy-wait ``seconds`` per call (or per pasted :meth:`inline` statement block)."""
 
-    def __init__(self, seconds: float) -> None:
-        """Calibrate for ``seconds`` (> 0) on this machine, now."""
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.perf_counter) -> None:
+        """Calibrate for ``seconds`` (> 0) on this machine, now, measured on ``clock``.
+
+        ``clock``: the clock the spin is measured on; :func:`time.process_time` for a
+        case timed in CPU seconds (a preempted spin then still burns its CPU time).
+        """
         if seconds <= 0:
             raise ValueError(f"a spin needs a positive duration, got {seconds!r}")
         self.seconds = seconds
+        self._clock = clock
         fixed, per = _per_iteration()
         self._range = range(max(0, round((seconds - fixed) / per)))
         self._statements = max(1, round(seconds / _per_statement()))
@@ -57,8 +63,9 @@ class Spin:
     def __call__(self) -> None:
         """Burn :attr:`seconds` of CPU in this thread."""
         if self.seconds >= _DEADLINE_FROM:
-            end = time.perf_counter() + self.seconds
-            while time.perf_counter() < end:
+            clock = self._clock
+            end = clock() + self.seconds
+            while clock() < end:
                 pass
             return
         for _ in self._range:

@@ -181,6 +181,7 @@ CASES = [
         name="cache.memory-get",
         title="memory region.get: provcfg vs dogpile's own memory region",
         build=_memory,
+        clock="cpu",
         sample_seconds=0.001,
         repeats=5,
         rounds={"quick": (8, 40), "full": (30, 200)},

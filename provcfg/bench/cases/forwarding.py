@@ -9,7 +9,6 @@ difference is what provcfg adds (budget: <= 1 us per chunk).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -108,15 +107,17 @@ def provider(transport: str, http: Any) -> Any:
     return factory(make_context(spec, name=f"bench-{transport}", http_client=lambda: http))
 
 
-def _timed(op: Callable[[], Any], per: int, spin: Callable[[], None] | None) -> TimeFunc:
+def _timed(
+    op: Callable[[], Any], per: int, spin: Callable[[], None] | None, clock: Callable[[], float]
+) -> TimeFunc:
     async def run(loops: int) -> Sample:
         elapsed = 0.0
         for _ in range(loops):
-            start = time.perf_counter()
+            start = clock()
             await op()
             if spin is not None:
                 spin()
-            elapsed += time.perf_counter() - start
+            elapsed += clock() - start
         return Sample(elapsed / loops / per, op_seconds=elapsed / loops)
 
     return run
@@ -157,13 +158,13 @@ async def _fast(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
             Contender(
                 "bare",
                 "reference",
-                _timed(bare, n, None),
+                _timed(bare, n, None, ctx.clock),
                 "aiter_bytes + SSE split + json.loads per event",
             ),
             Contender(
                 "provcfg-fast",
                 "subject",
-                _timed(lambda: _via(mine), n, ctx.slowed("subject")),
+                _timed(lambda: _via(mine), n, ctx.slowed("subject"), ctx.clock),
                 "provcfg transport: fast, per chunk",
             ),
         ]
@@ -197,11 +198,13 @@ async def _sdk(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
 
     try:
         yield [
-            Contender("bare-sdk", "reference", _timed(bare, n, None), "the SDK's own iteration"),
+            Contender(
+                "bare-sdk", "reference", _timed(bare, n, None, ctx.clock), "the SDK's own iteration"
+            ),
             Contender(
                 "provcfg-sdk",
                 "subject",
-                _timed(lambda: _via(mine), n, ctx.slowed("subject")),
+                _timed(lambda: _via(mine), n, ctx.slowed("subject"), ctx.clock),
                 "provcfg transport: sdk, per chunk",
             ),
         ]
@@ -244,13 +247,13 @@ async def _request(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
             Contender(
                 "bare-sdk",
                 "reference",
-                _timed(bare, 1, None),
+                _timed(bare, 1, None, ctx.clock),
                 "the SDK alone, to the first text event",
             ),
             Contender(
                 "provcfg-sdk",
                 "subject",
-                _timed(ours, 1, ctx.slowed("subject")),
+                _timed(ours, 1, ctx.slowed("subject"), ctx.clock),
                 "provcfg transport: sdk, to the first text chunk",
             ),
         ]
@@ -264,6 +267,7 @@ CASES = [
         name="forwarding.fast",
         title="per chunk, no network: provcfg fast transport vs bare SSE parsing",
         build=_fast,
+        clock="cpu",
         sample_seconds=0.0,
         repeats=3,
         rounds={"quick": (8, 30), "full": (20, 100)},
@@ -274,6 +278,7 @@ CASES = [
         name="forwarding.sdk",
         title="per chunk, no network: provcfg sdk transport vs the SDK's own iteration",
         build=_sdk,
+        clock="cpu",
         sample_seconds=0.0,
         repeats=3,
         rounds={"quick": (8, 30), "full": (20, 100)},
@@ -284,6 +289,7 @@ CASES = [
         name="forwarding.request",
         title="per request to the first chunk, no network: provcfg sdk vs the SDK alone",
         build=_request,
+        clock="cpu",
         sample_seconds=0.002,
         repeats=5,
         rounds={"quick": (10, 60), "full": (40, 300)},

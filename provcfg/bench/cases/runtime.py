@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -149,6 +148,7 @@ async def _load(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
 
     import provcfg
 
+    clock = ctx.clock
     with scratch() as folder:
         (folder / "bin").mkdir()
         cli = shell_cli(folder / "bin", "bench-claude", [])
@@ -161,11 +161,11 @@ async def _load(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
             async def run(loops: int) -> Sample:
                 elapsed = 0.0
                 for _ in range(loops):
-                    start = time.perf_counter()
+                    start = clock()
                     rt = provcfg.load(path)
                     if spin is not None:
                         spin()
-                    elapsed += time.perf_counter() - start
+                    elapsed += clock() - start
                     await rt.aclose()
                 return Sample(elapsed / loops)
 
@@ -203,6 +203,7 @@ async def _construction(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
 
     import provcfg
 
+    clock = ctx.clock
     with scratch() as folder:
         warm_path = write(folder, "one.yaml", _ten_on_one_pool(extra=1))
 
@@ -219,11 +220,11 @@ async def _construction(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
                 for _ in range(loops):
                     rt = provcfg.load(warm_path)
                     await construct(rt, ["api10"])  # the pool's client and SSL context exist
-                    start = time.perf_counter()
+                    start = clock()
                     await construct(rt, [f"api{i}" for i in range(10)])
                     if spin is not None:
                         spin()
-                    elapsed += time.perf_counter() - start
+                    elapsed += clock() - start
                     await rt.aclose()
                 return Sample(elapsed / loops / 10, op_seconds=elapsed / loops)
 
@@ -232,24 +233,24 @@ async def _construction(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
         async def cold(loops: int) -> Sample:
             elapsed = 0.0
             for _ in range(loops):
-                start = time.perf_counter()
+                start = clock()
                 rt = provcfg.load(warm_path)
                 await construct(rt, [f"api{i}" for i in range(10)])
-                elapsed += time.perf_counter() - start
+                elapsed += clock() - start
                 await rt.aclose()
             return Sample(elapsed / loops / 10, op_seconds=elapsed / loops)
 
         async def own(loops: int) -> Sample:
             elapsed = 0.0
             for _ in range(loops):
-                start = time.perf_counter()
+                start = clock()
                 clients = [
                     anthropic.AsyncAnthropic(
                         api_key="k", base_url="http://127.0.0.1:9", max_retries=0
                     )
                     for _ in range(3)
                 ]
-                elapsed += time.perf_counter() - start
+                elapsed += clock() - start
                 await asyncio.gather(*(c.close() for c in clients))
             return Sample(elapsed / loops / 3, op_seconds=elapsed / loops)
 
@@ -305,6 +306,7 @@ CASES = [
         name="lookup.provider",
         title="cached rt.provider(name) vs a dict lookup",
         build=_provider_lookup,
+        clock="cpu",
         rounds=_MICRO,
         sample_seconds=_MICRO_SAMPLE,
         repeats=_MICRO_REPEATS,
@@ -314,6 +316,7 @@ CASES = [
         name="lookup.translate-model",
         title="rt.translate_model vs a dict lookup",
         build=_translate,
+        clock="cpu",
         rounds=_MICRO,
         sample_seconds=_MICRO_SAMPLE,
         repeats=_MICRO_REPEATS,
@@ -323,6 +326,7 @@ CASES = [
         name="clipath.cached",
         title="cached rt.cli_path vs detection on a 12-folder PATH",
         build=_cli_path,
+        clock="cpu",
         rounds=_MICRO,
         sample_seconds=_MICRO_SAMPLE,
         repeats=_MICRO_REPEATS,
@@ -335,6 +339,7 @@ CASES = [
         name="manifest.load",
         title="load() of 10 providers: lazy vs eager",
         build=_load,
+        clock="cpu",
         sample_seconds=0.01,
         repeats=3,
         budgets=(
@@ -346,6 +351,7 @@ CASES = [
         name="pool.construction",
         title="provider construction on a shared pool vs the SDK's own client each",
         build=_construction,
+        clock="cpu",
         sample_seconds=0.01,
         repeats=2,
         budgets=(Budget("shared-pool", "<= 100 us per provider", max_seconds=100e-6),),
@@ -355,6 +361,7 @@ CASES = [
         name="pool.client",
         title="Pool.client() hot path vs dict.get(get_running_loop())",
         build=_pool_client,
+        clock="cpu",
         rounds=_MICRO,
         sample_seconds=_MICRO_SAMPLE,
         repeats=_MICRO_REPEATS,
