@@ -274,3 +274,99 @@ def _real(kind: str) -> Case:
 
 
 CASES = [*(_fake(k) for k in FAKE_LINES), *(_real(k) for k in REAL)]
+
+
+async def _read_lines(argv: list[str], parse: bool) -> int:
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+        limit=16 * 1024 * 1024,
+    )
+    assert proc.stdout is not None
+    count = 0
+    loads = json.loads
+    while line := await proc.stdout.readline():
+        if parse:
+            loads(line)
+        count += 1
+    await proc.wait()
+    return count
+
+
+@asynccontextmanager
+async def _per_line(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
+    import provcfg
+
+    lines = 2000 if ctx.smoke else 20000
+    with scratch() as folder:
+        data = write(folder, "out.ndjson", "\n".join(claude_lines(lines)) + "\n")
+        cli = write(folder, "cat-claude", f"#!/bin/sh\nexec cat '{data}'\n")
+        cli.chmod(0o755)
+        text = (
+            "version: 1\nproviders:\n"
+            f"  agent: {{kind: claude-code, command: {cli.name}, search_paths: ['{cli.parent}'],"
+            " partial_messages: true, model: bench-model}\n"
+        )
+        rt = provcfg.load(write(folder, "providers.yaml", text))
+        argv = ["/bin/cat", str(data)]
+        clock = ctx.clock
+        spin = ctx.slowed("subject")
+
+        def timed(op: Callable[[], Any], role_spin: Callable[[], None] | None) -> TimeFunc:
+            async def run(loops: int) -> Sample:
+                elapsed = 0.0
+                for _ in range(loops):
+                    start = clock()
+                    await op()
+                    if role_spin is not None:
+                        role_spin()
+                    elapsed += clock() - start
+                per = lines + 2
+                return Sample(elapsed / loops / per, op_seconds=elapsed / loops)
+
+            return run
+
+        async def through() -> None:
+            async for _ in rt.provider("agent").stream(PROMPT):
+                pass
+
+        try:
+            yield [
+                Contender(
+                    "readline+json.loads",
+                    "reference",
+                    timed(lambda: _read_lines(argv, True), None),
+                    "asyncio readline + json.loads per line",
+                ),
+                Contender(
+                    "provcfg-claude-code",
+                    "subject",
+                    timed(through, spin),
+                    "claude-code provider: lines -> chunks (partial messages)",
+                ),
+                Contender(
+                    "readline",
+                    "floor",
+                    timed(lambda: _read_lines(argv, False), None),
+                    "asyncio readline alone",
+                ),
+            ]
+        finally:
+            await rt.aclose()
+
+
+CASES.append(
+    Case(
+        name="cli.per-line",
+        title="per output line: claude-code provider vs readline + json.loads (20,000 lines)",
+        build=_per_line,
+        clock="cpu",
+        sample_seconds=0.0,
+        repeats=2,
+        rounds={"quick": (6, 20), "full": (20, 60)},
+        seconds={"quick": 4.0, "full": 20.0},
+        suites=("full",),
+        note="this process's CPU per line (cat in its own process writes the lines)",
+    )
+)
