@@ -135,3 +135,28 @@ def test_bad_options_exit_2_with_a_message_naming_the_fix(
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+def test_providers_benchmarks_a_user_provider_against_the_stub(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--providers NAME --stub measures the user's provider: a ratio to the ruler, chunks seen."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (in_tmp / "providers.yaml").write_text(
+        "version: 1\nproviders:\n"
+        f"  mine: {{kind: anthropic-api, base_url: 'http://127.0.0.1:{port}', api_key: k,"
+        " transport: fast, model: stub-text, max_retries: 0}\n"
+    )
+    assert main(["bench", "--smoke", "--providers", "mine", "--stub", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    (case,) = data["cases"]
+    assert case["name"] == "user.mine" and case["error"] is None
+    assert case["reference"] == "ruler"
+    mine = next(c for c in case["contenders"] if c["name"] == "mine")
+    assert all(n > 0 for n in mine["extras"]["chunks"])
+    assert all(t >= f for t, f in zip(mine["extras"]["total"], mine["samples"], strict=True))
+    assert "user.mine/mine" in data["ratios"]

@@ -30,7 +30,12 @@ class BarProgress:
     """A rich progress bar per case (name, rounds, ETA); implements the runner's Progress."""
 
     def __init__(self, console: Console, cases: Sequence[Case]) -> None:
-        """Show one bar per case in ``cases`` on ``console`` (stderr)."""
+        """Show one bar per case in ``cases`` on ``console`` (stderr).
+
+        Not a terminal (CI logs): no bars, one line per finished case instead.
+        """
+        self._console = console
+        self._lines = not console.is_terminal
         self._progress = Progress(
             TextColumn("{task.description:<32}"),
             BarColumn(),
@@ -39,6 +44,7 @@ class BarProgress:
             TimeRemainingColumn(),
             console=console,
             transient=False,
+            disable=self._lines,
         )
         self._tasks: dict[str, TaskID] = {
             c.name: self._progress.add_task(c.name, total=1000, status="waiting", start=False)
@@ -71,6 +77,12 @@ class BarProgress:
         task = self._tasks[case.name]
         self._progress.update(task, completed=1000, status=status)
         self._progress.stop_task(task)
+        if self._lines:
+            why = f": {result.skipped or result.error}" if status != "done" else ""
+            self._console.print(
+                f"{case.name}: {status}{why} ({result.rounds} rounds, {result.seconds:.1f} s)",
+                markup=False,
+            )
 
 
 def _figure(case: CaseResult, samples: list[float]) -> str:
