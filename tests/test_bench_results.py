@@ -160,3 +160,15 @@ def test_providers_benchmarks_a_user_provider_against_the_stub(
     assert all(n > 0 for n in mine["extras"]["chunks"])
     assert all(t >= f for t, f in zip(mine["extras"]["total"], mine["samples"], strict=True))
     assert "user.mine/mine" in data["ratios"]
+
+
+def test_markdown_writes_the_baseline_document_from_the_run(in_tmp: Path) -> None:
+    """--markdown FILE writes the document: machine and versions, each case's table, budgets."""
+    assert _bench(in_tmp, "--markdown", "docs/baseline.md") == 0
+    text = (in_tmp / "docs" / "baseline.md").read_text()
+    assert text.startswith("# Provider performance baseline")
+    assert "| machine |" in text and "| packages |" in text and "provcfg 0.1.0" in text
+    assert "## How to reproduce" in text
+    assert "### `lookup.provider`: cached rt.provider(name) vs a dict lookup" in text
+    assert "| rt.provider (subject) |" in text
+    assert "rt.provider <= 2 us:" in text  # the budget's verdict, met or not

@@ -151,10 +151,13 @@ def render_markdown(run: RunResult) -> str:
         "On a quiet machine of this kind (nothing else running), from the repository root:",
         "",
         "```sh",
-        "scripts/test.sh -q -x -k nothing          # installs the services, venv and pinned CLIs",
+        "scripts/system-deps.sh && scripts/bootstrap.sh dev && scripts/install-clis.sh",
         ".venv/bin/provcfg bench --suite full --markdown --save "
         "--baseline-out benchmarks/baseline.json -o .provcfg/bench/full.json",
         "```",
+        "",
+        "The run takes about an hour on a quiet machine (the real CLIs and the paced",
+        "streams dominate); `provcfg bench report --html report.html` draws its plots.",
         "",
     ]
     body: list[str] = []
