@@ -126,21 +126,24 @@ Builder = Callable[[CaseContext], AbstractAsyncContextManager[Sequence[Contender
 class Case:
     """A benchmark case; see the module docstring.
 
-        ``rounds``: (minimum, maximum) rounds per suite; the runner stops adding rounds
-        once ``seconds`` (per suite) have passed and the minimum is reached.
-        ``sample_seconds``: target duration of one sample (the loop count is calibrated
-        to reach it; 0 means one operation per sample). ``repeats``: samples per contender
-        per round, interleaved; the round keeps each contender's fastest (interference on a
-        shared machine only ever adds time, so the minimum of a few short samples is the
-        least disturbed one). ``warmup``: untimed calls per contender first (imports,
-    connections, caches). ``clock``: ``wall`` (:func:`time.perf_counter`) for latency,
-    ``cpu`` (:func:`time.process_time`, this process's CPU) for in-process CPU-bound
-    work: time other processes take from this one is not counted, so a loaded machine
-    adds far less noise. ``threshold``: the relative
-        slowdown of a subject's ratio the gate fails on (0.10 = 10 %); a case that
-        cannot resolve 10 % declares a wider one. ``rate_unit``: show ``1 / seconds``
-        in this unit (``chunks/s``) instead of a time. ``requires``: returns why the
-        case cannot run here (a missing CLI), or ``None``.
+            ``rounds``: (minimum, maximum) rounds per suite; the runner stops adding rounds
+            once ``seconds`` (per suite) have passed and the minimum is reached.
+            ``sample_seconds``: target duration of one sample (the loop count is calibrated
+            to reach it; 0 means one operation per sample). ``repeats``: samples per contender
+            per round, interleaved; the round keeps each contender's fastest (interference on a
+            shared machine only ever adds time, so the minimum of a few short samples is the
+            least disturbed one). ``warmup``: untimed calls per contender first (imports,
+        connections, caches). ``clock``: ``wall`` (:func:`time.perf_counter`) for latency,
+        ``cpu`` (:func:`time.process_time`, this process's CPU) for in-process CPU-bound
+        work: time other processes take from this one is not counted, so a loaded machine
+        adds far less noise. ``gc_off``: no garbage collection while a sample runs (a full
+    collection is made before each round instead), as :mod:`timeit` does for statements:
+    for allocation-heavy in-process cases, where a collection landing in one sample and
+    not the other is most of the noise. ``threshold``: the relative
+            slowdown of a subject's ratio the gate fails on (0.10 = 10 %); a case that
+            cannot resolve 10 % declares a wider one. ``rate_unit``: show ``1 / seconds``
+            in this unit (``chunks/s``) instead of a time. ``requires``: returns why the
+            case cannot run here (a missing CLI), or ``None``.
     """
 
     name: str
@@ -155,6 +158,7 @@ class Case:
     repeats: int = 1
     warmup: int = 2
     clock: Literal["wall", "cpu"] = "wall"
+    gc_off: bool = False
     threshold: float = 0.10
     rate_unit: str | None = None
     budgets: tuple[Budget, ...] = ()

@@ -99,6 +99,16 @@ async def _calibrate_loops(case: Case, contender: Contender) -> int:
     return loops
 
 
+async def _sample(contender: Contender, loops: int, gc_off: bool) -> Sample:
+    if not gc_off:
+        return await call(contender.run, loops)
+    gc.disable()
+    try:
+        return await call(contender.run, loops)
+    finally:
+        gc.enable()
+
+
 def _record(result: ContenderResult, sample: Sample) -> None:
     result.samples.append(sample.seconds)
     result.op_seconds.append(sample.op_seconds if sample.op_seconds is not None else sample.seconds)
@@ -161,9 +171,11 @@ async def run_case(
             done = 0
             for order in rotations(names, high):
                 best: dict[str, Sample] = {}
+                if case.gc_off:
+                    gc.collect()
                 for _ in range(case.repeats):
                     for name in order:
-                        sample = await call(by_name[name].run, loops[name])
+                        sample = await _sample(by_name[name], loops[name], case.gc_off)
                         if name not in best or sample.seconds < best[name].seconds:
                             best[name] = sample
                 for name in order:

@@ -214,6 +214,7 @@ def _scale(count: int) -> Case:
         name=f"scale.providers-{count}",
         title=f"{count:,} providers: load() and a one-provider reload vs parsing the YAML",
         build=build,
+        gc_off=True,
         clock="cpu",
         sample_seconds=0.01,
         repeats=3,

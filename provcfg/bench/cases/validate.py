@@ -184,6 +184,7 @@ CASES = [
         name="validate.in-process",
         title="parse + validate 10 providers in process vs libyaml alone",
         build=_in_process,
+        gc_off=True,
         clock="cpu",
         sample_seconds=0.003,
         repeats=3,
