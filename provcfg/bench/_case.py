@@ -90,6 +90,8 @@ class Budget:
     min_rate_ratio: float | None = None
     max_seconds: float | None = None
     max_added: float | None = None
+    versus: str | None = None
+    """Judge ``max_ratio`` against this contender instead of the reference."""
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,10 @@ def _budget_verdicts(case: CaseResult) -> list[str]:
         except KeyError:
             continue
         est = case.ratios.get(name)
+        versus = b.get("versus")
+        if versus and est is not None and versus in case.ratios:
+            other = case.ratios[versus]
+            est = type(est)(est.median / other.median, math.nan, math.nan, est.n)
         diff = case.differences.get(name)
         med = statistics.median(samples) if samples else math.nan
         checks: list[tuple[bool, str]] = []

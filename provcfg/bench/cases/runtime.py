@@ -119,7 +119,7 @@ async def _cli_path(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
                 yield [
                     statement_contender(
                         "detection",
-                        "reference",
+                        "other",
                         "resolver.invalidate()\nrt.cli_path('cli0')",
                         names,
                         ctx,
@@ -133,7 +133,14 @@ async def _cli_path(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
                         ctx,
                         label="rt.cli_path, cached (one fstat identity check)",
                     ),
-                    statement_contender("fstat", "floor", "os.fstat(fd)", names, ctx),
+                    statement_contender(
+                        "fstat",
+                        "reference",
+                        "os.fstat(fd)",
+                        names,
+                        ctx,
+                        label="os.fstat of an open descriptor: the floor of the per-hit check",
+                    ),
                     statement_contender("stat", "floor", "os.stat(cli)", names, ctx),
                     statement_contender("shutil.which", "other", "shutil.which(name)", names, ctx),
                 ]
@@ -324,7 +331,7 @@ CASES = [
     ),
     Case(
         name="clipath.cached",
-        title="cached rt.cli_path vs detection on a 12-folder PATH",
+        title="cached rt.cli_path vs one fstat (and detection on a 12-folder PATH)",
         build=_cli_path,
         clock="cpu",
         rounds=_MICRO,
@@ -332,7 +339,9 @@ CASES = [
         repeats=_MICRO_REPEATS,
         budgets=(
             Budget("rt.cli_path", "<= 2 us", max_seconds=2e-6),
-            Budget("rt.cli_path", ">= 10x faster than detection", max_ratio=0.1),
+            Budget(
+                "rt.cli_path", ">= 10x faster than detection", max_ratio=0.1, versus="detection"
+            ),
         ),
     ),
     Case(
