@@ -108,3 +108,12 @@ def test_too_few_rounds_never_give_a_confident_verdict() -> None:
     result = compare(few, base, 0.10)
     assert result[0].verdict == "slower?"
     assert not gate_failed(result)
+
+
+def test_a_ratio_whose_reference_changed_is_not_compared() -> None:
+    """A case that now divides by another contender gives 'changed', never a regression."""
+    base = {"c/s": BaselineEntry(Estimate(0.03, 0.029, 0.031, 20), "subject", 0.10, False, "old")}
+    now = {"c/s": BaselineEntry(Estimate(2.3, 2.2, 2.4, 20), "subject", 0.10, False, "new")}
+    result = compare(now, base, 0.10)
+    assert result[0].verdict == "changed"
+    assert not gate_failed(result)

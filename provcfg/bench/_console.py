@@ -136,6 +136,7 @@ _STYLE = {
     "same": "",
     "new": "cyan",
     "gone": "dim",
+    "changed": "cyan",
 }
 
 

@@ -7,7 +7,8 @@ lies below ``baseline / (1 + threshold)``). A median past the line with an inter
 that still reaches back is "slower?" (not failed: on a noisy machine that is what
 a coin flip looks like). Controls, floors and others are compared and shown, never
 gated. Ratios are times (lower is better); for rate cases a slower time ratio is a
-lower rate.
+lower rate. A ratio whose case changed its reference contender is ``changed``: not
+comparable, never failed; regenerate the baseline.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ __all__ = ["MIN_ROUNDS", "Comparison", "Verdict", "compare", "gate_failed"]
 MIN_ROUNDS = 6
 """Fewer rounds than this on either side give no confident verdict (a smoke run never fails)."""
 
-Verdict = Literal["regression", "slower?", "same", "faster?", "improvement", "new", "gone"]
+Verdict = Literal[
+    "regression", "slower?", "same", "faster?", "improvement", "new", "gone", "changed"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,9 @@ def compare(
             out.append(Comparison(key, role, limit, "gone", None, base))
         elif base is None:
             out.append(Comparison(key, role, limit, "new", cur, None))
+        elif cur.reference and base.reference and cur.reference != base.reference:
+            # The case now measures against another contender: not the same ratio.
+            out.append(Comparison(key, role, limit, "changed", cur, base))
         else:
             out.append(Comparison(key, role, limit, _verdict(cur, base, limit), cur, base))
     return out

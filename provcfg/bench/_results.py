@@ -110,6 +110,8 @@ class BaselineEntry:
     role: str
     threshold: float
     rate: bool = False
+    reference: str = ""
+    """The contender the ratio is to; a ratio whose reference changed is not comparable."""
 
 
 @dataclass
@@ -132,7 +134,11 @@ class RunResult:
                 if math.isnan(estimate.median):
                     continue
                 out[f"{case.name}/{name}"] = BaselineEntry(
-                    estimate, case.role(name), case.threshold, case.rate_unit is not None
+                    estimate,
+                    case.role(name),
+                    case.threshold,
+                    case.rate_unit is not None,
+                    case.reference or "",
                 )
         return out
 
@@ -190,6 +196,7 @@ def _entry_dict(entry: BaselineEntry) -> dict[str, Any]:
         "role": entry.role,
         "threshold": entry.threshold,
         "rate": entry.rate,
+        "reference": entry.reference,
     }
 
 
@@ -219,6 +226,7 @@ def load_ratios(path: str | Path) -> tuple[dict[str, BaselineEntry], dict[str, A
                 str(value.get("role", "subject")),
                 float(value.get("threshold", 0.10)),
                 bool(value.get("rate", False)),
+                str(value.get("reference", "")),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             raise ProvcfgError(
