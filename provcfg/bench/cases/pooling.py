@@ -97,6 +97,7 @@ CASES = [
         name="pool.request-latency",
         title="per-request latency, short reply: pooled keep-alive vs a new connection each",
         build=_build,
+        threshold=0.25,
         sample_seconds=0.005,
         repeats=3,
         rounds={"quick": (10, 60), "full": (40, 300)},

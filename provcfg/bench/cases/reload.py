@@ -280,6 +280,7 @@ def _scale(count: int) -> Case:
         name=f"scale.providers-{count}",
         title=f"{count:,} providers: load() and a one-provider reload vs parsing the YAML",
         build=build,
+        threshold=0.25,
         gc_off=True,
         clock="cpu",
         sample_seconds=0.01,

@@ -255,18 +255,18 @@ async def _construction(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
                     anthropic.AsyncAnthropic(
                         api_key="k", base_url="http://127.0.0.1:9", max_retries=0
                     )
-                    for _ in range(3)
+                    for _ in range(2)
                 ]
                 elapsed += clock() - start
                 await asyncio.gather(*(c.close() for c in clients))
-            return Sample(elapsed / loops / 3, op_seconds=elapsed / loops)
+            return Sample(elapsed / loops / 2, op_seconds=elapsed / loops)
 
         yield [
             Contender(
                 "own-client",
                 "reference",
                 own,
-                "AsyncAnthropic() x3, each with its own HTTP client and SSL context",
+                "AsyncAnthropic() x2, each with its own HTTP client and SSL context",
             ),
             Contender(
                 "shared-pool",
@@ -348,10 +348,12 @@ CASES = [
         name="manifest.load",
         title="load() of 10 providers: lazy vs eager",
         build=_load,
+        threshold=0.25,
         gc_off=True,
         clock="cpu",
         sample_seconds=0.01,
-        repeats=3,
+        repeats=2,
+        rounds={"quick": (6, 30), "full": (20, 100)},
         budgets=(
             Budget("lazy", "<= 5 ms", max_seconds=5e-3),
             Budget("lazy", ">= 50 % faster than eager", max_ratio=0.5),
@@ -361,10 +363,12 @@ CASES = [
         name="pool.construction",
         title="provider construction on a shared pool vs the SDK's own client each",
         build=_construction,
+        threshold=0.25,
         gc_off=True,
         clock="cpu",
         sample_seconds=0.01,
-        repeats=2,
+        repeats=1,
+        rounds={"quick": (6, 30), "full": (20, 100)},
         budgets=(Budget("shared-pool", "<= 100 us per provider", max_seconds=100e-6),),
         note="seconds are per provider (10 constructed per operation)",
     ),
