@@ -394,7 +394,16 @@ def _configure_bench(parser: argparse.ArgumentParser) -> None:
         help="write one self-contained HTML report with plots",
         description="write one self-contained HTML report with plots (works offline)",
     )
-    report.add_argument("--html", required=True, metavar="FILE", help="the HTML file to write")
+    report.add_argument("--html", metavar="FILE", help="write the HTML report to FILE")
+    report.add_argument(
+        "--markdown",
+        metavar="FILE",
+        help="write the baseline document (as bench --markdown does) from --run or the latest "
+        "saved run",
+    )
+    report.add_argument(
+        "--run", metavar="FILE", help="with --markdown: the run JSON (bench -o FILE) to render"
+    )
     report.add_argument(
         "--history",
         metavar="FILE",

@@ -271,13 +271,31 @@ def run_history(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    """``provcfg bench report --html FILE``: one self-contained HTML page with the plots."""
+    """``provcfg bench report``: the HTML page with the plots and/or the baseline document."""
     _needs_extra()
     from provcfg.bench._history import read
     from provcfg.bench._report import render_report
     from provcfg.bench._results import RunResult
 
+    if not args.html and not args.markdown:
+        raise ProvcfgError("bench report: give --html FILE, --markdown FILE or both")
     history = [r for r in read(Path(args.history)) if r.calibration is None]
+    if args.markdown:
+        from provcfg.bench._markdown import write_markdown
+
+        if args.run:
+            source = _read_run(Path(args.run))
+        elif history:
+            source = history[-1]
+        else:
+            raise ProvcfgError(
+                f"--markdown: no --run FILE and no saved runs in {args.history}; "
+                "save one with: provcfg bench --save"
+            )
+        write_markdown(source, Path(args.markdown))
+        sys.stderr.write(f"wrote {args.markdown}\n")
+        if not args.html:
+            return EXIT_OK
     pair: tuple[RunResult, RunResult] | None = None
     if args.compare:
         pair = (_read_run(Path(args.compare[0])), _read_run(Path(args.compare[1])))

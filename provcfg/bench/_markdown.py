@@ -157,13 +157,22 @@ def render_markdown(run: RunResult) -> str:
         "```sh",
         "scripts/system-deps.sh && scripts/bootstrap.sh dev && scripts/install-clis.sh",
         ".venv/bin/provcfg bench --suite full --markdown --save "
-        "--baseline-out benchmarks/baseline.json -o .provcfg/bench/full.json",
+        "--baseline-out benchmarks/baseline.json -o benchmarks/runs/full.json",
         "```",
         "",
         "The run takes about an hour on a quiet machine (the real CLIs and the paced",
         "streams dominate); `provcfg bench report --html report.html` draws its plots.",
         "",
     ]
+    load = (env.get("load_before") or [0.0])[0]
+    cores = env.get("cores") or 1
+    if load > 0.5 * cores:
+        head[9:9] = [
+            f"> **Measured on a loaded machine** (load average {load} on {cores} cores before "
+            "the run): absolute times are inflated and intervals wide. Regenerate on a quiet "
+            "machine with the command under \"How to reproduce\".",
+            "",
+        ]
     body: list[str] = []
     seen: set[str] = set()
     for group, title, intro in _SECTIONS:
