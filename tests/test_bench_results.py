@@ -172,3 +172,15 @@ def test_markdown_writes_the_baseline_document_from_the_run(in_tmp: Path) -> Non
     assert "### `lookup.provider`: cached rt.provider(name) vs a dict lookup" in text
     assert "| rt.provider (subject) |" in text
     assert "rt.provider <= 2 us:" in text  # the budget's verdict, met or not
+
+
+def test_report_markdown_renders_a_saved_run_and_needs_an_output(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """report --markdown --run FILE writes the document from that run; no output is exit 2."""
+    assert _bench(in_tmp, "-o", "run.json") == 0
+    assert main(["bench", "report", "--markdown", "doc.md", "--run", "run.json"]) == 0
+    assert "### `lookup.provider`" in (in_tmp / "doc.md").read_text()
+    capsys.readouterr()
+    assert main(["bench", "report"]) == 2
+    assert "give --html FILE, --markdown FILE or both" in capsys.readouterr().err
