@@ -67,6 +67,7 @@ def test_case_names_are_unique_and_each_quick_case_is_in_the_full_suite() -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_every_quick_case_runs_in_smoke_mode(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

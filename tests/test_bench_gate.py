@@ -12,6 +12,8 @@ import statistics
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
+import pytest
+
 from provcfg.bench import Case, CaseContext, Contender, RunResult, Spin, statement_contender
 from provcfg.bench._gate import compare, gate_failed
 from provcfg.bench._runner import run_case_sync
@@ -44,6 +46,7 @@ def _run(ctx: CaseContext) -> RunResult:
     return RunResult(suite="quick", started="t", cases=[result])
 
 
+@pytest.mark.timeout(300)
 def test_gate_fails_on_an_inserted_slowdown_and_passes_on_identical_code() -> None:
     """With a 60 % spin inside the subject the gate reports a regression; unchanged, it does not."""
     ctx = CaseContext()

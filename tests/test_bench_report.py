@@ -66,6 +66,7 @@ def test_the_console_check_sees_a_page_error(tmp_path: Path) -> None:
     assert any("undefinedCall" in line for line in console)
 
 
+@pytest.mark.timeout(600)
 def test_report_renders_every_plot_without_console_errors(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -111,6 +112,7 @@ def test_report_renders_every_plot_without_console_errors(
     assert shot.stat().st_size > 10_000
 
 
+@pytest.mark.timeout(300)
 def test_report_compares_two_run_files_and_refuses_an_empty_history(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
