@@ -170,7 +170,7 @@ def render_markdown(run: RunResult) -> str:
         head[9:9] = [
             f"> **Measured on a loaded machine** (load average {load} on {cores} cores before "
             "the run): absolute times are inflated and intervals wide. Regenerate on a quiet "
-            "machine with the command under \"How to reproduce\".",
+            'machine with the command under "How to reproduce".',
             "",
         ]
     body: list[str] = []
