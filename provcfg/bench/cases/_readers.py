@@ -125,7 +125,8 @@ async def readers(base_url: str, *, connections: int = 20) -> AsyncIterator[Read
     with scratch() as folder:
         pools = "".join(
             f"  p{n}: {{max_connections: {connections}, "
-            f"max_keepalive_connections: {connections}, timeouts: {{connect: 60s, read: 120s, pool: 120s}}}}\n"
+            f"max_keepalive_connections: {connections}, "
+            "timeouts: {connect: 60s, read: 120s, pool: 120s}}\n"
             for n in ("sdk", "fast")
         )
         providers = "".join(
