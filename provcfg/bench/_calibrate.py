@@ -18,6 +18,7 @@ threshold as the slowdown, since a gate at 25 % cannot be asked to catch 15 %.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -89,6 +90,7 @@ def calibrate(
     slowdown: float,
     gate: float | None,
     report: Callable[[str], None] = lambda line: None,
+    on_case: Callable[[list[CaseCalibration]], None] = lambda done: None,
 ) -> list[CaseCalibration]:
     """Run the experiment on every case of ``cases`` that has a subject; see the module doc."""
     out: list[CaseCalibration] = []
@@ -136,9 +138,12 @@ def calibrate(
                 cal.measured_slowdowns.append(  # type: ignore[union-attr]
                     b.ratios[target].median / a.ratios[target].median - 1
                 )
+            measured = cal.measured_slowdowns or [math.nan]
             report(
                 f"{case.name}: run {i + 1}/{runs}: detections {cal.detections}, "
-                f"false alarms {cal.false_alarms}"
+                f"false alarms {cal.false_alarms}, slowdown measured "
+                f"{statistics.median(measured) * 100:+.1f} %"
             )
         out.append(cal)
+        on_case(out)
     return out

@@ -195,6 +195,23 @@ def _calibrate(
     slowdown = parse_percent(args.slowdown)
     env = environment(Path.cwd())
     started = _now()
+
+    def keep(done: list[Any]) -> None:
+        # Written after every case: a long calibration stopped midway keeps what it measured.
+        if args.output:
+            partial = RunResult(
+                suite=args.suite,
+                started=started,
+                finished=_now(),
+                env=env,
+                calibration={
+                    "runs": args.runs,
+                    "slowdown": slowdown,
+                    "cases": [r.as_dict() for r in done],
+                },
+            )
+            _write_json(Path(args.output), partial.as_dict())
+
     results = calibrate(
         cases,
         args.suite,
@@ -203,6 +220,7 @@ def _calibrate(
         slowdown=slowdown,
         gate=gate,
         report=err.print,
+        on_case=keep,
     )
     env["load_after"] = load_average()
     table = Table(title=f"gate calibration: {args.runs} runs each way, suite {args.suite}")

@@ -20,6 +20,7 @@ __all__ = ["Spin"]
 _DEADLINE_FROM = 2e-6
 _INLINE_LOOP_FROM = 1e-6
 _STATEMENT = "_spin_v = _spin_v + 1"
+_CPU = time.process_time
 
 
 def _per_iteration() -> tuple[float, float]:
@@ -30,16 +31,20 @@ def _per_iteration() -> tuple[float, float]:
         for _ in r:
             pass
 
-    big = min(timeit.repeat(lambda: loop(range(n)), number=50, repeat=5)) / 50
-    small = min(timeit.repeat(lambda: loop(range(0)), number=2000, repeat=5)) / 2000
+    # CPU time, not wall time: on a loaded machine a preempted calibration would
+    # overstate the cost per iteration and so make every spin too short.
+    big = min(timeit.repeat(lambda: loop(range(n)), timer=_CPU, number=50, repeat=5)) / 50
+    small = min(timeit.repeat(lambda: loop(range(0)), timer=_CPU, number=2000, repeat=5)) / 2000
     return small, max((big - small) / n, 1e-10)
 
 
 def _per_statement() -> float:
     n = 200
     setup = "_spin_v = 0"
-    body = min(timeit.repeat("\n".join([_STATEMENT] * n), setup=setup, number=500, repeat=5))
-    empty = min(timeit.repeat("pass", setup=setup, number=500, repeat=5))
+    body = min(
+        timeit.repeat("\n".join([_STATEMENT] * n), setup=setup, timer=_CPU, number=500, repeat=5)
+    )
+    empty = min(timeit.repeat("pass", setup=setup, timer=_CPU, number=500, repeat=5))
     return max((body - empty) / 500 / n, 1e-11)
 
 
