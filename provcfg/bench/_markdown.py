@@ -160,7 +160,7 @@ def render_markdown(run: RunResult) -> str:
         "--baseline-out benchmarks/baseline.json -o benchmarks/runs/full.json",
         "```",
         "",
-        "The run takes about an hour on a quiet machine (the real CLIs and the paced",
+        "The run takes about 40 minutes on a quiet machine (the real CLIs and the paced",
         "streams dominate); `provcfg bench report --html report.html` draws its plots.",
         "",
     ]
