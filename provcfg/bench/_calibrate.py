@@ -5,8 +5,9 @@ made); then ``runs`` runs on unchanged code (arm A) and ``runs`` runs with a rea
 slowdown inserted (arm B), alternating A, B, A, B so both arms see the same machine.
 The slowdown is a :class:`~provcfg.bench._spin.Spin` burning ``slowdown`` (15 %) of the
 case's first subject's median operation time, measured in the baseline run, *inside*
-every subject's timed operation (rescaled once after a short A/B pair measured what it
-really adds). Each run is compared with the baseline by the gate
+every subject's timed operation (for CPU-timed cases, rescaled once, by at most 1.5x,
+after a short A/B pair measured what it really adds). The slowdown each run really
+caused is reported beside the counts: a detection rate means little without it. Each run is compared with the baseline by the gate
 at the case's threshold (or ``--gate``, whichever is wider).
 
 Reported per case: detections (B runs whose first subject is a ``regression``), false
@@ -111,10 +112,13 @@ def calibrate(
         # one short A/B pair measures what it really adds, and the spin is rescaled once.
         a0 = run_case_sync(case, suite, ctx, rounds=(8, 8), seconds=0.0)
         b0 = run_case_sync(case, suite, ctx.with_spin(spin), rounds=(8, 8), seconds=0.0)
-        if target in a0.ratios and target in b0.ratios:
+        if case.clock == "cpu" and target in a0.ratios and target in b0.ratios:
+            # Only where a short pair measures precisely (CPU time): a noisy wall-clock
+            # pair would rescale the spin by its noise. Bounded either way.
             achieved = b0.ratios[target].median / a0.ratios[target].median - 1
             if achieved > 0.01:
-                spin = Spin(spin.seconds * size / achieved, clock)
+                factor = min(1.5, max(2 / 3, size / achieved))
+                spin = Spin(spin.seconds * factor, clock)
         cal = CaseCalibration(
             case.name,
             target,
