@@ -7,8 +7,9 @@ The slowdown is a :class:`~provcfg.bench._spin.Spin` burning ``slowdown`` (15 %)
 case's first subject's median operation time, measured in the baseline run, *inside*
 every subject's timed operation (for CPU-timed cases, rescaled once, by at most 1.5x,
 after a short A/B pair measured what it really adds). The slowdown each run really
-caused is reported beside the counts: a detection rate means little without it. Each run is compared with the baseline by the gate
-at the case's threshold (or ``--gate``, whichever is wider).
+caused is reported beside the counts: a detection rate means little without it.
+Each run is compared with the baseline by the gate at the case's threshold (or
+``--gate``, whichever is wider).
 
 Reported per case: detections (B runs whose first subject is a ``regression``), false
 alarms (A runs where any subject is a ``regression``), both out of ``runs``, and the
