@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from provcfg._cli import main
 from provcfg.bench import Case, CaseContext, run_case_sync
 from provcfg.bench._registry import all_cases
+from tests.support_bench import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,7 +73,7 @@ def test_every_quick_case_runs_in_smoke_mode(
 ) -> None:
     """provcfg bench --smoke --suite quick runs every quick case without an error (exit 0)."""
     monkeypatch.chdir(tmp_path)
-    assert main(["bench", "--smoke", "--suite", "quick", "-o", "smoke.json"]) == 0
+    assert run_cli(["bench", "--smoke", "--suite", "quick", "-o", "smoke.json"]) == 0
     data = json.loads((tmp_path / "smoke.json").read_text())
     quick = {c.name for c in all_cases() if "quick" in c.suites}
     ran = {c["name"] for c in data["cases"] if c["error"] is None and c["skipped"] is None}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from provcfg._cli import main
+from tests.support_bench import run_cli
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM_FLAGS = [
@@ -82,9 +82,10 @@ def test_report_renders_every_plot_without_console_errors(
     ]
     for _ in range(2):
         assert (
-            main(["bench", "--smoke", "--save", "--format", "json", "-o", "run.json", *cases]) == 0
+            run_cli(["bench", "--smoke", "--save", "--format", "json", "-o", "run.json", *cases])
+            == 0
         )
-    assert main(["bench", "report", "--html", "report.html"]) == 0
+    assert run_cli(["bench", "report", "--html", "report.html"]) == 0
     html = (tmp_path / "report.html").read_text()
     fetchable = html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "http://" not in fetchable and "https://" not in fetchable  # nothing to fetch
@@ -118,11 +119,11 @@ def test_report_compares_two_run_files_and_refuses_an_empty_history(
 ) -> None:
     """--compare A B puts both runs in the table; no history and no files is a usage error."""
     monkeypatch.chdir(tmp_path)
-    assert main(["bench", "report", "--html", "r.html"]) == 2
+    assert run_cli(["bench", "report", "--html", "r.html"]) == 2
     assert "no saved runs" in capsys.readouterr().err
     for name in ("a.json", "b.json"):
-        assert main(["bench", "--smoke", "--case", "lookup.provider", "-o", name]) == 0
-    assert main(["bench", "report", "--html", "r.html", "--compare", "a.json", "b.json"]) == 0
+        assert run_cli(["bench", "--smoke", "--case", "lookup.provider", "-o", name]) == 0
+    assert run_cli(["bench", "report", "--html", "r.html", "--compare", "a.json", "b.json"]) == 0
     html = (tmp_path / "r.html").read_text()
     assert "A (first --compare file) vs B (second)" in html
     assert "lookup.provider/rt.provider" in html

@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from provcfg._cli import main
 from provcfg.bench._history import append, read, series
 from provcfg.bench._results import RunResult
+from tests.support_bench import run_cli
 
 _CASES = ["--case", "lookup.provider", "--case", "lookup.translate-model"]
 
 
 def _bench(tmp_path: Path, *extra: str) -> int:
-    return main(["bench", "--smoke", *_CASES, *extra])
+    return run_cli(["bench", "--smoke", *_CASES, *extra])
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def test_save_appends_to_the_history_and_history_prints_a_trend(
     trend = series(runs)
     assert len(trend["lookup.provider/rt.provider"]) == 2
     capsys.readouterr()
-    assert main(["bench", "history"]) == 0
+    assert run_cli(["bench", "history"]) == 0
     out = capsys.readouterr().out
     assert "lookup.provider/rt.provider" in out
     assert any(ch in out for ch in "▁▂▃▄▅▆▇█")
@@ -131,7 +131,7 @@ def test_bad_options_exit_2_with_a_message_naming_the_fix(
     (in_tmp / "p.yaml").write_text(
         "version: 1\nproviders:\n  real: {kind: anthropic-api, api_key: k}\n"
     )
-    assert main(["bench", *args]) == 2
+    assert run_cli(["bench", *args]) == 2
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
@@ -151,7 +151,7 @@ def test_providers_benchmarks_a_user_provider_against_the_stub(
         f"  mine: {{kind: anthropic-api, base_url: 'http://127.0.0.1:{port}', api_key: k,"
         " transport: fast, model: stub-text, max_retries: 0}\n"
     )
-    assert main(["bench", "--smoke", "--providers", "mine", "--stub", "--format", "json"]) == 0
+    assert run_cli(["bench", "--smoke", "--providers", "mine", "--stub", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     (case,) = data["cases"]
     assert case["name"] == "user.mine" and case["error"] is None
@@ -179,8 +179,8 @@ def test_report_markdown_renders_a_saved_run_and_needs_an_output(
 ) -> None:
     """report --markdown --run FILE writes the document from that run; no output is exit 2."""
     assert _bench(in_tmp, "-o", "run.json") == 0
-    assert main(["bench", "report", "--markdown", "doc.md", "--run", "run.json"]) == 0
+    assert run_cli(["bench", "report", "--markdown", "doc.md", "--run", "run.json"]) == 0
     assert "### `lookup.provider`" in (in_tmp / "doc.md").read_text()
     capsys.readouterr()
-    assert main(["bench", "report"]) == 2
+    assert run_cli(["bench", "report"]) == 2
     assert "give --html FILE, --markdown FILE or both" in capsys.readouterr().err
