@@ -29,8 +29,8 @@ from typing import Any
 from provcfg._manifest import ClaudeCodeSpec
 from provcfg._metrics import Metrics
 from provcfg._providers._subprocess import CliCommand, CliProcess, minimal_env
-from provcfg._providers.base import ProviderContext
 from provcfg._providers.claude_code import ClaudeCodeProvider
+from provcfg.testing import make_context
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_CLAUDE = ROOT / "tools" / "clis" / "node_modules" / ".bin" / "claude"
@@ -63,15 +63,9 @@ def delta_line(i: int) -> str:
 
 
 def provider_for(cli: Path, env: dict[str, str] | None = None, **fields: Any) -> ClaudeCodeProvider:
+    fields.setdefault("model", "claude-sonnet-4-5")
     spec = ClaudeCodeSpec(kind="claude-code", env=env or {}, **fields)
-    ctx = ProviderContext(
-        name="bench",
-        spec=spec,
-        resolve_model=lambda m: m or "claude-sonnet-4-5",
-        cli_path=lambda: cli,
-        http_client=lambda: None,  # type: ignore[arg-type,return-value]
-        metrics=Metrics(),
-    )
+    ctx = make_context(spec, name="bench", cli_path=cli, metrics=Metrics())
     provider = ClaudeCodeProvider(ctx)
     provider.prepare_now()
     return provider

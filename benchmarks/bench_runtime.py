@@ -1,7 +1,7 @@
 """Runtime hot paths and load(), measured side by side in one run (ratios, not absolutes).
 
 Run: ``.venv/bin/python benchmarks/bench_runtime.py``. Prints one line per
-measurement with its budget from DESIGN.md and whether it was met. The machine
+measurement with its budget (docs/performance.md states each) and whether it was met. The machine
 is shared and noisy: every measurement is the median of several interleaved
 rounds, and each is printed next to a floor measured in the same run.
 

@@ -33,7 +33,6 @@ import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -43,8 +42,8 @@ from provcfg._manifest import AnthropicApiSpec
 from provcfg._metrics import Metrics
 from provcfg._providers._sse import SSEParser
 from provcfg._providers.anthropic_api import AnthropicApiProvider
-from provcfg._providers.base import ProviderContext
 from provcfg.stub import StubProcess
+from provcfg.testing import make_context
 
 MODEL = "stub-bench"  # not a real id: the SDK warns about deprecated real ones
 KEY = "sk-bench"
@@ -59,16 +58,10 @@ def _provider(base_url: str, transport: str, http: httpx2.AsyncClient) -> Anthro
             "api_key": KEY,
             "transport": transport,
             "max_tokens": 1024,
+            "model": MODEL,
         }
     )
-    ctx = ProviderContext(
-        name=f"bench-{transport}",
-        spec=spec,
-        resolve_model=lambda alias: alias or MODEL,
-        cli_path=lambda: Path("/nonexistent"),
-        http_client=lambda: http,
-        metrics=Metrics(),
-    )
+    ctx = make_context(spec, name=f"bench-{transport}", http_client=lambda: http, metrics=Metrics())
     return AnthropicApiProvider(ctx)
 
 

@@ -95,7 +95,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from provcfg._loading import manifest_model_for, parse_manifest_text
-    from provcfg._providers.base import KindRegistry
+    from provcfg.plugin import KindRegistry
 
     print(
         f"python {sys.version.split()[0]}, libyaml {yaml.__with_libyaml__}, cpus {os.cpu_count()}"

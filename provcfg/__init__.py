@@ -47,14 +47,16 @@ __all__ = [
     "manifest_schema",
     "parse_manifest_text",
     "render_manifest",
+    "serve_metrics",
     "watch",
 ]
 
-__version__ = "0.1.0"
+from provcfg._version import __version__
 
 if TYPE_CHECKING:
     from provcfg._loading import load_manifest, parse_manifest_text
     from provcfg._manifest import Manifest
+    from provcfg._monitoring import serve_metrics
     from provcfg._reload import LiveRuntime, watch
     from provcfg._render import render_manifest
     from provcfg._runtime import Runtime, load
@@ -72,6 +74,7 @@ _LAZY = {
     "parse_manifest_text": "provcfg._loading",
     "render_manifest": "provcfg._render",
     "manifest_schema": "provcfg._schema",
+    "serve_metrics": "provcfg._monitoring",
 }
 
 

@@ -5,7 +5,10 @@ adding its arguments and a function running it (or a ``"module:function"`` strin
 imported only when that subcommand runs, so ``provcfg validate`` stays light).
 
 Exit codes: 0 success/valid, 1 invalid (or ``schema --check`` drift), 2 usage error or
-unreadable file, 70 internal error, 130 interrupted. No input produces a traceback.
+unreadable file, 70 internal error, 130 interrupted. No input produces a traceback, and
+no input produces unbounded output: problems are listed up to
+:data:`~provcfg._errors.PROBLEM_LIMIT` (then ``... and N more problems``), and file names
+are printed escaped (:func:`~provcfg._errors.printable`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from provcfg._errors import ManifestError, Problem, ProvcfgError
+from provcfg._errors import (
+    PROBLEM_LIMIT,
+    ManifestError,
+    ManifestReadError,
+    Problem,
+    ProvcfgError,
+    more_problems,
+    printable,
+)
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -31,6 +42,7 @@ EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 DEFAULT_MANIFEST = "providers.yaml"
 DEFAULT_SCHEMA = "schemas/providers.schema.json"
+_FILE_HELP = f"the manifest (default: {DEFAULT_MANIFEST})"
 
 Runner = Callable[[argparse.Namespace], int]
 
@@ -62,16 +74,30 @@ class Command:
 
 
 def _configure_validate(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="*", metavar="FILE", help=f"default: {DEFAULT_MANIFEST}")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "files", nargs="*", metavar="FILE", help=f"manifests to check (default: {DEFAULT_MANIFEST})"
+    )
+    _add_format(parser)
+
+
+def _add_format(
+    parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("text", "json")
+) -> None:
+    parser.add_argument(
+        "--format",
+        choices=choices,
+        default=choices[0],
+        help=f"output format: {' or '.join(choices)} (default: {choices[0]})",
+    )
 
 
 def _run_validate(args: argparse.Namespace) -> int:
-    from provcfg._loading import ManifestReadError, load_manifest, manifest_model_for
+    from provcfg._loading import load_manifest, manifest_model_for
 
     manifest_model_for()  # a broken plugin fails once, before any file
     files: list[str] = args.files or [DEFAULT_MANIFEST]
-    problems: list[Problem] = []
+    shown: list[Problem] = []  # at most PROBLEM_LIMIT over all files
+    omitted = 0
     results = []
     code = EXIT_OK
     for file in files:
@@ -80,25 +106,40 @@ def _run_validate(args: argparse.Namespace) -> int:
         except ManifestError as exc:
             unreadable = isinstance(exc, ManifestReadError)
             code = max(code, EXIT_USAGE if unreadable else EXIT_INVALID)
-            problems.extend(exc.problems)
-            results.append({"file": file, "valid": False, "problems": len(exc.problems)})
+            room = max(0, PROBLEM_LIMIT - len(shown))
+            shown.extend(exc.problems[:room])
+            omitted += exc.omitted + max(0, len(exc.problems) - room)
+            results.append({"file": printable(file), "valid": False, "problems": exc.total})
         else:
-            results.append({"file": file, "valid": True, "providers": len(manifest.providers)})
+            results.append(
+                {"file": printable(file), "valid": True, "providers": len(manifest.providers)}
+            )
     if args.format == "json":
         report = {
             "valid": code == EXIT_OK,
             "files": results,
-            "problems": [p.as_dict() for p in problems],
+            "problems": [p.as_dict() for p in shown],
+            "more_problems": omitted,
         }
         _write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         return code
-    lines = [str(p) for p in problems]
+    lines = [str(p) for p in shown]
+    if omitted:
+        lines.append(more_problems(omitted))
     lines.extend(f"{r['file']}: ok ({r['providers']} providers)" for r in results if r["valid"])
-    if problems:
-        count = len(problems)
-        lines.append(f"{count} problem{'s' if count != 1 else ''} found")
+    if shown:
+        count = len(shown) + omitted
+        lines.append(f"{count:,} problem{'s' if count != 1 else ''} found")
     _write("\n".join(lines) + "\n")
     return code
+
+
+def _problem_text(exc: ManifestError) -> str:
+    """The problems of ``exc``, one per line, ending in ``... and N more`` when capped."""
+    lines = [str(p) for p in exc.problems]
+    if exc.omitted:
+        lines.append(more_problems(exc.omitted))
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- schema
@@ -111,19 +152,35 @@ def _configure_schema(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help=f"exit 1 if FILE (default {DEFAULT_SCHEMA}) differs from the generated schema",
     )
+    parser.add_argument(
+        "--path",
+        action="store_true",
+        help="print the path of the schema file installed with provcfg (built-in kinds)",
+    )
 
 
 def _run_schema(args: argparse.Namespace) -> int:
-    from provcfg._schema import schema_text
+    from provcfg._schema import installed_schema_path, schema_text
 
+    if args.path:
+        if args.output or args.check:
+            raise ProvcfgError("schema --path takes neither -o nor --check")
+        _write(f"{installed_schema_path()}\n")
+        return EXIT_OK
     text = schema_text()
     if args.check:
+        from provcfg._loading import read_manifest_file
+
         target = Path(args.output or DEFAULT_SCHEMA)
         try:
-            current = target.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            # Read like a manifest: a FIFO or device there is refused, not waited on.
+            current = read_manifest_file(target).data.decode("utf-8")
+        except (ManifestError, UnicodeDecodeError) as exc:
+            reason = exc.problems[0].message if isinstance(exc, ManifestError) else _reason(exc)
             _error(
-                f"cannot read {target}: {_reason(exc)}; write it with: provcfg schema -o {target}"
+                printable(
+                    f"cannot read {target}: {reason}; write it with: provcfg schema -o {target}"
+                )
             )
             return EXIT_USAGE
         if current != text:
@@ -156,18 +213,20 @@ def _write_atomically(target: Path, text: str) -> None:
 
 
 def _configure_show(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", nargs="?", default=DEFAULT_MANIFEST, metavar="FILE")
-    parser.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    parser.add_argument(
+        "file", nargs="?", default=DEFAULT_MANIFEST, metavar="FILE", help=_FILE_HELP
+    )
+    _add_format(parser, ("yaml", "json"))
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    from provcfg._loading import ManifestReadError, load_manifest
+    from provcfg._loading import load_manifest
     from provcfg._render import render_manifest
 
     try:
         manifest = load_manifest(args.file)
     except ManifestError as exc:
-        _error("\n".join(str(p) for p in exc.problems))
+        _error(_problem_text(exc))
         return EXIT_USAGE if isinstance(exc, ManifestReadError) else EXIT_INVALID
     _write(render_manifest(manifest, args.format))
     return EXIT_OK
@@ -177,18 +236,28 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 def _configure_run(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("prompt", help="the prompt, or - to read it from standard input")
-    parser.add_argument("-f", "--file", default=DEFAULT_MANIFEST, help="manifest (providers.yaml)")
+    parser.add_argument(
+        "prompt", metavar="PROMPT", help="the prompt, or - to read it from standard input"
+    )
+    parser.add_argument("-f", "--file", default=DEFAULT_MANIFEST, help=_FILE_HELP)
     parser.add_argument("-p", "--provider", help="provider name (default: default_provider)")
     parser.add_argument("-m", "--model", help="model alias or id")
     parser.add_argument("-s", "--system", help="system prompt")
-    parser.add_argument("--max-tokens", type=int, help="maximum output tokens")
-    parser.add_argument("--json", action="store_true", help="one JSON event per line")
+    parser.add_argument("--max-tokens", type=int, metavar="N", help="maximum output tokens")
+    _add_format(parser)
+    parser.add_argument(
+        "--json",
+        dest="format",
+        action="store_const",
+        const="json",
+        help="the same as --format json: one JSON event per line",
+    )
     parser.add_argument("--timings", action="store_true", help="print timings to stderr")
     parser.add_argument(
         "--repeat",
         type=int,
         default=1,
+        metavar="N",
         help="run the prompt N times (warm timings after the first)",
     )
     parser.add_argument(
@@ -248,7 +317,7 @@ def _run_run(args: argparse.Namespace) -> int:
             model=args.model,
             system=args.system,
             max_tokens=args.max_tokens,
-            json_events=args.json,
+            json_events=args.format == "json",
             timings=args.timings,
             stub=args.stub,
             repeat=args.repeat,
@@ -260,13 +329,102 @@ def _run_run(args: argparse.Namespace) -> int:
 
 
 def _configure_watch(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", nargs="?", default=DEFAULT_MANIFEST, help="manifest to watch")
+    parser.add_argument(
+        "file", nargs="?", default=DEFAULT_MANIFEST, metavar="FILE", help=_FILE_HELP
+    )
+    _add_format(parser)
+    parser.add_argument(
+        "--metrics-addr",
+        metavar="HOST:PORT",
+        type=_host_port,
+        help="serve /metrics, /metrics.json, /healthz and /alerts there (e.g. 127.0.0.1:9464)",
+    )
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` -> (host, port); argparse reports a ValueError as usage."""
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not HOST:PORT; write e.g. 127.0.0.1:9464 ([::1]:9464 for IPv6)"
+        )
+    return host, int(port)
 
 
 def _run_watch(args: argparse.Namespace) -> int:
-    from provcfg._reload import watch_command
+    from provcfg._watchcmd import run as watch_command
 
-    return watch_command(args.file)
+    return watch_command(
+        args.file, metrics_addr=args.metrics_addr, json_lines=args.format == "json"
+    )
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+def _configure_alerts(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    export = sub.add_parser(
+        "export",
+        help="write the manifest's alert rules as a Prometheus rules file",
+        description="Write monitoring.alerts as a Prometheus alerting-rules file "
+        "(check it with promtool check rules FILE).",
+    )
+    export.add_argument("output", metavar="FILE", help="rules file to write (- for stdout)")
+    export.add_argument(
+        "--manifest",
+        default=DEFAULT_MANIFEST,
+        metavar="MANIFEST",
+        help=f"the manifest whose alerts to export (default: {DEFAULT_MANIFEST})",
+    )
+
+
+def _run_alerts(args: argparse.Namespace) -> int:
+    import yaml
+
+    from provcfg._loading import load_manifest
+    from provcfg._monitoring._alerts import load_baseline
+    from provcfg._monitoring._export import prometheus_rules
+
+    manifest = load_manifest(args.manifest)
+    spec = manifest.monitoring
+    baseline = load_baseline(spec.baseline, manifest_file=args.manifest) if spec.baseline else {}
+    text = "# Generated by provcfg alerts export from " + os.path.basename(args.manifest) + "\n"
+    text += yaml.safe_dump(prometheus_rules(manifest, baseline), sort_keys=False, width=1000)
+    if args.output == "-":
+        _write(text)
+        return EXIT_OK
+    try:
+        _write_atomically(Path(args.output), text)
+    except OSError as exc:
+        _error(f"provcfg alerts export: cannot write {args.output}: {_reason(exc)}")
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _configure_dashboard(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "file", nargs="?", default=DEFAULT_MANIFEST, metavar="FILE", help=_FILE_HELP
+    )
+    parser.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    parser.add_argument("--title", default="provcfg", help="the dashboard's title")
+
+
+def _run_dashboard(args: argparse.Namespace) -> int:
+    from provcfg._loading import load_manifest
+    from provcfg._monitoring._export import dashboard_json
+
+    text = dashboard_json(load_manifest(args.file), title=args.title)
+    if args.output is None:
+        _write(text)
+        return EXIT_OK
+    try:
+        _write_atomically(Path(args.output), text)
+    except OSError as exc:
+        _error(f"provcfg dashboard: cannot write {args.output}: {_reason(exc)}")
+        return EXIT_USAGE
+    return EXIT_OK
 
 
 def _run_stub(args: argparse.Namespace) -> int:
@@ -294,9 +452,9 @@ def _configure_bench(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list", action="store_true", help="list the selected cases and exit")
     parser.add_argument(
         "--format",
-        choices=("table", "json"),
-        default="table",
-        help="table: progress and tables on the terminal; json: every sample and the "
+        choices=("text", "json"),
+        default="text",
+        help="text: progress and tables on the terminal; json: every sample and the "
         "environment on stdout (or -o)",
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="also write the JSON result to FILE")
@@ -371,7 +529,11 @@ def _configure_bench(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="tiny parameters and 2 rounds: checks that every case runs (figures mean nothing)",
     )
-    actions = parser.add_subparsers(dest="bench_action", metavar="ACTION")
+    actions = parser.add_subparsers(
+        dest="bench_action",
+        metavar="ACTION",
+        help="history or report (none: run the benchmarks)",
+    )
     history = actions.add_parser(
         "history",
         help="the trend of each ratio over the saved runs, with sparklines",
@@ -429,6 +591,39 @@ def _run_bench(args: argparse.Namespace) -> int:
     return _command.run_bench(args)
 
 
+# --------------------------------------------------------------------------- init, doctor
+
+
+def _configure_init(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "file",
+        nargs="?",
+        default=DEFAULT_MANIFEST,
+        metavar="FILE",
+        help=f"the manifest to write (default: {DEFAULT_MANIFEST}); its folder must exist",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite FILE and its schemas/providers.schema.json if they exist",
+    )
+    _add_format(parser)
+
+
+def _configure_doctor(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "file", nargs="?", default=DEFAULT_MANIFEST, metavar="FILE", help=_FILE_HELP
+    )
+    _add_format(parser)
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=1.5,
+        metavar="SECONDS",
+        help="longest any one check may take (default: 1.5); checks run concurrently",
+    )
+
+
 # --------------------------------------------------------------------------- table
 
 COMMANDS: list[Command] = [
@@ -454,12 +649,39 @@ COMMANDS: list[Command] = [
         logs=False,
     ),
     Command("run", "stream one prompt through a provider", _configure_run, _run_run),
+    Command(
+        "init",
+        "write a commented manifest for this machine (detected CLIs and keys)",
+        _configure_init,
+        "provcfg._initcmd:run",
+        logs=False,
+    ),
+    Command(
+        "doctor",
+        "check a manifest against this machine: one verdict and fix per part",
+        _configure_doctor,
+        "provcfg._doctor:run",
+    ),
     Command("watch", "live-reload a manifest; one line per reload", _configure_watch, _run_watch),
     Command(
         "bench",
         "benchmark provcfg (or your providers) side by side; gate, history, report",
         _configure_bench,
         _run_bench,
+    ),
+    Command(
+        "alerts",
+        "export the manifest's alert rules for Prometheus",
+        _configure_alerts,
+        _run_alerts,
+        logs=False,
+    ),
+    Command(
+        "dashboard",
+        "print a Grafana dashboard (JSON model) for provcfg's metrics",
+        _configure_dashboard,
+        _run_dashboard,
+        logs=False,
     ),
     Command(
         "stub",
@@ -473,7 +695,7 @@ COMMANDS: list[Command] = [
 
 
 def _parser() -> argparse.ArgumentParser:
-    from provcfg import __version__
+    from provcfg._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="provcfg",
@@ -539,11 +761,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return EXIT_INVALID
-    except ManifestError as exc:
-        _error("\n".join(str(p) for p in exc.problems))
-        return EXIT_INVALID
+    except ManifestError as exc:  # from run (and any command that loads a manifest)
+        _error(_problem_text(exc))
+        return EXIT_USAGE if isinstance(exc, ManifestReadError) else EXIT_INVALID
     except ProvcfgError as exc:
-        _error(f"provcfg: {exc}")
+        _error(printable(f"provcfg: {exc}"))
         return EXIT_USAGE
     except Exception as exc:
         _internal_error(exc)

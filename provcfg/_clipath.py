@@ -50,20 +50,20 @@ import stat
 import threading
 import time
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-import structlog
-
 from provcfg._errors import CLINotFoundError
+from provcfg._logs import get_logger
 from provcfg._metrics import Metrics
 
 if TYPE_CHECKING:
     from dogpile.cache.region import CacheRegion
 
-__all__ = ["CLIResolver"]
+__all__ = ["CLIResolver", "CliLookup"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 # A path-based stat at most this often per entry: catches a path moved away from the inode.
 _PATH_RECHECK_SECONDS: Final = 1.0
@@ -460,3 +460,35 @@ def _not_found(
             searched.append(label)
     hint = install_hint or f"Install {command!r} or set {where}.path to its executable."
     return CLINotFoundError(command, searched, hint, provider)
+
+
+@dataclass(frozen=True, slots=True)
+class CliLookup:
+    """Where one provider's CLI is to be found, bound to the lineage's resolver.
+
+    What a CLI provider's context holds (``ctx.cli``): data, plus the resolver that
+    caches the answer. :meth:`resolve` is ``rt.cli_path(provider)``.
+    """
+
+    resolver: CLIResolver
+    command: str
+    path: str | None
+    search_paths: tuple[str, ...]
+    install_hint: str
+    provider: str
+    shared: CacheRegion | None = None
+
+    def resolve(self) -> Path:
+        """The executable (cached; re-checked cheaply on use).
+
+        Raises:
+            CLINotFoundError: the CLI is not installed where the spec says to look.
+        """
+        return self.resolver.resolve(
+            self.command,
+            path=self.path,
+            search_paths=self.search_paths,
+            install_hint=self.install_hint,
+            provider=self.provider,
+            shared=self.shared,
+        )

@@ -1,16 +1,23 @@
 """Self-measurement: one small timing hook and the summaries behind ``rt.metrics.snapshot()``.
 
 Every key operation (manifest load, provider creation, cache hit and miss, CLI
-detection, client creation, pool waits, first chunk) reports here through
-:meth:`Metrics.observe` or :meth:`Metrics.incr`. Recording is an append to a
-bounded deque and a dict lookup, with no lock (deque appends are atomic under
-the GIL), so hot paths pay nothing measurable; quantiles are computed only when
-a snapshot is taken. Observers (Prometheus, structlog, tests) can subscribe with
-:meth:`Metrics.add_observer` and receive frozen :class:`Event` objects.
+detection, client creation, pool waits) reports here through :meth:`Metrics.observe`
+or :meth:`Metrics.incr`. Recording is an append to a bounded deque and a dict lookup,
+with no lock (deque appends are atomic under the GIL), so hot paths pay nothing
+measurable; quantiles are computed only when a snapshot is taken. Observers
+(exporters, tests) subscribe with :meth:`Metrics.add_observer` and receive frozen
+:class:`Event` objects.
+
+Every request of every provider kind ends in one :class:`RequestRecord` passed to
+:meth:`Metrics.record_request`: it feeds the per-provider totals and histograms
+(:class:`provcfg._reqstats.RequestStats`, read by the Prometheus exporter at scrape
+time) and the timestamped window the alert evaluator reads, then the request observers
+(traces). That is the only per-request cost; nothing is recorded per chunk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import deque
@@ -19,7 +26,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Event", "Metrics", "Summary"]
+from provcfg._reqstats import RequestRecord, RequestStats
+
+__all__ = ["Event", "Metrics", "RequestRecord", "Summary"]
 
 _RESERVOIR = 2048
 
@@ -68,10 +77,77 @@ class Metrics:
     def __init__(self) -> None:
         self._series: dict[tuple[str, str], deque[float]] = {}
         self._totals: dict[tuple[str, str], int] = {}
+        self._sums: dict[tuple[str, str], float] = {}
         self._counters: dict[tuple[str, str], int] = {}
         self._gauges: dict[str, Callable[[], Any]] = {}
         self._values: dict[str, Any] = {}
         self._observers: list[Callable[[Event], None]] = []
+        self._request_observers: list[Callable[[RequestRecord], None]] = []
+        self.requests = RequestStats()
+        """Per-provider totals, histograms and the recent-request window (exporter, alerts)."""
+
+    def record_request(self, rec: RequestRecord) -> None:
+        """Record one finished request (called once per request, never per chunk).
+
+        Feeds the per-provider totals, histograms and alert window
+        (:attr:`requests`), the snapshot's per-provider counters ``requests``,
+        ``errors`` (failed, not cancelled), ``cancelled`` and ``retries`` and the
+        series ``connect_seconds``, ``first_chunk_seconds`` and ``total_seconds`` of a
+        request that succeeded, then the request observers.
+        """
+        self.requests.add(rec)
+        name = rec.provider
+        self.incr("requests", name)
+        if rec.retries:
+            self.incr("retries", name, rec.retries)
+        if rec.ok:
+            if rec.connect_s is not None:
+                self.observe("connect_seconds", rec.connect_s, name)
+            if rec.first_chunk_s is not None:
+                self.observe("first_chunk_seconds", rec.first_chunk_s, name)
+            self.observe("total_seconds", rec.total_s, name)
+        elif rec.error_kind == "cancelled":
+            self.incr("cancelled", name)
+        else:
+            self.incr("errors", name)
+        for observer in self._request_observers:
+            observer(rec)
+
+    def add_request_observer(self, observer: Callable[[RequestRecord], None]) -> None:
+        """Call ``observer`` with every later :class:`RequestRecord` (keep it cheap)."""
+        self._request_observers.append(observer)
+
+    def remove_request_observer(self, observer: Callable[[RequestRecord], None]) -> None:
+        """Stop calling ``observer``; unknown observers are ignored."""
+        with contextlib.suppress(ValueError):
+            self._request_observers.remove(observer)
+
+    def value(self, name: str, default: Any = None) -> Any:
+        """A value stored with :meth:`set`, or ``default``."""
+        return self._values.get(name, default)
+
+    def counters(self) -> dict[tuple[str, str], int]:
+        """A copy of every counter, keyed by (name, label)."""
+        return dict(self._counters)
+
+    def read_gauges(self, prefix: str) -> dict[str, Any]:
+        """Read every gauge whose name starts with ``prefix`` (failing ones are left out)."""
+        out: dict[str, Any] = {}
+        for name, read in list(self._gauges.items()):
+            if name.startswith(prefix):
+                try:
+                    out[name[len(prefix) :]] = read()
+                except Exception:  # noqa: S112  a gauge must never break an export
+                    continue
+        return out
+
+    def series_totals(self, name: str) -> dict[str, tuple[int, float]]:
+        """Per label of the series ``name``: (observations ever, their sum in seconds)."""
+        return {
+            label: (count, self._sums.get((n, label), 0.0))
+            for (n, label), count in list(self._totals.items())
+            if n == name
+        }
 
     def observe(self, name: str, seconds: float, label: str = "") -> None:
         """Record one duration (seconds) in the series ``name``/``label``."""
@@ -81,6 +157,7 @@ class Metrics:
             series = self._series.setdefault(key, deque(maxlen=_RESERVOIR))
         series.append(seconds)
         self._totals[key] = self._totals.get(key, 0) + 1
+        self._sums[key] = self._sums.get(key, 0.0) + seconds
         if self._observers:
             self._notify(Event(name, label, seconds))
 

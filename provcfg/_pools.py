@@ -43,9 +43,8 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
-import structlog
-
 from provcfg._errors import ErrorKind, ProvcfgError, ProviderError, RuntimeClosedError
+from provcfg._logs import get_logger
 from provcfg._manifest import PoolSpec
 from provcfg._metrics import Metrics
 
@@ -54,7 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Pool", "SSLContextCache", "map_http_error"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 # How long aclose() waits for another running loop to close its client.
 _FOREIGN_CLOSE_TIMEOUT: Final = 5.0
@@ -112,6 +111,11 @@ class Pool:
         self._owners: dict[asyncio.AbstractEventLoop, str] = {}
         self._lock = threading.Lock()
         self._closed = False
+
+    @property
+    def metrics(self) -> Metrics:
+        """The metrics hook the pool reports to."""
+        return self._metrics
 
     def client(self) -> httpx2.AsyncClient:
         """Return this pool's client for the running event loop, creating it on first use.
@@ -243,9 +247,11 @@ class Pool:
             "clients": clients,
         }
 
-    def map_error(self, exc: BaseException, *, provider: str) -> ProviderError | None:
+    def map_error(
+        self, exc: BaseException, *, provider: str, base_url_setting: str = "the base_url"
+    ) -> ProviderError | None:
         """:func:`map_http_error` with this pool's name and limits in the message and metrics."""
-        return map_http_error(exc, provider=provider, pool=self)
+        return map_http_error(exc, provider=provider, pool=self, base_url_setting=base_url_setting)
 
     def __repr__(self) -> str:
         return f"<Pool {self.name!r} clients={len(self._clients)} closed={self._closed}>"

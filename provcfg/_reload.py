@@ -44,23 +44,24 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Final
-
-import structlog
+from typing import TYPE_CHECKING, Final
 
 from provcfg._errors import ManifestError, ProvcfgError
+from provcfg._logs import get_logger
 from provcfg._reloadevents import EventHub, ReloadEvent, error_text, problem_lines, scrub
-from provcfg._reloadstep import Attempt, read_and_build
+from provcfg._reloadstep import MISSING, Attempt, read_and_build
 from provcfg._watchfs import FolderWatcher, ManifestTarget
 
 if TYPE_CHECKING:
     from provcfg._clipath import CLIResolver
-    from provcfg._providers.base import KindRegistry
+    from provcfg._kinds import KindRegistry
+    from provcfg._metrics import Metrics
+    from provcfg._monitoring._alerts import AlertEvaluator
     from provcfg._runtime import Runtime
 
-__all__ = ["LiveRuntime", "ReloadEvent", "watch", "watch_command"]
+__all__ = ["LiveRuntime", "ReloadEvent", "watch"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_DEBOUNCE: Final = 0.2
 """Longest a burst of changes is collected before reloading (watchfiles' default: 1.6 s)."""
@@ -120,6 +121,16 @@ class LiveRuntime:
         self._hub = EventHub()
 
     @property
+    def metrics(self) -> Metrics:
+        """The metrics shared by every generation (counters survive reloads)."""
+        return self.runtime.metrics
+
+    @property
+    def alerts(self) -> AlertEvaluator:
+        """The alert evaluator (``live.alerts.subscribe(callback)``), shared across reloads."""
+        return self.runtime.alerts
+
+    @property
     def generation(self) -> int:
         """The live runtime's generation (1 for the first load, +1 per good reload)."""
         return self.runtime.generation
@@ -159,7 +170,7 @@ class LiveRuntime:
         if self._started:
             return
         if self._registry is None:
-            from provcfg._providers.base import KindRegistry
+            from provcfg._kinds import KindRegistry
 
             self._registry = await asyncio.to_thread(KindRegistry.discover)
         attempt = await self._in_worker(None)
@@ -355,14 +366,23 @@ class LiveRuntime:
             return self._apply(attempt, noticed_at)
 
     async def _in_worker(self, previous: Runtime | None) -> Attempt:
-        """One attempt in a worker thread; if we are cancelled, what it builds is closed."""
-        work = asyncio.get_running_loop().run_in_executor(None, self._read_and_build, previous)
+        """One attempt in a worker thread; if we are cancelled, what it builds is closed.
+
+        Never raises but CancelledError: a failure of any type is a failed attempt.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            work = loop.run_in_executor(None, self._read_and_build, previous)
+        except RuntimeError as exc:  # the executor is shut down: the interpreter is exiting
+            return Attempt(MISSING, error=ProvcfgError(f"reload failed: {_describe(exc)}"))
         try:
             # Shielded: cancelling us must not orphan the runtime the thread is building.
             return await asyncio.shield(work)
         except asyncio.CancelledError:
             work.add_done_callback(_close_abandoned)
             raise
+        except Exception as exc:  # read_and_build returns its errors; this is the last net
+            return Attempt(MISSING, error=ProvcfgError(f"reload failed: {_describe(exc)}"))
 
     def _read_and_build(self, previous: Runtime | None) -> Attempt:
         return read_and_build(
@@ -431,6 +451,11 @@ class LiveRuntime:
         metrics.set("config_last_reload_successful", 1)
         metrics.set("config_last_reload_success_timestamp", now)
         metrics.set("config_last_reload_error", "")
+        metrics.set("config_reload_failing_since", None)
+        if self.runtime.monitoring is not None:
+            self.runtime.monitoring.trace_reload(
+                ok=True, generation=self.runtime.generation, seconds=latency
+            )
 
     def _record_failure(self, attempt: Attempt) -> ReloadEvent:
         assert attempt.error is not None
@@ -447,6 +472,10 @@ class LiveRuntime:
         metrics.incr("reload_failure")
         metrics.set("config_last_reload_successful", 0)
         metrics.set("config_last_reload_error", text)
+        if metrics.value("config_reload_failing_since") is None:
+            metrics.set("config_reload_failing_since", time.time())
+        if self.runtime.monitoring is not None:
+            self.runtime.monitoring.trace_reload(ok=False, generation=self.generation, seconds=None)
         log.warning(
             "config_reload_failed",
             file=self.file,
@@ -455,7 +484,13 @@ class LiveRuntime:
             problems=list(problems),
         )
         event = self._event(
-            False, changes={}, latency=None, digest=attempt.digest, problems=problems, error=text
+            False,
+            changes={},
+            latency=None,
+            digest=attempt.digest,
+            problems=problems,
+            error=text,
+            omitted=error.omitted if isinstance(error, ManifestError) else 0,
         )
         self._hub.publish(event)
         return event
@@ -469,6 +504,7 @@ class LiveRuntime:
         digest: str,
         problems: tuple[str, ...] = (),
         error: str = "",
+        omitted: int = 0,
     ) -> ReloadEvent:
         return ReloadEvent(
             generation=self.generation,
@@ -479,6 +515,7 @@ class LiveRuntime:
             error=error,
             timestamp=time.time(),
             digest=digest,
+            omitted=omitted,
         )
 
 
@@ -517,17 +554,6 @@ def watch(
         step=step,
         drain_timeout=drain_timeout,
     )
-
-
-def watch_command(file: str, *, out: Any = None, err: Any = None) -> int:
-    """``provcfg watch [FILE]``: print one line per reload until SIGINT or SIGTERM.
-
-    Returns:
-        0 when stopped by a signal; 2 when the file's folder does not exist.
-    """
-    from provcfg._watchcmd import run
-
-    return run(file, out=out, err=err)
 
 
 def _latency(now: float, saved_at: float | None, noticed_at: float) -> float:

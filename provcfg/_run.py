@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -18,7 +19,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
-from provcfg._errors import ManifestError, ManifestReadError, ProvcfgError, ProviderError
+from provcfg._errors import (
+    CLINotFoundError,
+    ManifestError,
+    ManifestReadError,
+    ProvcfgError,
+    ProviderError,
+)
 
 if TYPE_CHECKING:
     from provcfg._manifest import Manifest
@@ -93,30 +100,81 @@ async def _stream(opts: RunOptions, out: TextIO, err: TextIO) -> int:
     load_start = time.perf_counter()
     async with provcfg.load(opts.file) as rt:
         try:
-            provider = rt.provider(opts.provider)
-        except ProvcfgError:
-            raise
-        except Exception as exc:
-            # The kind's factory (a plugin's: third-party code) failed. Only the type is
-            # shown, as its message may hold spec values.
-            name = (
-                opts.provider or rt.manifest.default_provider or next(iter(rt.manifest.providers))
-            )
-            kind = rt.manifest.providers[name].kind
-            raise ProvcfgError(
-                f"provider {name!r}: kind {kind!r} could not build it ({type(exc).__name__}); "
-                f"fix or reinstall the package that provides kind {kind!r}"
-            ) from exc
-        loaded = time.perf_counter() - load_start
-        if opts.timings:
-            err.write(f"timings: load={loaded * 1000:.1f}ms provider={provider.name}\n")
-        stub: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-        if opts.stub:
-            stub = _embedded_stub(_stub_url(rt.manifest, provider.name))
-        with stub:
-            for attempt in range(1, opts.repeat + 1):
-                await _one(provider, opts, out, err, attempt)
+            return await _stream_on(rt, opts, out, err, load_start)
+        except CLINotFoundError as exc:
+            err.write(cli_missing_text(exc, rt.manifest, opts.file))
+            err.flush()
+            return EXIT_CODES["cli_not_found"]
+
+
+async def _stream_on(rt: Any, opts: RunOptions, out: TextIO, err: TextIO, load_start: float) -> int:
+    """Stream ``opts.prompt`` on the loaded runtime ``rt``; returns the exit code."""
+    try:
+        provider = rt.provider(opts.provider)
+    except ProvcfgError:
+        raise
+    except Exception as exc:
+        # The kind's factory (a plugin's: third-party code) failed. Only the type is
+        # shown, as its message may hold spec values.
+        name = opts.provider or rt.manifest.default_provider or next(iter(rt.manifest.providers))
+        kind = rt.manifest.providers[name].kind
+        raise ProvcfgError(
+            f"provider {name!r}: kind {kind!r} could not build it ({type(exc).__name__}); "
+            f"fix or reinstall the package that provides kind {kind!r}"
+        ) from exc
+    loaded = time.perf_counter() - load_start
+    if opts.timings:
+        err.write(f"timings: load={loaded * 1000:.1f}ms provider={provider.name}\n")
+    stub: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if opts.stub:
+        stub = _embedded_stub(_stub_url(rt.manifest, provider.name))
+    with stub:
+        for attempt in range(1, opts.repeat + 1):
+            await _one(provider, opts, out, err, attempt)
     return 0
+
+
+def cli_missing_text(exc: CLINotFoundError, manifest: Manifest, file: str) -> str:
+    """What ``provcfg run`` says when the provider's CLI is not installed: one line, then
+    what to do (install it, diagnose with ``doctor``, or try the offline stub provider)."""
+    from provcfg._cliprobe import agent_cli
+
+    name = exc.provider
+    spec = manifest.providers.get(name)
+    cli = agent_cli(getattr(spec, "kind", ""))
+    explicit = getattr(spec, "path", None)
+    if explicit is not None:
+        from provcfg._clipath import _unusable
+
+        reason = _unusable(os.path.abspath(os.path.expanduser(explicit))) or "unusable"
+        problem = f"its providers.{name}.path {explicit} is no executable ({reason})"
+    else:
+        path_folders = sum(1 for place in exc.searched if place.startswith("PATH "))
+        problem = f"which is not on PATH ({path_folders} folders)"
+        extra = tuple(getattr(spec, "search_paths", ()))
+        if extra:
+            problem += f" nor in {', '.join(extra)}"
+    target = "" if file == "providers.yaml" else f" -f {file}"
+    lines = [f"provcfg: provider {name!r} needs the {exc.command} CLI, {problem}"]
+    if cli is not None:
+        lines.append(f"  install it:   {cli.install}")
+    else:
+        lines.append(f"  install it:   put {exc.command!r} on PATH, or set providers.{name}.path")
+    lines.append(f"  diagnose:     provcfg doctor{' ' + file if target else ''}")
+    offline = [
+        other
+        for other, other_spec in manifest.providers.items()
+        if getattr(other_spec, "kind", None) == "anthropic-api"
+        and _is_loopback(str(getattr(other_spec, "base_url", "")))
+    ]
+    if offline:
+        lines.append(f'  try offline:  provcfg run{target} -p {offline[0]} --stub "Say hi"')
+    return "\n".join(lines) + "\n"
+
+
+def _is_loopback(base_url: str) -> bool:
+    host = urlsplit(base_url).hostname or ""
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
 
 
 async def _one(provider: Any, opts: RunOptions, out: TextIO, err: TextIO, attempt: int) -> None:

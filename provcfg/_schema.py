@@ -1,22 +1,25 @@
 """The JSON Schema of ``providers.yaml``, generated from the manifest models.
 
-Editors use it through the ``# yaml-language-server: $schema=...`` line of the manifest;
-``schemas/providers.schema.json`` is this output for the built-in kinds (a test keeps it
-current, ``provcfg schema --check`` tells when it drifted). Plugin kinds of the registry
-appear exactly like built-in ones.
+Editors use it through the ``# yaml-language-server: $schema=...`` line of the manifest.
+This output for the built-in kinds ships inside the package (:func:`installed_schema_path`,
+what ``provcfg schema --path`` prints) and in the repository as
+``schemas/providers.schema.json``; a test keeps both current, and ``provcfg schema --check``
+tells when a copy drifted. Plugin kinds of the registry appear exactly like built-in ones.
 """
 
 from __future__ import annotations
 
 import json
+from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provcfg._loading import manifest_model_for
 
 if TYPE_CHECKING:
-    from provcfg._providers.base import KindRegistry
+    from provcfg._kinds import KindRegistry
 
-__all__ = ["SCHEMA_DIALECT", "manifest_schema", "schema_text"]
+__all__ = ["SCHEMA_DIALECT", "installed_schema_path", "manifest_schema", "schema_text"]
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -56,3 +59,12 @@ def _close_pattern_maps(node: Any) -> None:
 def schema_text(registry: KindRegistry | None = None) -> str:
     """:func:`manifest_schema` as stable, indented JSON ending in a newline."""
     return json.dumps(manifest_schema(registry), indent=2, ensure_ascii=False) + "\n"
+
+
+def installed_schema_path() -> Path:
+    """The schema of the built-in kinds as shipped inside the installed package.
+
+    A stable file for editors of any project on this machine; it does not know plugin
+    kinds (write a schema that does with ``provcfg schema -o FILE``).
+    """
+    return Path(str(resources.files("provcfg") / "schemas" / "providers.schema.json"))

@@ -30,11 +30,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import structlog
+from provcfg._logs import get_logger
 
 __all__ = ["FolderWatcher", "ManifestTarget"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # A folder that cannot be watched (deleted, permission) is retried this often.
 _RETRY_SECONDS = 0.5

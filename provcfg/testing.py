@@ -51,9 +51,18 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from pydantic import BaseModel
 
-from provcfg._errors import ErrorKind, ProvcfgError, ProviderError
+from provcfg._errors import ErrorKind, ProviderError
 from provcfg._metrics import Metrics
-from provcfg._providers.base import Chunk, Provider, ProviderContext, Result, Timings, Usage
+from provcfg._modeltable import ModelTable
+from provcfg._providers.base import (
+    Chunk,
+    ClientPool,
+    Provider,
+    ProviderContext,
+    Result,
+    Timings,
+    Usage,
+)
 
 if TYPE_CHECKING:
     import httpx2
@@ -78,42 +87,66 @@ def make_context(
     models: Mapping[str, str] | None = None,
     cli_path: Path | None = None,
     http_client: Callable[[], httpx2.AsyncClient] | None = None,
+    pool: ClientPool | None = None,
     metrics: Metrics | None = None,
 ) -> ProviderContext:
     """A :class:`ProviderContext` for building a provider in a test, without a Runtime.
 
-    ``models`` maps aliases to model ids (a name not in it passes through; None
-    resolves to the spec's ``model`` field, if it has one). ``cli_path`` and
-    ``http_client`` are what the provider gets from ``ctx.cli_path()`` and
+    ``models`` maps aliases to model ids (any other name passes through; None resolves
+    to the spec's ``model`` field, if it has one). ``cli_path`` is what the provider gets
+    from ``ctx.cli_path()``; ``http_client`` (a function returning the client to use) or
+    ``pool`` (an object with ``name``, ``client()`` and ``map_error()``) what it gets from
     ``ctx.http_client()``; left out, calling them raises ProvcfgError. ``metrics``
-    defaults to a fresh :class:`~provcfg._metrics.Metrics`.
+    defaults to a fresh metrics hook (``ctx.metrics.snapshot()`` shows what was recorded).
 
     Returns:
         The context, ready for ``MyProvider(ctx)``.
     """
-    aliases = dict(models or {})
     default = getattr(spec, "model", None)
-
-    def resolve(alias: str | None) -> str | None:
-        wanted = alias if alias is not None else default
-        return aliases.get(wanted, wanted) if wanted is not None else None
-
-    def no_cli() -> Path:
-        raise ProvcfgError(f"provider {name!r}: no CLI in this test context; pass cli_path=")
-
-    def no_client() -> httpx2.AsyncClient:
-        raise ProvcfgError(
-            f"provider {name!r}: no HTTP client in this test context; pass http_client="
-        )
-
+    table = ModelTable.of(
+        name,
+        dict(models or {}),
+        default=default if isinstance(default, str) else None,
+        any_name=True,
+    )
+    if pool is None and http_client is not None:
+        pool = _FunctionPool(name, http_client)
     return ProviderContext(
         name=name,
         spec=spec,
-        resolve_model=resolve,
-        cli_path=(lambda: cli_path) if cli_path is not None else no_cli,
-        http_client=http_client if http_client is not None else no_client,
+        models=table,
         metrics=metrics if metrics is not None else Metrics(),
+        pool=pool,
+        cli=_FixedPath(cli_path) if cli_path is not None else None,
     )
+
+
+@dataclass(frozen=True)
+class _FixedPath:
+    """A CLI lookup that always answers with one path."""
+
+    path: Path
+
+    def resolve(self) -> Path:
+        return self.path
+
+
+@dataclass(frozen=True)
+class _FunctionPool:
+    """A pool made of a client factory (for tests): errors are mapped without pool limits."""
+
+    name: str
+    factory: Callable[[], httpx2.AsyncClient]
+
+    def client(self) -> httpx2.AsyncClient:
+        return self.factory()
+
+    def map_error(
+        self, exc: BaseException, *, provider: str, base_url_setting: str = "the base_url"
+    ) -> ProviderError | None:
+        from provcfg._pools import map_http_error
+
+        return map_http_error(exc, provider=provider, base_url_setting=base_url_setting)
 
 
 async def _collect(provider: Provider, request: Request) -> list[Chunk]:

@@ -3,7 +3,7 @@
 # stub server on the `local` provider's loopback address, stream one answer, print timings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh redis   # the example manifest declares a redis cache region
+scripts/bootstrap.sh         # a plain install: the example manifest needs no extra
 .venv/bin/provcfg validate providers.yaml
 # Three runs: the first pays the one-time costs (client, TLS context), the others show the warm path.
 .venv/bin/provcfg run --stub --timings --repeat 3 -p local "Write a haiku about configuration files"

@@ -6,7 +6,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -15,8 +14,8 @@ import pytest
 from provcfg._manifest import AnthropicApiSpec
 from provcfg._metrics import Metrics
 from provcfg._providers.anthropic_api import AnthropicApiProvider
-from provcfg._providers.base import ProviderContext
 from provcfg.stub.server import StubServer
+from provcfg.testing import make_context
 
 SECRET = "sk-test-SECRET123"
 MODEL = "claude-sonnet-4-5-20250929"
@@ -73,6 +72,7 @@ def make(
         "transport": transport,
         "max_tokens": 1024,
         "retry_max_wait": 0.01,
+        "model": MODEL,
         **spec,
     }
     if api_key is not None:
@@ -84,17 +84,7 @@ def make(
     def http_client() -> httpx2.AsyncClient:
         return holder[0].client()
 
-    def resolve(alias: str | None) -> str | None:
-        return alias or MODEL
-
-    ctx = ProviderContext(
-        name=name,
-        spec=model,
-        resolve_model=resolve,
-        cli_path=lambda: Path("/nonexistent"),
-        http_client=http_client,
-        metrics=metrics,
-    )
+    ctx = make_context(model, name=name, http_client=http_client, metrics=metrics)
     handle = Handle(
         AnthropicApiProvider(ctx),
         metrics,

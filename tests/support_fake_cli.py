@@ -77,20 +77,14 @@ def make_provider(
     The fake CLI dumps argv, environment and stdin into the dump file.
     """
     from provcfg._metrics import Metrics
-    from provcfg._providers.base import ProviderContext
+    from provcfg.testing import make_context
 
     dump = tmp_path / "dump.json"
     cli = fake_cli(tmp_path)
     declared = {"FAKE_SCENARIO": str(scenario(tmp_path, script)), "FAKE_DUMP": str(dump)}
     declared.update(env or {})
     spec_fields.setdefault("kill_grace", 0.5)
+    spec_fields.setdefault("model", default_model)
     spec = spec_cls(kind=kind, env=declared, **spec_fields)
-    ctx = ProviderContext(
-        name="agent",
-        spec=spec,
-        resolve_model=lambda m: m or default_model,
-        cli_path=lambda: cli,
-        http_client=lambda: None,  # type: ignore[arg-type,return-value]
-        metrics=Metrics(),
-    )
+    ctx = make_context(spec, name="agent", cli_path=cli, metrics=Metrics())
     return cls(ctx), dump

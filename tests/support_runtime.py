@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from provcfg._manifest import Manifest
-from provcfg._providers.base import (
+from provcfg.plugin import (
     BaseProvider,
     Chunk,
     KindRegistry,

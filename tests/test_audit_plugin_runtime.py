@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 import provcfg
-from provcfg._providers.base import BaseProvider, Chunk, KindRegistry, ProviderKind
+from provcfg.plugin import BaseProvider, Chunk, KindRegistry, ProviderKind
 from tests.support_manifest import clean_env, run_cli
 
 
@@ -50,7 +50,7 @@ async def test_minimal_plugin_spec_builds_and_streams(tmp_path: Path) -> None:
 PLUGIN = """\
 from typing import Literal
 from pydantic import BaseModel, ConfigDict
-from provcfg._providers.base import ProviderKind
+from provcfg.plugin import ProviderKind
 
 
 class BrokenSpec(BaseModel):

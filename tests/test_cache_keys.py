@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from provcfg._cache import MAX_KEY_LENGTH, generation_key, make_key_mangler
+from provcfg._cache import MAX_KEY_LENGTH, make_key_mangler
 
 
 def test_short_safe_keys_get_the_region_and_namespace_prefix() -> None:
@@ -64,13 +64,6 @@ def test_bad_namespace_is_refused(namespace: str) -> None:
     """The namespace must be 1-64 characters of letters, digits, _ . - so keys stay unambiguous."""
     with pytest.raises(ValueError, match="namespace"):
         make_key_mangler("r", namespace)
-
-
-def test_marker_key_cannot_collide_with_data_keys() -> None:
-    """The generation marker holds '#' right after the region, which no data key has there."""
-    marker = generation_key("r")
-    assert marker == "provcfg:r:#generation"
-    assert make_key_mangler("r", "ns")("#generation") != marker
 
 
 @given(key=st.text(max_size=400))

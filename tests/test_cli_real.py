@@ -24,7 +24,7 @@ import pytest
 
 import provcfg
 from provcfg._errors import ProviderError
-from provcfg._providers.base import Chunk, Usage
+from provcfg.plugin import Chunk, Usage
 from provcfg.stub import StubConfig, StubServer, tool_words
 from tests.support_clis import (
     MARKER_VAR,

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from provcfg._providers.base import Provider
+from provcfg.plugin import Provider
 from provcfg.stub.server import StubServer
 from provcfg.testing import ProviderConformance, Request
 from tests.support_anthropic import Handle, make, stub

@@ -16,11 +16,11 @@ import pytest
 
 from provcfg._manifest import ClaudeCodeSpec, CodexSpec, OpenCodeSpec
 from provcfg._metrics import Metrics
-from provcfg._providers.base import Provider, ProviderContext
 from provcfg._providers.claude_code import ClaudeCodeProvider
 from provcfg._providers.codex import CodexProvider
 from provcfg._providers.opencode import OpenCodeProvider
-from provcfg.testing import ProviderConformance, Request
+from provcfg.plugin import Provider
+from provcfg.testing import ProviderConformance, Request, make_context
 from tests.support_fake_cli import fake_cli, process_gone
 
 
@@ -113,15 +113,13 @@ class _CliConformance(ProviderConformance):
         for name, text in SCENARIOS[self.kind].items():
             (folder / f"{name}.txt").write_text(f"#!piddir {self.pids}\n{text}")
         cli = fake_cli(tmp_path)
-        spec = self.spec_cls(kind=self.kind, env={"FAKE_SCENARIO_DIR": str(folder)}, kill_grace=0.5)
-        ctx = ProviderContext(
-            name=f"fake-{self.kind}",
-            spec=spec,
-            resolve_model=lambda m: m or "some-model",
-            cli_path=lambda: cli,
-            http_client=lambda: None,  # type: ignore[arg-type,return-value]
-            metrics=Metrics(),
+        spec = self.spec_cls(
+            kind=self.kind,
+            env={"FAKE_SCENARIO_DIR": str(folder)},
+            kill_grace=0.5,
+            model="some-model",
         )
+        ctx = make_context(spec, name=f"fake-{self.kind}", cli_path=cli, metrics=Metrics())
         self.instance = self.provider_cls(ctx)
         yield self.instance
         await self.instance.aclose()

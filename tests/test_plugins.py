@@ -13,13 +13,13 @@ from pydantic import BaseModel, ConfigDict
 from provcfg._errors import ManifestError
 from provcfg._loading import manifest_model_for, parse_manifest_text
 from provcfg._manifest import Manifest
-from provcfg._providers.base import KindRegistry, ProviderKind
+from provcfg.plugin import KindRegistry, ProviderKind
 from tests.support_manifest import ROOT, clean_env, run_cli
 
 PLUGIN_MODULE = '''
 from typing import Literal
 from pydantic import BaseModel, ConfigDict, SecretStr
-from provcfg._providers.base import ProviderKind
+from provcfg.plugin import ProviderKind
 
 
 class EchoSpec(BaseModel):

@@ -14,7 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from provcfg._errors import ProviderError
-from provcfg._providers.base import Chunk, Timings, Usage
+from provcfg.plugin import Chunk, Timings, Usage
 from provcfg.stub import StubProcess
 from provcfg.stub.server import StubServer
 from tests.support_anthropic import SECRET, TRANSPORTS, Handle, fresh_stub, make, stub

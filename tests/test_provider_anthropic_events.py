@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from provcfg._errors import ProviderError
-from provcfg._providers.base import Chunk, Usage
+from provcfg.plugin import Chunk, Usage
 from tests.support_anthropic import TRANSPORTS, ScriptedServer, http_reply, make, sse
 
 TOOL_INPUT = {"location": "San Francisco, CA", "unit": "celsius", "days": [1, 2, 3], "note": "é"}

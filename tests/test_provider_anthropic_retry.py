@@ -14,7 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from provcfg._errors import ProviderError
-from provcfg._providers.base import Chunk
+from provcfg.plugin import Chunk
 from provcfg.stub.server import StubServer
 from tests.support_anthropic import (
     TRANSPORTS,

@@ -13,7 +13,8 @@ import pytest
 from provcfg._errors import RuntimeClosedError
 from provcfg._manifest import AnthropicApiSpec
 from provcfg._metrics import Metrics
-from provcfg._providers.base import BaseProvider, Chunk, ProviderContext, Usage
+from provcfg.plugin import BaseProvider, Chunk, ProviderContext, Usage
+from provcfg.testing import make_context
 
 
 class Counting(BaseProvider):
@@ -42,12 +43,10 @@ class Counting(BaseProvider):
 
 
 def make() -> Counting:
-    ctx = ProviderContext(
+    ctx = make_context(
+        AnthropicApiSpec(kind="anthropic-api"),
         name="t",
-        spec=AnthropicApiSpec(kind="anthropic-api"),
-        resolve_model=lambda m: m,
-        cli_path=lambda: Path("/bin/true"),
-        http_client=lambda: None,  # type: ignore[arg-type,return-value]
+        cli_path=Path("/bin/true"),
         metrics=Metrics(),
     )
     return Counting(ctx)

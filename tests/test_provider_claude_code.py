@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 from pathlib import Path
@@ -13,8 +14,9 @@ import pytest
 from provcfg._errors import CLINotFoundError, ProviderError
 from provcfg._manifest import ClaudeCodeSpec
 from provcfg._metrics import Metrics
-from provcfg._providers.base import Chunk, ProviderContext, Timings, Usage
 from provcfg._providers.claude_code import ClaudeCodeProvider
+from provcfg.plugin import Chunk, Timings, Usage
+from provcfg.testing import make_context
 from tests.support_fake_cli import make_provider, process_gone
 
 INIT = {
@@ -255,7 +257,7 @@ async def test_subagent_text_is_not_the_answer(tmp_path: Path) -> None:
         (403, "permission"),
         (429, "rate_limit"),
         (529, "overloaded"),
-        (404, "model_not_found"),
+        (404, "invalid_request"),  # the one status table: a 404 names no model here
         (400, "invalid_request"),
         (None, "cli_failed"),
     ],
@@ -395,16 +397,13 @@ async def test_unknown_option_rejected(tmp_path: Path) -> None:
 async def test_missing_cli_detected_at_initialize(tmp_path: Path) -> None:
     """initialize() (and eager prepare_now) surface CLINotFoundError from cli_path."""
 
-    def missing() -> Path:
-        raise CLINotFoundError("claude", ["/nowhere"], "Install it.")
+    class Missing:
+        def resolve(self) -> Path:
+            raise CLINotFoundError("claude", ["/nowhere"], "Install it.")
 
-    ctx = ProviderContext(
-        name="agent",
-        spec=ClaudeCodeSpec(kind="claude-code"),
-        resolve_model=lambda m: m,
-        cli_path=missing,
-        http_client=lambda: None,  # type: ignore[arg-type,return-value]
-        metrics=Metrics(),
+    ctx = dataclasses.replace(
+        make_context(ClaudeCodeSpec(kind="claude-code"), name="agent", metrics=Metrics()),
+        cli=Missing(),
     )
     provider = ClaudeCodeProvider(ctx)
     with pytest.raises(CLINotFoundError):
@@ -417,7 +416,7 @@ def test_chunk_types_are_contract_types() -> None:
     """The chunks the parser makes use only ChunkType values (a typo would slip past mypy)."""
     from typing import get_args
 
-    from provcfg._providers.base import ChunkType
+    from provcfg.plugin import ChunkType
 
     assert {"system", "text", "thinking", "tool_use", "tool_result", "retry", "result"} <= set(
         get_args(ChunkType)

@@ -10,8 +10,8 @@ import pytest
 
 from provcfg._errors import ProviderError
 from provcfg._manifest import CodexSpec
-from provcfg._providers.base import Usage
 from provcfg._providers.codex import CodexProvider
+from provcfg.plugin import Usage
 from tests.support_fake_cli import make_provider
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from provcfg._errors import ProviderError
 from provcfg._manifest import OpenCodeSpec
-from provcfg._providers.base import Usage
 from provcfg._providers.opencode import OpenCodeProvider
+from provcfg.plugin import Usage
 from tests.support_fake_cli import make_provider
 
 SID = "ses_abc"

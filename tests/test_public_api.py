@@ -30,6 +30,7 @@ def test_exported_names_are_exactly_the_intended_ones() -> None:
             "manifest_schema",
             "parse_manifest_text",
             "render_manifest",
+            "serve_metrics",
             "watch",
         ]
     )

@@ -14,8 +14,8 @@ import structlog
 import provcfg._reload
 from provcfg._errors import ManifestError, RuntimeClosedError
 from provcfg._manifest import AnthropicApiSpec
-from provcfg._providers.base import BaseProvider, KindRegistry, ProviderKind
 from provcfg._reload import LiveRuntime, watch
+from provcfg.plugin import BaseProvider, KindRegistry, ProviderKind
 from tests.support_reload import (
     SAVE_STYLES,
     api_manifest,
@@ -290,7 +290,6 @@ def test_public_names() -> None:
         "LiveRuntime",
         "ReloadEvent",
         "watch",
-        "watch_command",
     ]
 
 

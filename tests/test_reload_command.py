@@ -14,7 +14,7 @@ import pytest
 
 from tests.support_reload import api_manifest, os_replace, write_in_place
 
-_RUN = "import sys; from provcfg._reload import watch_command; sys.exit(watch_command(sys.argv[1]))"
+_RUN = "import sys; from provcfg._watchcmd import run; sys.exit(run(sys.argv[1]))"
 
 
 class _Watcher:
@@ -126,7 +126,8 @@ _REPORT_LINES = (
 
 async def test_provcfg_watch_stdout_holds_only_report_lines(tmp_path: Path) -> None:
     """The installed `provcfg watch`, with info logs on: stdout holds only the report (one
-    line per good reload, FILE:LINE:COL problems), every log event goes to stderr."""
+    line per good reload, FILE:LINE:COL problems), log events go to stderr, and a rejected
+    save is reported once (on stdout, not again as a log event)."""
     path = tmp_path / "providers.yaml"
     write_in_place(path, api_manifest({"api": 100, "local": 100}))
     process = await asyncio.create_subprocess_exec(
@@ -161,4 +162,57 @@ async def test_provcfg_watch_stdout_holds_only_report_lines(tmp_path: Path) -> N
         assert any(re.fullmatch(p, line) for p in (start + ".*", problem, *_REPORT_LINES)), line
     assert sum("live in" in line for line in lines) == 2  # one line per good reload
     events = [json.loads(line)["event"] for line in err.decode().splitlines()]
-    assert "config_reloaded" in events and "config_reload_failed" in events
+    assert "config_reloaded" in events and "config_reload_failed" not in events
+    assert sum("bogus" in line for line in lines) == 1
+
+
+async def test_provcfg_watch_format_json_writes_one_object_per_report(tmp_path: Path) -> None:
+    """`provcfg watch --format json`: a start object, then one object per reload outcome with
+    generation, changes, latency and problems (a bad save once, with its FILE:LINE:COL)."""
+    path = tmp_path / "providers.yaml"
+    write_in_place(path, "version: 1\nproviders: {}\n")
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "provcfg"),
+        "watch",
+        "--format",
+        "json",
+        str(path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    child = _Watcher(process)
+    try:
+        await child.line_with('"waiting"')
+        os_replace(path, api_manifest({"api": 100, "local": 100}))
+        await child.line_with('"live"')
+        os_replace(path, api_manifest({"api": 200, "local": 100}))
+        await child.line_with('"rebuilt"')
+        os_replace(path, "version: 1\nproviders:\n  api: {kind: anthropic-api, bogus: 1}\n")
+        await child.line_with('"ok": false')
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(15):
+            rest, err = await process.communicate()
+        assert process.returncode == 0, err
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    objects = [json.loads(line) for line in child.seen + rest.decode().splitlines()]
+    assert [o["type"] for o in objects] == ["waiting", "live", "reload", "reload"]
+    assert all(o["file"] == str(path) for o in objects)
+    waiting, live, good, bad = objects
+    assert waiting["problems"][0].startswith(f"{path}:2:12: providers:")
+    assert live == {
+        "file": str(path),
+        "type": "live",
+        "generation": 1,
+        "providers": ["api", "local"],
+    }
+    assert good["ok"] is True and good["generation"] == 2
+    assert good["changes"] == {"api": "rebuilt", "local": "unchanged"}
+    assert good["latency_ms"] >= 0 and good["problems"] == [] and good["error"] == ""
+    assert bad["ok"] is False and bad["generation"] == 2 and bad["changes"] == {}
+    assert bad["latency_ms"] is None
+    assert len(bad["problems"]) == 1 and bad["problems"][0].startswith(f"{path}:3:")
+    assert "bogus" in bad["error"]
+    assert err == b""

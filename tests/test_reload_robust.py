@@ -14,8 +14,8 @@ import pytest
 import structlog
 
 from provcfg._manifest import AnthropicApiSpec
-from provcfg._providers.base import BaseProvider, Chunk, KindRegistry, ProviderKind
 from provcfg._reload import watch
+from provcfg.plugin import BaseProvider, Chunk, KindRegistry, ProviderKind
 from provcfg.stub import StubServer
 from tests.support_reload import api_manifest, os_replace, settled, until, write_in_place
 from tests.support_stub import stub  # noqa: F401

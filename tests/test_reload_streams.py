@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from provcfg._errors import UnknownProviderError
-from provcfg._providers.base import Chunk
 from provcfg._reload import watch
+from provcfg.plugin import Chunk
 from provcfg.stub import StubServer
 from tests.support_reload import api_manifest, os_replace, until, until_event, write_in_place
 from tests.support_stub import stub  # noqa: F401
@@ -165,7 +165,7 @@ async def test_replaced_or_removed_cli_binary_is_invalidated(tmp_path: Path) -> 
     binary = _fake_cli(bin_dir, command)
     write_in_place(path, _cli_manifest(command, bin_dir))
     async with watch(path, environ={}) as live:
-        resolver = live.runtime._resolver
+        resolver = live.runtime.cli_resolver
         assert resolver is not None
         assert bin_dir in resolver.watched_dirs()
         assert str(bin_dir) in live.watched_folders

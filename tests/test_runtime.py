@@ -20,8 +20,8 @@ from provcfg._errors import (
     UnknownModelError,
     UnknownProviderError,
 )
-from provcfg._providers.base import ProviderContext
 from provcfg._runtime import Runtime
+from provcfg.plugin import ProviderContext
 from tests.support_runtime import EchoProvider, echo_registry, manifest
 
 
@@ -142,7 +142,7 @@ def test_failed_creation_shared_and_not_cached() -> None:
         t.join(10)
     assert attempts == 1
     assert len(errors) == 20 and len({id(e) for e in errors}) == 1
-    assert isinstance(rt.provider("a"), EchoProvider)  # not cached: the next call creates
+    assert isinstance(rt.provider("a").instance(), EchoProvider)  # not cached: a new one
     assert attempts == 2
     asyncio.run(rt.aclose())
 
@@ -239,9 +239,9 @@ async def test_providers_on_one_pool_share_a_client() -> None:
         pools={"shared": {"max_connections": 10}, "other": {}},
     )
     try:
-        ca = rt.provider("a").ctx.http_client()  # type: ignore[attr-defined]
-        cb = rt.provider("b").ctx.http_client()  # type: ignore[attr-defined]
-        cc = rt.provider("c").ctx.http_client()  # type: ignore[attr-defined]
+        ca = rt.provider("a").instance().ctx.http_client()  # type: ignore[attr-defined]
+        cb = rt.provider("b").instance().ctx.http_client()  # type: ignore[attr-defined]
+        cc = rt.provider("c").instance().ctx.http_client()  # type: ignore[attr-defined]
         assert ca is cb
         assert cc is not ca
     finally:
@@ -258,7 +258,7 @@ def test_one_runtime_from_two_event_loops() -> None:
     def in_loop(i: int) -> None:
         async def main() -> None:
             provider = rt.provider("a")
-            clients[i] = provider.ctx.http_client()  # type: ignore[attr-defined]
+            clients[i] = provider.instance().ctx.http_client()  # type: ignore[attr-defined]
             texts.append((await provider.complete(f"loop {i}")).text)
 
         asyncio.run(main())
@@ -313,20 +313,23 @@ async def test_failed_rebuild_leaves_previous_untouched() -> None:
 
 
 async def test_lru_eviction_closes_the_evicted_provider() -> None:
-    """With a providers region of max_size 2, using a third provider closes the oldest."""
+    """With a providers region of max_size 2, using a third provider closes the oldest instance;
+    the caller's object stays the same and gets a new instance."""
     rt = build(
         {"a": {}, "b": {}, "c": {}},
         cache={"providers": {"backend": "memory", "max_size": 2}},
     )
     try:
-        a = rt.provider("a")
+        handle = rt.provider("a")
+        a = handle.instance()
         rt.provider("b")
         rt.provider("c")
         await asyncio.sleep(0)  # let the scheduled close run
         await asyncio.sleep(0)
         assert ("close", "a") in EchoProvider.log
         again = rt.provider("a")
-        assert again is not a
+        assert again is handle
+        assert again.instance() is not a
     finally:
         await rt.aclose()
 

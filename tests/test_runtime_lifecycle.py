@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from provcfg._errors import RuntimeClosedError
-from provcfg._providers.base import ProviderContext
 from provcfg._runtime import Runtime
+from provcfg.plugin import ProviderContext
 from tests.support_reload import until
 from tests.support_runtime import EchoProvider, echo_registry, manifest
 
@@ -35,16 +35,18 @@ async def test_expired_instance_is_closed_and_replaced() -> None:
     # 250 ms leaves a loaded machine room for the "still the same instance" checks below.
     rt = build({"a": {}}, cache={"providers": {"backend": "memory", "ttl": "250ms"}})
     try:
-        first = rt.provider("a")
-        assert rt.provider("a") is first
+        handle = rt.provider("a")
+        first = handle.instance()
+        assert rt.provider("a").instance() is first
         await asyncio.sleep(0.35)
-        second = rt.provider("a")
+        assert rt.provider("a") is handle  # the caller's object survives the expiry
+        second = handle.instance()
         assert second is not first
         await settle()
         assert EchoProvider.log.count(("close", "a")) == 1
         assert first._closed and not second._closed  # type: ignore[attr-defined]
-        assert (await second.complete("still works")).text == "stillworks"
-        assert rt.provider("a") is second
+        assert (await handle.complete("still works")).text == "stillworks"
+        assert rt.provider("a").instance() is second
     finally:
         await rt.aclose()
 
@@ -53,11 +55,11 @@ async def test_expired_instance_with_a_stream_in_flight_closes_after_it() -> Non
     """Expiry replaces the instance at once but closes the old one only when its stream ends."""
     rt = build({"a": {}}, cache={"providers": {"backend": "memory", "ttl": "50ms"}})
     try:
-        first = rt.provider("a")
+        first = rt.provider("a").instance()
         stream = first.stream("one two three")
         assert (await anext(stream)).text == "one"
         await asyncio.sleep(0.12)
-        assert rt.provider("a") is not first
+        assert rt.provider("a").instance() is not first
         await asyncio.sleep(0.05)
         assert ("close", "a") not in EchoProvider.log
         assert [c.text async for c in stream][:2] == ["two", "three"]
@@ -134,7 +136,7 @@ def test_close_scheduled_on_a_loop_that_ends_still_happens() -> None:
         rt.provider("b")  # evicts a; its close waits for the stream, past this loop's end
 
     asyncio.run(evict_and_leave())  # cancels the waiting close task, then ends the stream
-    assert rt._store is not None and rt._store.obj.closer is not None  # handed to the thread
+    assert rt._store.obj.closer_started  # handed to the closer thread
     asyncio.run(rt.aclose())
     assert ("close", "a") in EchoProvider.log
     assert ("close", "b") in EchoProvider.log
@@ -205,4 +207,4 @@ async def test_aclose_cancelled_while_draining_can_be_finished() -> None:
     assert a._closed  # type: ignore[attr-defined]
     assert EchoProvider.log.count(("close", "a")) == 1
     assert EchoProvider.log.count(("close", "b")) == 1
-    assert rt._owned == []
+    assert len(rt._holdings) == 0

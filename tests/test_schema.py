@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from provcfg._schema import SCHEMA_DIALECT, manifest_schema, schema_text
-from tests.support_manifest import ROOT
+from provcfg._providers.base import KindRegistry
+from provcfg._schema import SCHEMA_DIALECT, installed_schema_path, manifest_schema, schema_text
+from tests.support_manifest import ROOT, run_cli
 
 COMMITTED = ROOT / "schemas" / "providers.schema.json"
+PACKAGED = ROOT / "provcfg" / "schemas" / "providers.schema.json"
 
 
 def test_committed_schema_is_current() -> None:
@@ -16,6 +19,31 @@ def test_committed_schema_is_current() -> None:
     assert COMMITTED.read_text(encoding="utf-8") == schema_text(), (
         "schema drifted: run `provcfg schema -o schemas/providers.schema.json`"
     )
+
+
+def test_packaged_schema_is_current() -> None:
+    """The schema shipped inside the package is the built-in kinds' schema, as generated."""
+    assert PACKAGED.read_text(encoding="utf-8") == schema_text(KindRegistry.builtin()), (
+        "schema drifted: run `provcfg schema -o provcfg/schemas/providers.schema.json`"
+    )
+
+
+def test_schema_path_prints_the_installed_schema() -> None:
+    """`provcfg schema --path` prints one line: an existing file holding the schema."""
+    done = run_cli("schema", "--path")
+    assert done.returncode == 0, done.stderr
+    path = done.stdout.removesuffix("\n")
+    assert "\n" not in path and path == str(installed_schema_path())
+    assert json.loads(Path(path).read_text(encoding="utf-8")) == manifest_schema(
+        KindRegistry.builtin()
+    )
+
+
+def test_schema_path_refuses_other_options() -> None:
+    """--path with --check or -o is a usage error (exit 2) that says so."""
+    done = run_cli("schema", "--path", "--check")
+    assert done.returncode == 2
+    assert "--path" in done.stderr
 
 
 def _defs() -> dict[str, Any]:

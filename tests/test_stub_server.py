@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import subprocess
@@ -214,12 +215,14 @@ def test_stub_process_reply_options() -> None:
 
 
 def test_cli_writes_port_file_and_exits_0_on_sigterm(tmp_path: Path) -> None:
-    """python -m provcfg.stub writes the port atomically, logs once, and SIGTERM exits 0."""
+    """python -m provcfg.stub writes the port atomically, logs once (on stderr, at info), and
+    SIGTERM exits 0."""
     port_file = tmp_path / "port"
     child = subprocess.Popen(
         [sys.executable, "-m", "provcfg.stub", "--port", "0", "--port-file", str(port_file)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        env={**os.environ, "PROVCFG_LOG_LEVEL": "info"},
     )
     try:
         deadline = time.monotonic() + 20
@@ -237,8 +240,9 @@ def test_cli_writes_port_file_and_exits_0_on_sigterm(tmp_path: Path) -> None:
             child.kill()
             child.communicate()
     assert child.returncode == 0, stderr
-    assert b"stub.listening" in stdout
-    assert f"{port}".encode() in stdout
+    assert stdout == b""
+    assert stderr.count(b"stub.listening") == 1
+    assert f"port={port}".encode() in stderr
     assert b"Traceback" not in stderr
 
 

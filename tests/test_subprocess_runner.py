@@ -263,3 +263,42 @@ def test_os_environ_untouched_by_minimal_env() -> None:
     minimal_env({"X_TEST_SECRET": "v"})
     assert dict(os.environ) == before
     assert sys.executable
+
+
+def _count_proc_listings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = os.listdir
+
+    def counting(path: str = ".") -> list[str]:
+        if str(path) == "/proc":
+            calls.append(1)
+        return real(path)
+
+    monkeypatch.setattr(os, "listdir", counting)
+    return calls
+
+
+async def test_ending_a_stream_with_nothing_left_behind_reads_no_process_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel is asked about the group (killpg 0): a CLI that leaves nothing behind costs
+    no scan of /proc, however many processes the host runs."""
+    listings = _count_proc_listings(monkeypatch)
+    script = scenario(tmp_path, '{"type":"a"}\n')
+    events, code = await collect(runner_command(script))
+    assert events == [{"type": "a"}] and code == 0
+    assert listings == []
+
+
+async def test_a_dying_group_is_waited_for_without_polling_the_process_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A grandchild left behind is found with at most a couple of /proc reads (not one every
+    10 ms while it dies) and is gone afterwards."""
+    listings = _count_proc_listings(monkeypatch)
+    gpid = tmp_path / "gpid"
+    script = scenario(tmp_path, f'#!grandchild {gpid}\n{{"type":"a"}}\n')
+    events, code = await collect(runner_command(script, kill_grace=0.5))
+    assert events == [{"type": "a"}] and code == 0
+    assert await wait_gone(int(gpid.read_text()), 2.0)
+    assert 1 <= len(listings) <= 3

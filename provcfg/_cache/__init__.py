@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dogpile.cache import register_backend
 
-from ._keys import MAX_KEY_LENGTH, generation_key, key_prefix, make_key_mangler
+from ._keys import MAX_KEY_LENGTH, key_prefix, make_key_mangler
 from ._memory import BoundedMemoryBackend, DiscardCallback
 from ._regions import Region, build_region, close_region
 from ._remote import OnError, SharedBackendProxy
@@ -37,7 +37,6 @@ __all__ = [
     "SharedBackendProxy",
     "build_region",
     "close_region",
-    "generation_key",
     "key_prefix",
     "make_key_mangler",
 ]

@@ -1,8 +1,7 @@
 """Small subclasses of dogpile's file and pymemcache backends that provcfg needs.
 
 - :class:`FileBackend` reads several keys with one open of the dbm file
-  (dogpile's opens it once per key), because every provcfg get reads the data
-  key and the generation marker together.
+  (dogpile's opens it once per key): provcfg reads through ``get_multi``.
 - :class:`RedisBackend` writes expiring keys with ``SET key value EX n``
   (dogpile calls ``SETEX``, which redis-py 6+ deprecates with a warning on
   every write) and closes its connection pool.

@@ -1,11 +1,11 @@
 """Cache keys: every key is prefixed ``provcfg:{region}:{namespace}:`` and made backend-safe.
 
-The namespace is the configuration generation digest the runtime passes, so an
-entry written under one configuration is never read under another, also by
-other processes sharing the server. Keys that are long or hold characters
-memcached or redis tooling dislike (space, control, non-ASCII, ``#``) are
-replaced by their sha256, marked with ``#`` so a hashed key can never collide
-with a literal one. Nothing here uses ``hash()`` (salted per process) or
+The namespace is the digest the runtime passes of what the region's entries depend
+on (its spec and its ``invalidate_on``), so an entry written under one such input
+is never read under another, also by other processes sharing the server. Keys that
+are long or hold characters memcached or redis tooling dislike (space, control,
+non-ASCII, ``#``) are replaced by their sha256, marked with ``#`` so a hashed key
+can never collide with a literal one. Nothing here uses ``hash()`` (salted per process) or
 ``str()`` of an object (unstable, may hold secrets): keys must be strings.
 """
 
@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Callable
 
-__all__ = ["MAX_KEY_LENGTH", "fields_key", "generation_key", "key_prefix", "make_key_mangler"]
+__all__ = ["MAX_KEY_LENGTH", "fields_key", "key_prefix", "make_key_mangler"]
 
 MAX_KEY_LENGTH = 250
 """memcached's limit, the strictest of the backends."""
@@ -41,12 +41,6 @@ def key_prefix(region: str, namespace: str) -> str:
     _check_part("region name", region)
     _check_part("namespace", namespace)
     return f"provcfg:{region}:{namespace}:"
-
-
-def generation_key(region: str) -> str:
-    """Key of the region's shared generation marker (``#`` keeps it out of the data keys)."""
-    _check_part("region name", region)
-    return f"provcfg:{region}:#generation"
 
 
 def fields_key(kind: str, *fields: str | tuple[str, ...] | None) -> str:

@@ -20,12 +20,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import structlog
 from dogpile.cache.api import NO_VALUE, CacheBackend, CachedValue
+
+from provcfg._logs import get_logger
 
 __all__ = ["BoundedMemoryBackend", "DiscardCallback"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DiscardCallback = Callable[[str, Any], None]
 """``on_discard(key, value)``: ``key`` as the backend stores it (mangled), ``value`` unwrapped."""
@@ -60,6 +61,8 @@ class BoundedMemoryBackend(CacheBackend):
         if on_discard is not None and not callable(on_discard):
             raise ValueError("on_discard must be callable or None")
         self.max_size: int = max_size
+        self.evictions = 0
+        """Entries evicted for space since the backend was made (read by the exporter)."""
         self._on_discard: DiscardCallback | None = on_discard
         self._data: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
@@ -161,6 +164,7 @@ class BoundedMemoryBackend(CacheBackend):
         data = self._data
         while len(data) > self.max_size:
             discarded.append(data.popitem(last=False))
+            self.evictions += 1
 
     def _discard(self, discarded: list[tuple[str, Any]]) -> None:
         on_discard = self._on_discard

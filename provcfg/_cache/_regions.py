@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-import structlog
 from dogpile.cache.api import NO_VALUE
 from dogpile.cache.region import CacheRegion
 
 from provcfg._errors import BackendUnavailableError, CacheBackendError
+from provcfg._logs import get_logger
 from provcfg._manifest import (
     FileRegionSpec,
     MemcachedRegionSpec,
@@ -29,13 +29,13 @@ from provcfg._manifest import (
 from provcfg._metrics import Metrics
 
 from ._backends import FileBackend, PyMemcacheBackend, RedisBackend
-from ._keys import generation_key, make_key_mangler
+from ._keys import make_key_mangler
 from ._memory import BoundedMemoryBackend, DiscardCallback
 from ._remote import OnError, SharedBackendProxy
 
 __all__ = ["Region", "build_region", "close_region"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 AnyRegionSpec = MemoryRegionSpec | FileRegionSpec | RedisRegionSpec | MemcachedRegionSpec
 
@@ -144,11 +144,10 @@ def build_region(
 ) -> Region:
     """Build and configure the dogpile region ``name`` described by ``spec``.
 
-    ``namespace`` is the configuration generation digest (1-64 characters of
-    letters, digits, ``_.-``); every key is prefixed ``provcfg:{name}:{namespace}:``.
-    For shared backends (file, redis, memcached) the first read or write publishes
-    the region's generation marker, so processes still on an older namespace stop
-    serving their entries. ``on_discard(key, value)`` is called for every value
+    ``namespace`` is a digest of what the region's entries depend on (1-64 characters
+    of letters, digits, ``_.-``); every key is prefixed ``provcfg:{name}:{namespace}:``,
+    so processes and generations with the same namespace share entries and others
+    never see them. ``on_discard(key, value)`` is called for every value
     that leaves a memory region (ignored by the other backends). ``on_error``
     chooses what a failing server does to a get or set: ``"miss"`` (default;
     counted as ``cache_error`` and logged once per outage) or ``"raise"``
@@ -175,6 +174,7 @@ def build_region(
         )
         backend = region.actual_backend
         metrics.gauge(f"cache_entries.{name}", backend.__len__)
+        metrics.gauge(f"cache_evictions.{name}", lambda: backend.evictions)
         log.debug("cache_region_built", region=name, backend="memory", max_size=spec.max_size)
         return region
 
@@ -182,8 +182,9 @@ def build_region(
     if isinstance(spec, FileRegionSpec):
         path = os.path.abspath(os.path.expanduser(spec.path))
         server = path
-        backend_name, serialized = "provcfg.file", True
+        backend_name = "provcfg.file"
         errors: tuple[type[BaseException], ...] = (OSError, *dbm.error)
+        replies: tuple[type[BaseException], ...] = ()
         arguments: dict[str, Any] = {"filename": path}
         fix = f"make sure the folder of cache.{name}.path exists and is writable"
     elif isinstance(spec, RedisRegionSpec):
@@ -193,8 +194,9 @@ def build_region(
         url = spec.url.get_secret_value()
         secret = urlsplit(url).password
         server = _parse_server(name, "redis", url, 6379, ("redis", "rediss", "unix"))
-        backend_name, serialized = "provcfg.redis", True
+        backend_name = "provcfg.redis"
         errors = (redis.exceptions.RedisError, OSError)
+        replies = (redis.exceptions.ResponseError,)
         timeout = spec.socket_timeout or None
         arguments = {
             "url": url,
@@ -209,8 +211,12 @@ def build_region(
 
         url = spec.url if "://" in spec.url else f"memcached://{spec.url}"
         server = _parse_server(name, "memcached", url, 11211, ("memcached",))
-        backend_name, serialized = "provcfg.pymemcache", False
+        backend_name = "provcfg.pymemcache"
         errors = (pymemcache.exceptions.MemcacheError, OSError)
+        replies = (
+            pymemcache.exceptions.MemcacheClientError,
+            pymemcache.exceptions.MemcacheServerError,
+        )
         timeout = float(getattr(spec, "socket_timeout", 5.0))
         arguments = {"url": server, "connect_timeout": timeout, "timeout": timeout}
         expiry = _remote_expiry(ttl)
@@ -220,12 +226,10 @@ def build_region(
 
     proxy = SharedBackendProxy(
         region=name,
-        namespace=namespace,
-        marker_key=generation_key(name),
         metrics=metrics,
         server=server,
         errors=errors,
-        serialized=serialized,
+        replies=replies,
         on_error=on_error,
         secret=secret,
         fix=fix,
@@ -283,6 +287,7 @@ def close_region(region: CacheRegion) -> None:
         if region.proxy is not None:
             region.proxy.close()
         region.metrics.remove_gauge(f"cache_entries.{region.name}")
+        region.metrics.remove_gauge(f"cache_evictions.{region.name}")
     if isinstance(backend, BoundedMemoryBackend):
         backend.clear()
         return

@@ -1,23 +1,25 @@
 """The dogpile ProxyBackend in front of every shared (file, redis, memcached) backend.
 
-It does three things, all at the backend boundary so the region code above
-sees one behaviour whatever the server:
+It does three things, at the backend boundary, so the region code above sees one
+behaviour whatever the server:
 
-1. **Generation marker.** Each shared region has one marker key holding
-   ``{built_at_ns}:{namespace}`` of the newest configuration that built it.
-   Every read fetches the marker *with* the data keys in the same request
-   (``MGET`` / ``get_multi`` / one dbm open), so checking it costs no extra
-   round trip. If the marker names a newer configuration than ours, this
-   process's entries are stale: from then on its reads are misses and its
-   writes are skipped until it builds the region again. A missing or older
-   marker is (re)published with one extra write. So a configuration change in
-   one process invalidates the old generation for every process on the server.
-2. **Errors.** A failing server degrades to a miss (writes are dropped), counts
-   ``cache_error``, logs one warning when the outage starts and one info line
-   when it ends, and backs off (0.5 s doubling to 30 s) before touching the
-   server again, so an outage costs provider calls nothing but the cache.
-   ``on_error="raise"`` raises :class:`provcfg._errors.CacheBackendError` instead.
-3. **Timing.** Successful reads are observed as ``cache_get_seconds``.
+1. **Errors.** A server that cannot be reached (refused, reset, timed out) degrades
+   to a miss (writes are dropped), counts ``cache_error``, logs one warning when the
+   outage starts and one info line when it ends, and backs off (0.5 s doubling to
+   30 s) before touching the server again, so an outage costs provider calls nothing
+   but the cache. A server that *answered* with an error (redis refusing a command,
+   memcached rejecting a value) is not an outage: it is logged as
+   ``cache_backend_rejected`` with the server's own words, counted, and the next call
+   tries again at once. ``on_error="raise"`` raises
+   :class:`provcfg._errors.CacheBackendError` for both instead.
+2. **Timing.** Successful reads are observed as ``cache_get_seconds``.
+3. **Closing.** A closed region's proxy answers every read with a miss and drops writes.
+
+Which configuration an entry belongs to is not decided here: every key carries the
+region's namespace, a digest of what the region's entries depend on (its spec and
+its ``invalidate_on``; see :mod:`provcfg._build`). Processes with the same inputs
+share entries, processes with different ones never see each other's, and neither
+disturbs the other, whichever built last.
 
 No message or log line holds the server password: the server is named by
 ``host:port`` only and client error texts are scrubbed.
@@ -29,16 +31,17 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-import structlog
 from dogpile.cache.api import NO_VALUE
 from dogpile.cache.proxy import ProxyBackend
 
 from provcfg._errors import CacheBackendError
+from provcfg._logs import get_logger
 from provcfg._metrics import Metrics
+from provcfg._secrets import scrub, secret_forms
 
 __all__ = ["OnError", "SharedBackendProxy"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 OnError = Literal["miss", "raise"]
 
@@ -47,22 +50,20 @@ _BACKOFF_MAX = 30.0
 
 
 class SharedBackendProxy(ProxyBackend):
-    """Generation check, error handling and timing for one shared region's backend.
+    """Error handling and timing for one shared region's backend.
 
-    ``serialized`` says which half of dogpile's backend API the region uses:
-    the ``*_serialized`` methods (redis, file) or the object methods (memcached).
+    ``errors`` are the exceptions a failing server or file raises; ``replies`` the
+    subset that means the server answered with an error (not an outage).
     """
 
     def __init__(
         self,
         *,
         region: str,
-        namespace: str,
-        marker_key: str,
         metrics: Metrics,
         server: str,
         errors: tuple[type[BaseException], ...],
-        serialized: bool,
+        replies: tuple[type[BaseException], ...] = (),
         on_error: OnError = "miss",
         secret: str | None = None,
         fix: str = "check that the server is running and reachable",
@@ -70,85 +71,50 @@ class SharedBackendProxy(ProxyBackend):
         super().__init__()  # type: ignore[no-untyped-call]
         self.region = region
         self.server = server
-        self._namespace = namespace.encode()
-        self._built_at = time.time_ns()
-        self._marker_key = marker_key
-        self._marker = b"%d:%s" % (self._built_at, self._namespace)
         self._metrics = metrics
         self._errors = errors
-        self._serialized = serialized
+        self._replies = replies
         self._raise = on_error == "raise"
         self._secret = secret
         self._fix = fix
-        self._disabled = False  # stale generation or closed: every read a miss, writes dropped
+        self._disabled = False  # closed: every read a miss, writes dropped
         self._down_until = 0.0
         self._backoff = 0.0
         self._degraded = False
-        self._published = False
 
     # ------------------------------------------------------------------ state
 
     @property
-    def stale(self) -> bool:
-        """True once a newer configuration published the marker, or after close."""
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
         return self._disabled
 
     def close(self) -> None:
         """Stop using the server: later reads miss and writes are dropped."""
         self._disabled = True
 
-    def publish(self) -> None:
-        """Write this generation's marker (done on the region's first read or write)."""
-        if self._skip():
-            return
-        try:
-            self._write_marker()
-        except self._errors as exc:
-            self._failed("publish", exc)
-        else:
-            self._recovered()
-
-    def _write_marker(self) -> None:
-        if self._serialized:
-            self.proxied.set_serialized(self._marker_key, self._marker)
-        else:
-            self.proxied.set(self._marker_key, self._marker)
-
     def _skip(self) -> bool:
         if self._disabled:
             return True
         return bool(self._down_until) and not self._raise and time.monotonic() < self._down_until
 
-    def _fresh(self, marker: Any) -> bool:
-        if marker == self._marker:
-            return True
-        if isinstance(marker, str):
-            marker = marker.encode()
-        if isinstance(marker, bytes):
-            stamp, _, namespace = marker.partition(b":")
-            if namespace == self._namespace:
-                return True  # same configuration, built by another process
-            try:
-                theirs = (int(stamp), namespace)
-            except ValueError:
-                theirs = (0, b"")
-            if theirs > (self._built_at, self._namespace):
-                self._disabled = True
-                log.warning(
-                    "cache_generation_superseded",
-                    region=self.region,
-                    server=self.server,
-                    detail="another process built this region from a newer configuration; "
-                    "this process treats its entries as misses until it reloads",
-                )
-                return False
-        # Missing (flushed, expired, evicted) or older: ours is the newest known.
-        self._write_marker()
-        return True
-
     def _failed(self, operation: str, exc: BaseException) -> None:
         self._metrics.incr("cache_error", self.region)
         reason = self._scrub(f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, self._replies):
+            # The server is up and said no: no outage, no back-off; say what it said.
+            if self._raise:
+                fix = "the server rejected the command; see its message"
+                raise CacheBackendError(self.region, self.server, operation, reason, fix) from None
+            log.warning(
+                "cache_backend_rejected",
+                region=self.region,
+                server=self.server,
+                operation=operation,
+                error=reason,
+                effect="this operation was skipped; the server is reachable",
+            )
+            return
         if self._raise:
             raise CacheBackendError(
                 self.region, self.server, operation, reason, self._fix
@@ -176,36 +142,24 @@ class SharedBackendProxy(ProxyBackend):
 
     def _scrub(self, text: str) -> str:
         if self._secret:
-            text = text.replace(self._secret, "**********")
+            text = scrub(text, secret_forms(self._secret))
         return text[:300]
 
     # ------------------------------------------------------------------ reads
 
-    def _publish_once(self) -> None:
-        # Published on first use, not when the region is built: loading a manifest
-        # must not wait on a server (a lazy runtime starts nothing, and a dropped
-        # SYN would stall load() for the whole connect timeout).
-        self._published = True
-        self.publish()
-
     def _read(self, fetch: Callable[[list[str]], Sequence[Any]], keys: Sequence[str]) -> list[Any]:
-        if not self._published:
-            self._publish_once()
         if self._skip():
             return [NO_VALUE] * len(keys)
         start = time.perf_counter()
         try:
-            values = fetch([self._marker_key, *keys])
-            fresh = self._fresh(values[0])
+            values = list(fetch(list(keys)))
         except self._errors as exc:
             self._failed("get", exc)
             return [NO_VALUE] * len(keys)
         self._metrics.observe("cache_get_seconds", time.perf_counter() - start, self.region)
         if self._down_until:
             self._recovered()
-        if not fresh:
-            return [NO_VALUE] * len(keys)
-        return list(values[1:])
+        return values
 
     def get(self, key: str) -> Any:
         """Value of ``key`` or ``NO_VALUE`` (also when stale or the server fails)."""
@@ -226,8 +180,6 @@ class SharedBackendProxy(ProxyBackend):
     # ------------------------------------------------------------------ writes
 
     def _write(self, operation: str, call: Callable[[Any], None], argument: Any) -> None:
-        if not self._published:
-            self._publish_once()
         if self._skip():
             return
         try:

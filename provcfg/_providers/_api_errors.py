@@ -21,6 +21,9 @@ import httpx2
 
 from provcfg._errors import ErrorKind, ProviderError
 from provcfg._manifest import mask_url
+from provcfg._providers._status import kind_for_status
+from provcfg._providers.base import ClientPool
+from provcfg._secrets import scrub, secret_forms
 
 __all__ = [
     "ErrorMapper",
@@ -58,22 +61,6 @@ _HINTS: dict[str, str] = {
 _MESSAGE_LIMIT = 300
 
 
-def _status_kind(status: int) -> ErrorKind:
-    if status == 401:
-        return "authentication"
-    if status in (402, 403):
-        return "permission"
-    if status == 408:
-        return "timeout"
-    if status == 429:
-        return "rate_limit"
-    if status == 529:
-        return "overloaded"
-    if status >= 500:
-        return "server_error"
-    return "invalid_request"
-
-
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     """Seconds to wait from ``retry-after-ms``, or ``retry-after`` (seconds or an HTTP date).
 
@@ -102,24 +89,26 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
 
 
 class ErrorMapper:
-    """Builds ProviderErrors for one provider: its name, endpoint and secret to scrub."""
+    """Builds ProviderErrors for one provider: its name, endpoint, pool and secrets to scrub."""
 
-    __slots__ = ("_name", "_place", "_secrets")
+    __slots__ = ("_name", "_place", "_pool", "_secrets")
 
-    def __init__(self, name: str, url: str, secrets: tuple[str, ...]) -> None:
+    def __init__(
+        self, name: str, url: str, secrets: tuple[str, ...], pool: ClientPool | None = None
+    ) -> None:
         self._name = name
+        self._pool = pool
         # A base_url may carry a password (http://user:pw@host): the place shows it masked,
-        # and the password is scrubbed wherever else it turns up.
+        # and the password is scrubbed wherever else it turns up, in every spelling.
         self._place = f"POST {mask_url(url)}"
-        secrets = (*secrets, urlsplit(url).password or "")
-        # Never scrub with an empty or trivially short string (it would shred the text).
-        self._secrets = tuple(s for s in secrets if len(s) >= 4)
+        parts = urlsplit(url)
+        forms = [form for secret in secrets for form in secret_forms(secret)]
+        if parts.password:
+            forms.extend(secret_forms(parts.password, parts.username or ""))
+        self._secrets = tuple(sorted(set(forms), key=len, reverse=True))
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, "**********")
-        return text
+        return scrub(text, self._secrets)
 
     def make(
         self,
@@ -160,8 +149,8 @@ class ErrorMapper:
         message = " ".join(message.split())[:_MESSAGE_LIMIT]
         kind: ErrorKind | None = _TYPE_KINDS.get(err_type) if isinstance(err_type, str) else None
         if kind is None:
-            kind = _status_kind(status) if status >= 400 else "server_error"
-        if (status == 404 or err_type == "not_found_error") and "model" in message.lower():
+            kind = kind_for_status(status, message)
+        elif err_type == "not_found_error" and "model" in message.lower():
             kind = "model_not_found"
         where = f"HTTP {status}" if status >= 400 else "error event in the stream"
         label = f" {err_type}" if isinstance(err_type, str) else ""
@@ -198,11 +187,13 @@ class ErrorMapper:
             return self.make(
                 "stream_incomplete", f"the stream broke before message_stop ({name}: {exc})"
             )
-        from provcfg._pools import map_http_error
+        setting = f"providers.{self._name}.base_url"
+        if self._pool is not None:
+            mapped = self._pool.map_error(exc, provider=self._name, base_url_setting=setting)
+        else:
+            from provcfg._pools import map_http_error
 
-        mapped = map_http_error(
-            exc, provider=self._name, base_url_setting=f"providers.{self._name}.base_url"
-        )
+            mapped = map_http_error(exc, provider=self._name, base_url_setting=setting)
         if mapped is None:
             return self.make("network", f"unexpected transport failure ({name})")
         # The pools' mapping already names the fix for an exhausted pool and for a
@@ -218,6 +209,19 @@ class ErrorMapper:
     def deadline(self, seconds: float) -> ProviderError:
         """The request's total deadline passed."""
         return self.make("timeout", f"no complete answer within the deadline of {seconds:g}s")
+
+    def oversize(self, limit: int) -> ProviderError:
+        """One stream event grew past ``limit`` bytes without ending."""
+        return self.make(
+            "server_error",
+            f"a stream event grew past {limit} bytes without ending; the server is not "
+            "sending Messages API events",
+            hint=False,
+        )
+
+    def malformed(self, why: str) -> ProviderError:
+        """The server sent an event of the wrong shape or with a field of the wrong type."""
+        return self.make("server_error", f"malformed stream event: {why}", hint=False)
 
     def from_sdk(self, exc: BaseException, *, streaming: bool) -> ProviderError:
         """Map an anthropic SDK exception (or an httpx2 one raised through the SDK)."""

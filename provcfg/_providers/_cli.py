@@ -13,43 +13,27 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from provcfg._errors import ErrorKind, ProviderError
 from provcfg._manifest import CliProviderSpec
+from provcfg._providers._meter import RequestMeter
+from provcfg._providers._status import listed_kind_for_status
 from provcfg._providers._subprocess import CliCommand, CliProcess, minimal_env, scrub
-from provcfg._providers.base import BaseProvider, Chunk, ProviderContext, Timings, Usage
+from provcfg._providers.base import BaseProvider, Chunk, ProviderContext, Usage, metered
 
 __all__ = [
     "CliProvider",
     "EventParser",
     "error_kind",
-    "kind_for_status",
     "kind_for_text",
     "status_in_text",
 ]
 
 _NOTHING: tuple[Chunk, ...] = ()
-
-_STATUS_KINDS: dict[int, ErrorKind] = {
-    400: "invalid_request",
-    401: "authentication",
-    403: "permission",
-    404: "model_not_found",
-    408: "timeout",
-    413: "invalid_request",
-    429: "rate_limit",
-    500: "server_error",
-    502: "server_error",
-    503: "overloaded",
-    504: "timeout",
-    529: "overloaded",
-}
-
 
 # The forms in which the CLIs (and the HTTP libraries inside them) write a status into
 # an error text. The loose forms (a number before a reason phrase, or in parentheses)
@@ -74,13 +58,6 @@ def status_in_text(text: str) -> int | None:
     if match is None:
         return None
     return int(next(group for group in match.groups() if group))
-
-
-def kind_for_status(status: int | None, default: ErrorKind = "cli_failed") -> ErrorKind:
-    """Map an HTTP status reported by a CLI to an error kind (``default`` when unknown)."""
-    if status is None:
-        return default
-    return _STATUS_KINDS.get(status, "server_error" if status >= 500 else default)
 
 
 # Failures the CLIs report without an HTTP status, by the words they print. Taken from
@@ -142,13 +119,16 @@ def error_kind(status: int | None, text: str, default: ErrorKind = "cli_failed")
     """The kind of a CLI-reported failure: by HTTP status, else by its words, else ``default``.
 
     ``status`` is the one the CLI reported, or None; then the status named in
-    ``text`` counts (see :func:`status_in_text`), then the phrases in the table above.
+    ``text`` counts (see :func:`status_in_text`). A status goes through the one table
+    the API kind uses too (:mod:`provcfg._providers._status`); a status that table
+    does not list leaves the decision to the phrases above.
     """
     if status is None:
         status = status_in_text(text)
-    kind = kind_for_status(status, default="cli_failed")
-    if kind != "cli_failed":
-        return kind
+    if status is not None:
+        kind = listed_kind_for_status(status, text)
+        if kind is not None:
+            return kind
     return kind_for_text(text) or default
 
 
@@ -202,6 +182,8 @@ class CliProvider(BaseProvider):
     """
 
     options: ClassVar[frozenset[str]] = frozenset()
+    # stream() returns metered(...) itself: no wrapper layer from BaseProvider on top.
+    tracks_streams = True
 
     def __init__(self, ctx: ProviderContext) -> None:
         super().__init__(ctx)
@@ -277,98 +259,96 @@ class CliProvider(BaseProvider):
                 kind="invalid_request",
                 provider=self.name,
             )
-        return self._run(
-            prompt,
-            model=model,
-            system=system,
-            max_tokens=max_tokens,
-            cwd=cwd,
-            timeout=timeout,
-            options=kind_options,
-        )
+        request = _Request(prompt, model, system, max_tokens, cwd, timeout, kind_options)
+        meter = RequestMeter.of(self.ctx)
+        return metered(self, meter, lambda: self._run(request, meter))
 
-    async def _run(
-        self,
-        prompt: str,
-        *,
-        model: str | None,
-        system: str | None,
-        max_tokens: int | None,
-        cwd: str | Path | None,
-        timeout: float | None,
-        options: dict[str, Any],
-    ) -> AsyncIterator[Chunk]:
-        start = time.perf_counter()
-        if self._path is None:
-            await self.initialize()
+    def command(self, request: _Request, model_id: str | None) -> CliCommand:
+        """The process to start for one request."""
         assert self._path is not None
         spec = self.cli_spec
-        model_id = self.ctx.resolve_model(model)
-        workdir = cwd if cwd is not None else spec.cwd
-        command = CliCommand(
+        workdir = request.cwd if request.cwd is not None else spec.cwd
+        options = request.options
+        return CliCommand(
             argv=(
                 str(self._path),
-                *self.arguments(model_id, system, options),
+                *self.arguments(model_id, request.system, options),
                 *spec.extra_args,
                 *self.trailing_arguments(),
             ),
-            stdin=self.stdin(prompt),
-            env=self.environment(max_tokens),
-            cwd=None if workdir is None else os.path.expanduser(workdir),  # noqa: ASYNC240 (no I/O)
+            stdin=self.stdin(request.prompt),
+            env=self.environment(request.max_tokens),
+            cwd=None if workdir is None else os.path.expanduser(workdir),
             line_limit=spec.line_limit,
             idle_timeout=spec.idle_timeout,
-            timeout=timeout if timeout is not None else spec.timeout,
+            timeout=request.timeout if request.timeout is not None else spec.timeout,
             kill_grace=spec.kill_grace,
             secrets=self._secrets,
             provider=self.name,
         )
-        metrics = self.ctx.metrics
-        parser = self.parser(options)
-        secrets = self._secrets
-        first: float | None = None
-        async with CliProcess(command, metrics) as proc:
-            connect = time.perf_counter() - start
-            async with aclosing(proc.events()) as events:
-                async for event in events:
-                    for chunk in parser.feed(event):
-                        if first is None:
-                            first = time.perf_counter() - start
-                        if secrets and chunk.type == "error":
-                            # An error event is an error message (the raised error is scrubbed
-                            # too); other chunks are the agent's own output, forwarded as is.
-                            yield _scrubbed(chunk, secrets)
-                        else:
-                            yield chunk
+
+    async def _run(self, request: _Request, meter: RequestMeter) -> AsyncIterator[Chunk]:
+        if self._path is None:
+            await self.initialize()
+        model_id = self.ctx.resolve_model(request.model)
+        command = self.command(request, model_id)
+        parser = self.parser(request.options)
+        async with CliProcess(command, self.ctx.metrics) as proc:
+            meter.connected()
+            async for event in proc.events():
+                for chunk in self._chunks(parser, event):
+                    yield chunk
             code = await proc.wait()
             parser.finish()
-            if parser.error is not None:
-                error = parser.error
-                error.message = scrub(error.message, self._secrets)
-                error.args = (error.message,)
-                error.exit_code = code if code != 0 else None
-                error.stderr_tail = proc.stderr_tail
-                raise error
-            if code != 0:
-                raise proc.failure(code)
-            if parser.final is None:
-                raise ProviderError(
-                    f"{command.program} exited without reporting the end of the request; "
-                    "its output was cut short",
-                    kind="stream_incomplete",
-                    provider=self.name,
-                    stderr_tail=proc.stderr_tail,
-                )
-        total = time.perf_counter() - start
-        data = parser.final
-        data.setdefault("usage", Usage())
+            self._raise_failure(parser, proc, code, command)
+        data = cast(dict[str, Any], parser.final)
+        usage = data.setdefault("usage", Usage())
         data.setdefault("model", model_id)
-        data["timings"] = Timings(
-            connect=connect, first_chunk=first if first is not None else total, total=total
-        )
-        metrics.observe("connect_seconds", connect, self.name)
-        metrics.observe("first_chunk_seconds", first if first is not None else total, self.name)
-        metrics.observe("total_seconds", total, self.name)
+        data["timings"] = meter.succeeded(usage, data.get("cost_usd"))
         yield Chunk("result", data=data)
+
+    def _chunks(self, parser: EventParser, event: dict[str, Any]) -> tuple[Chunk, ...]:
+        chunks = parser.feed(event)
+        if self._secrets and any(chunk.type == "error" for chunk in chunks):
+            # An error event is an error message (the raised error is scrubbed too); other
+            # chunks are the agent's own output, forwarded as they are.
+            return tuple(_scrubbed(c, self._secrets) if c.type == "error" else c for c in chunks)
+        return chunks
+
+    def _raise_failure(
+        self, parser: EventParser, proc: CliProcess, code: int, command: CliCommand
+    ) -> None:
+        """Raise the request's failure, if it failed: the CLI's own report first."""
+        if parser.error is not None:
+            error = parser.error
+            error.message = scrub(error.message, self._secrets)
+            error.args = (error.message,)
+            error.exit_code = code if code != 0 else None
+            error.stderr_tail = proc.stderr_tail
+            raise error
+        if code != 0:
+            raise proc.failure(code)
+        if parser.final is None:
+            raise ProviderError(
+                f"{command.program} exited without reporting the end of the request; "
+                "its output was cut short",
+                kind="stream_incomplete",
+                provider=self.name,
+                stderr_tail=proc.stderr_tail,
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """One call's arguments, as ``stream()`` received them."""
+
+    prompt: str
+    model: str | None
+    system: str | None
+    max_tokens: int | None
+    cwd: str | Path | None
+    timeout: float | None
+    options: Mapping[str, Any]
 
 
 def _scrubbed(chunk: Chunk, secrets: tuple[str, ...]) -> Chunk:

@@ -37,11 +37,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import structlog
 from pydantic import SecretStr
 
 from provcfg._errors import ProviderError
+from provcfg._logs import get_logger
 from provcfg._metrics import Metrics
+from provcfg._secrets import scrub
 
 __all__ = [
     "DEFAULT_LINE_LIMIT",
@@ -52,7 +53,7 @@ __all__ = [
     "scrub",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_LINE_LIMIT = 16 * 1024 * 1024
 """Largest NDJSON line accepted unless the spec says otherwise (matches ``line_limit``)."""
@@ -64,7 +65,6 @@ _READ_SIZE = 256 * 1024
 _GROUP_POLL = 0.01
 _DRAIN_AFTER_KILL = 1.0
 _BASE_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "TERM", "TMPDIR", "USER")
-_MASK = "**********"
 
 
 def minimal_env(
@@ -103,37 +103,91 @@ class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
         self._on_exit()
 
 
-def _live_member(pgid: int) -> bool:
-    """True if a process of group ``pgid`` is not a zombie (True when /proc cannot tell)."""
+def group_members(pgid: int) -> list[int]:
+    """Pids of the live (not zombie) processes of process group ``pgid``.
+
+    The kernel is asked about the group first (``killpg(pgid, 0)``): when it has no
+    member at all, which is what a request that left nothing behind gives, no process
+    table is read. Only when members remain is /proc read once, to tell live members
+    from zombies (a zombie counts for ``killpg`` but needs no signal; where PID 1 does
+    not reap orphans, as in some containers, zombies stay for good).
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return []
+    except PermissionError:
+        return [pgid]  # someone else's group now: nothing we may signal; report it
     try:
         names = os.listdir("/proc")
     except OSError:
-        return True
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # Fields after the command name (which may hold spaces): state ppid pgrp ...
-        fields = stat[stat.rfind(b")") + 2 :].split(b" ", 3)
-        if len(fields) >= 3 and int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
+        return [pgid]  # cannot tell: treat the group as alive
+    return [int(name) for name in names if name.isdigit() and _live_in_group(name, pgid)]
 
 
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of each secret value in ``text`` with a mask.
+def _live_in_group(pid: str, pgid: int) -> bool:
+    stat = _read_stat(pid)
+    if stat is None:
+        return False
+    # Fields after the command name (which may hold spaces): state ppid pgrp ...
+    fields = stat[stat.rfind(b")") + 2 :].split(b" ", 3)
+    return len(fields) >= 3 and int(fields[2]) == pgid and fields[0] != b"Z"
 
-    Values shorter than 4 characters are left alone: masking every ``a`` or
-    ``1`` would destroy the text and such values are not secrets worth hiding.
+
+def _read_stat(pid: str) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _running(pid: int) -> bool:
+    stat = _read_stat(str(pid))
+    return stat is not None and stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] != b"Z"
+
+
+async def wait_gone(pids: Iterable[int], deadline: float) -> None:
+    """Return once every pid in ``pids`` has exited (zombies count as exited), or at
+    ``deadline`` (loop time). Uses a pidfd per process (readable when it exits) where
+    the kernel has them, else polls each one's /proc entry every 10 ms.
     """
-    for secret in secrets:
-        if len(secret) >= 4 and secret in text:
-            text = text.replace(secret, _MASK)
-    return text
+    loop = asyncio.get_running_loop()
+    waits: list[asyncio.Future[None]] = []
+    fds: list[int] = []
+    polled: list[int] = []
+    for pid in pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        except (AttributeError, OSError):
+            polled.append(pid)
+            continue
+        fds.append(fd)
+        done = loop.create_future()
+        loop.add_reader(fd, _settle, done)
+        waits.append(done)
+    try:
+        if waits:
+            await asyncio.wait(waits, timeout=max(0.0, deadline - loop.time()))
+        while any(_running(pid) for pid in polled) and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(_GROUP_POLL)
+    finally:
+        for fd in fds:
+            loop.remove_reader(fd)
+            os.close(fd)
+
+
+async def _read_to_end(reader: asyncio.StreamReader | None) -> None:
+    if reader is not None:
+        while await reader.read(_READ_SIZE):
+            pass
+
+
+def _settle(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +251,7 @@ class CliProcess:
         self._started = 0.0
         self._closed = False
         self._outcome = "ok"
+        self._events: AsyncGenerator[dict[str, Any], None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -289,6 +344,8 @@ class CliProcess:
         if self._kill_later is not None:
             self._kill_later.cancel()
         try:
+            if self._events is not None:
+                await self._events.aclose()
             await self._stop_group(proc)
         finally:
             # Whatever happened above (even a second cancellation), nothing survives.
@@ -315,15 +372,14 @@ class CliProcess:
                     await self._exited.wait()
             except TimeoutError:
                 pass
-        elif self._group_alive():
-            # The CLI exited but left processes behind in its group (tool shells,
-            # servers): they belong to this request and go with it.
+        members = group_members(self.pid) if self.pid is not None else []
+        if members:
+            # Processes left behind in the CLI's group (tool shells, servers) belong to
+            # this request and go with it: SIGTERM, the rest of the grace, then SIGKILL.
             self._signal_group(signal.SIGTERM)
-        # No event tells when the last member of a process group is gone: poll.
-        while self._group_alive() and loop.time() < until:  # noqa: ASYNC110
-            await asyncio.sleep(_GROUP_POLL)
-        if self._group_alive():
-            self._signal_group(signal.SIGKILL)
+            await wait_gone(members, until)
+            if self.pid is not None and group_members(self.pid):
+                self._signal_group(signal.SIGKILL)
         await proc.wait()
 
     async def _close_pipes(self, proc: asyncio.subprocess.Process) -> None:
@@ -332,9 +388,7 @@ class CliProcess:
         # escaped the group with setsid() could hold a pipe open: bound the wait.
         try:
             async with asyncio.timeout(_DRAIN_AFTER_KILL):
-                if proc.stdout is not None:
-                    while await proc.stdout.read(_READ_SIZE):
-                        pass
+                await _read_to_end(proc.stdout)
                 if self._stderr_task is not None:
                     await self._stderr_task
         except TimeoutError:
@@ -365,14 +419,6 @@ class CliProcess:
             return False
         return True
 
-    def _group_alive(self) -> bool:
-        # Signal 0 only checks that some process of the group still exists, and
-        # zombies count: an orphaned grandchild that already exited stays a zombie
-        # where PID 1 does not reap (containers). Those need no signal.
-        if self.pid is None or not self._signal_group(0):
-            return False
-        return _live_member(self.pid)
-
     async def _drain_stderr(self, reader: asyncio.StreamReader) -> None:
         keep = self.command.stderr_tail_bytes
         tail = self._stderr
@@ -383,8 +429,11 @@ class CliProcess:
 
     # ------------------------------------------------------------------ output
 
-    async def events(self) -> AsyncGenerator[dict[str, Any], None]:
+    def events(self) -> AsyncGenerator[dict[str, Any], None]:
         """Yield each JSON object line of stdout as soon as it is complete.
+
+        The generator belongs to this process: :meth:`aclose` closes it, so a caller
+        may leave ``async for`` at any point without closing it itself.
 
         Blank lines are skipped; lines that are not a JSON object are counted
         (``bad_lines``, metric ``cli_bad_line``) and skipped.
@@ -396,7 +445,10 @@ class CliProcess:
         proc = self._proc
         if proc is None or proc.stdout is None:
             raise RuntimeError("CliProcess.events() called before start()")
-        reader = proc.stdout
+        self._events = self._lines(proc.stdout)
+        return self._events
+
+    async def _lines(self, reader: asyncio.StreamReader) -> AsyncGenerator[dict[str, Any], None]:
         limit = self.command.line_limit
         timed = self.command.idle_timeout is not None or self._deadline is not None
         loads = json.loads

@@ -10,15 +10,20 @@ Two transports give the same chunks, usage and errors:
   per event, text deltas forwarded without building SDK objects. It never imports
   ``anthropic`` (0.7 s).
 
-Both share the retry policy (:mod:`provcfg._providers._retry`), the error mapping
-(:mod:`provcfg._providers._api_errors`) and the message bookkeeping below, and both
-raise ``stream_incomplete`` when a stream ends without ``message_stop``: the SDK on
-its own returns the partial text as if it had succeeded.
+A request runs in two phases. **Opening** sends it and reads until the first chunk
+(or the end of a message without content): this is the only phase a failure may be
+retried in, by the one retry skeleton :meth:`AnthropicApiProvider._retrying` with the
+per-transport part passed in (:meth:`~AnthropicApiProvider._open_fast`,
+:meth:`~AnthropicApiProvider._open_sdk`). **Streaming** forwards the rest; a failure
+there is raised, never retried (the caller already holds text). Both transports share
+the retry policy (:mod:`provcfg._providers._retry`), the error mapping
+(:mod:`provcfg._providers._api_errors`), the event checks (:mod:`provcfg._providers._messages`)
+and the byte-stream guard (:mod:`provcfg._providers._guard`: the request's total
+deadline on every network read, and a cap on one event's size), and both raise
+``stream_incomplete`` when a stream ends without ``message_stop``: the SDK on its own
+returns the partial text as if it had succeeded.
 
-Per chunk, nothing but the :class:`Chunk` is allocated: no lock, log or metrics
-call. A request's total deadline (``timeout=`` or the spec's ``timeout``) caps
-every httpx2 phase timeout at the time left and is checked once per network read
-(``fast``) or per event (``sdk``).
+Per chunk, nothing but the :class:`Chunk` is allocated: no lock, log or metrics call.
 """
 
 from __future__ import annotations
@@ -28,186 +33,40 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx2
-import structlog
 
 from provcfg._errors import ProviderError
+from provcfg._logs import get_logger
 from provcfg._providers._api_errors import ErrorMapper
+from provcfg._providers._guard import guard
+from provcfg._providers._messages import (
+    TEXT_DELTA_PREFIX,
+    MalformedEvent,
+    MessageState,
+    json_event,
+    sdk_event,
+)
+from provcfg._providers._meter import RequestMeter
 from provcfg._providers._retry import RetryPolicy
 from provcfg._providers._sse import SSEParser
-from provcfg._providers.base import BaseProvider, Chunk, ProviderContext, Timings, Usage
+from provcfg._providers.base import BaseProvider, Chunk, ProviderContext, Usage
 
 if TYPE_CHECKING:
     import anthropic
 
 __all__ = ["AnthropicApiProvider"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
-_USAGE_FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-)
-# How the Messages API writes a text delta: '..."delta":{"type":"text_delta","text":"..."}}'.
-_TEXT_DELTA = '"delta":{"type":"text_delta","text":'
-_TEXT_SKIP = len(_TEXT_DELTA)
-_TOOL_BLOCKS = frozenset({"tool_use", "server_tool_use"})
+_TEXT_SKIP: Final = len(TEXT_DELTA_PREFIX)
 # How long the rest of a body may take after message_stop (usually it came in the same read).
-_DRAIN_SECONDS = 1.0
-
-
-class _Clock:
-    """Per-request times, in seconds from ``start`` (perf_counter)."""
-
-    __slots__ = ("connect", "first", "start")
-
-    def __init__(self, start: float) -> None:
-        self.start = start
-        self.connect: float | None = None
-        self.first: float | None = None
-
-
-class _Message:
-    """What one streamed message accumulates besides its text: ids, usage, tool inputs."""
-
-    __slots__ = ("id", "model", "stop_reason", "stopped", "tools", "usage")
-
-    def __init__(self) -> None:
-        self.id: str | None = None
-        self.model: str | None = None
-        self.stop_reason: str | None = None
-        self.stopped = False
-        self.usage: dict[str, int] = {}
-        self.tools: dict[int, tuple[str, str, list[str], Any]] = {}
-
-    def add_usage(self, values: Mapping[str, Any]) -> None:
-        # message_delta's counts are cumulative: the latest non-null value wins.
-        for field in _USAGE_FIELDS:
-            value = values.get(field)
-            if value is not None:
-                self.usage[field] = value
-
-    def block_start(
-        self, index: int, block_type: str, text: str, tool: tuple[str, str, Any] | None
-    ) -> Chunk | None:
-        if block_type in _TOOL_BLOCKS and tool is not None:
-            self.tools[index] = (tool[0], tool[1], [], tool[2])
-        elif text:
-            return Chunk("thinking" if block_type == "thinking" else "text", text)
-        return None
-
-    def add_json(self, index: int, partial: str) -> None:
-        tool = self.tools.get(index)
-        if tool is not None:
-            tool[2].append(partial)
-
-    def block_stop(self, index: int) -> Chunk | None:
-        tool = self.tools.pop(index, None)
-        if tool is None:
-            return None
-        tool_id, name, parts, initial = tool
-        raw = "".join(parts)
-        value = json.loads(raw) if raw.strip() else (initial if initial is not None else {})
-        return Chunk("tool_use", data={"id": tool_id, "name": name, "input": value})
-
-    def result(self, clock: _Clock) -> Chunk:
-        total = time.perf_counter() - clock.start
-        timings = Timings(
-            connect=clock.connect,
-            first_chunk=clock.first if clock.first is not None else total,
-            total=total,
-        )
-        return Chunk(
-            "result",
-            data={
-                "usage": Usage(**self.usage),
-                "stop_reason": self.stop_reason,
-                "model": self.model,
-                "session_id": self.id,
-                "cost_usd": None,
-                "timings": timings,
-            },
-        )
-
-
-def _on_json_event(state: _Message, event: Mapping[str, Any]) -> Chunk | None:
-    """Every event other than a text or thinking delta, as decoded JSON (fast transport)."""
-    kind = event.get("type")
-    if kind == "content_block_delta":
-        delta = event["delta"]
-        dtype = delta.get("type")
-        if dtype == "input_json_delta":
-            state.add_json(event["index"], delta["partial_json"])
-        elif dtype == "text_delta":
-            return Chunk("text", delta["text"])
-        elif dtype == "thinking_delta":
-            return Chunk("thinking", delta["thinking"])
-        # signature_delta and citations_delta carry nothing a chunk reports.
-    elif kind == "content_block_start":
-        block = event["content_block"]
-        btype = block.get("type", "")
-        if btype in ("text", "thinking"):
-            return state.block_start(event["index"], btype, block.get(btype) or "", None)
-        if btype in _TOOL_BLOCKS:
-            tool = (block.get("id", ""), block.get("name", ""), block.get("input"))
-            return state.block_start(event["index"], btype, "", tool)
-    elif kind == "content_block_stop":
-        return state.block_stop(event["index"])
-    elif kind == "message_start":
-        message = event["message"]
-        state.id = message.get("id")
-        state.model = message.get("model")
-        state.add_usage(message.get("usage") or {})
-    elif kind == "message_delta":
-        state.stop_reason = (event.get("delta") or {}).get("stop_reason", state.stop_reason)
-        state.add_usage(event.get("usage") or {})
-    elif kind == "message_stop":
-        state.stopped = True
-    return None
-
-
-def _on_sdk_event(state: _Message, event: Any) -> Chunk | None:
-    """The same as :func:`_on_json_event` for the SDK's event objects."""
-    kind = event.type
-    if kind == "content_block_delta":
-        delta = event.delta
-        if delta.type == "input_json_delta":
-            state.add_json(event.index, delta.partial_json)
-    elif kind == "content_block_start":
-        # Only the attributes the block's type declares: a missing attribute on a pydantic
-        # model raises and catches AttributeError inside getattr (~3 us each, four per
-        # text block: a tenth of a short request's overhead).
-        block = event.content_block
-        btype = block.type
-        if btype == "text":
-            return state.block_start(event.index, btype, block.text, None)
-        if btype == "thinking":
-            return state.block_start(event.index, btype, block.thinking, None)
-        if btype in _TOOL_BLOCKS:
-            return state.block_start(event.index, btype, "", (block.id, block.name, block.input))
-    elif kind == "content_block_stop":
-        return state.block_stop(event.index)
-    elif kind == "message_start":
-        message = event.message
-        state.id = message.id
-        state.model = message.model
-        state.add_usage(_sdk_usage(message.usage))
-    elif kind == "message_delta":
-        state.stop_reason = getattr(event.delta, "stop_reason", state.stop_reason)
-        state.add_usage(_sdk_usage(event.usage))
-    elif kind == "message_stop":
-        state.stopped = True
-    return None
-
-
-def _sdk_usage(usage: Any) -> dict[str, Any]:
-    return {field: getattr(usage, field, None) for field in _USAGE_FIELDS}
+_DRAIN_SECONDS: Final = 1.0
+# What a malformed event raises inside our parsing (turned into one ProviderError).
+_MALFORMED: Final = (MalformedEvent, ValueError, KeyError, TypeError, AttributeError)
 
 
 def _decode_body(raw: bytes) -> object:
@@ -218,21 +77,66 @@ def _decode_body(raw: bytes) -> object:
         return text
 
 
-async def _drain(events: AsyncIterator[Any]) -> None:
+def _quick_text(data: str) -> str | None:
+    """The text of a plain text delta, parsing only its string (the hot path), else None."""
+    at = data.find(TEXT_DELTA_PREFIX)
+    if at < 0 or not data.endswith("}}"):
+        return None
+    try:
+        text = json.loads(data[at + _TEXT_SKIP : -2])
+    except ValueError:
+        return None
+    return text if text.__class__ is str else None
+
+
+def _sdk_events(stream: Any) -> AsyncIterator[Any]:
+    """The SDK stream's events, without its pass-through layer when nothing observes it.
+
+    ``AsyncStream.__aiter__`` re-yields each event of its inner iterator and asks for a
+    tracing observer on every one (two attribute probes per event, most of what we would
+    add over the SDK). With no observer there is nothing to tell: read the inner iterator
+    (the SDK's own ``_iterator``) directly. Any other shape falls back to ``__aiter__``.
+    """
+    try:
+        if stream._observer is None:
+            inner: AsyncIterator[Any] = stream._iterator
+            return inner
+    except AttributeError:
+        pass
+    events: AsyncIterator[Any] = stream.__aiter__()
+    return events
+
+
+async def _drain(source: AsyncIterator[Any]) -> None:
     """Read the body's last bytes (the chunked terminator) so the connection can go back to
     the pool, as the SDK itself does; give up after :data:`_DRAIN_SECONDS`.
 
     The message is complete by now (``message_stop`` arrived): a server that keeps the
     body open or breaks it only costs the connection (closed with the response, not
-    reused), never the answer. Without the bound, such a server turned a complete
-    answer into a ``timeout`` error after the pool's whole read timeout.
+    reused), never the answer.
     """
     try:
         async with asyncio.timeout(_DRAIN_SECONDS):
-            async for _ in events:
+            async for _ in source:
                 pass
     except Exception as exc:  # whatever it is, the answer is already whole
         log.debug("provider.drain_abandoned", reason=type(exc).__name__)
+
+
+class _Attempt:
+    """One try of a request: what its opening produced, and how to go on reading it."""
+
+    __slots__ = ("close", "parser", "pending", "ready", "source", "state")
+
+    def __init__(self, source: AsyncIterator[Any], close: Callable[[], Awaitable[None]]) -> None:
+        self.state = MessageState()
+        self.source = source
+        self.close = close
+        self.ready: list[Chunk] = []
+        self.parser = SSEParser()
+        # A failure met in the same network read as chunks before it: raised once those
+        # chunks reached the caller (as if the events had come one read each).
+        self.pending: Exception | None = None
 
 
 class AnthropicApiProvider(BaseProvider):
@@ -246,8 +150,8 @@ class AnthropicApiProvider(BaseProvider):
     """
 
     kind = "anthropic-api"
-    # The transport generators call _enter_stream/_exit_stream themselves, so no
-    # wrapper generator sits between them and the caller (one hop per chunk saved).
+    # The transport generators track themselves (in flight, one report per request), so
+    # no wrapper generator sits between them and the caller: one hop per chunk saved.
     tracks_streams = True
 
     def __init__(self, ctx: ProviderContext) -> None:
@@ -262,7 +166,8 @@ class AnthropicApiProvider(BaseProvider):
         self._policy = RetryPolicy(max_retries=spec.max_retries, max_wait=spec.retry_max_wait)
         key = spec.api_key.get_secret_value() if spec.api_key is not None else None
         self._api_key: str | None = key or os.environ.get("ANTHROPIC_API_KEY") or None
-        self._errors = ErrorMapper(ctx.name, self._url, (self._api_key,) if self._api_key else ())
+        secrets = (self._api_key,) if self._api_key else ()
+        self._errors = ErrorMapper(ctx.name, self._url, secrets, pool=ctx.pool)
         self._headers = {
             "x-api-key": self._api_key or "",
             "anthropic-version": self._version,
@@ -314,8 +219,7 @@ class AnthropicApiProvider(BaseProvider):
                 :mod:`provcfg._providers._retry` allows, never after a chunk was yielded.
             RuntimeClosedError: the provider was closed.
         """
-        # A plain function returning one generator: the only generator layer per chunk.
-        clock = _Clock(time.perf_counter())
+        meter = RequestMeter.of(self.ctx)
         model_id = self.ctx.resolve_model(model)
         total = timeout if timeout is not None else self._timeout
         limit = max_tokens if max_tokens is not None else self._default_max_tokens
@@ -329,10 +233,12 @@ class AnthropicApiProvider(BaseProvider):
         if self._transport == "fast":
             body.update(kind_options)
             body["stream"] = True
-            return self._run_fast(body, total, clock)
+            return self._run_fast(body, total, meter)
         if kind_options:
             body["extra_body"] = kind_options
-        return self._run_sdk(body, total, clock)
+        return self._run_sdk(body, total, meter)
+
+    # ------------------------------------------------------------------ shared
 
     def _check(self, body: Mapping[str, Any]) -> None:
         if not body.get("model"):
@@ -343,23 +249,36 @@ class AnthropicApiProvider(BaseProvider):
         if not self._api_key:
             raise self._errors.make("authentication", "no API key is configured")
 
+    async def _retrying(
+        self,
+        open_attempt: Callable[[], Awaitable[_Attempt]],
+        meter: RequestMeter,
+        deadline: float | None,
+    ) -> _Attempt:
+        """The one retry skeleton: open (send, read to the first chunk) until it works or
+        the policy says stop; the transport's own part is ``open_attempt``."""
+        while True:
+            try:
+                return await open_attempt()
+            except ProviderError as error:
+                await self._backoff(error, meter, deadline)
+
     async def _backoff(
-        self, error: ProviderError, clock: _Clock, retries: int, deadline: float | None
+        self, error: ProviderError, meter: RequestMeter, deadline: float | None
     ) -> None:
         """Sleep before the next attempt, or raise ``error`` when the policy says stop."""
-        wait = None if clock.first is not None else self._policy.delay(error, retries)
+        wait = self._policy.delay(error, meter.retries)
         if wait is not None and deadline is not None and time.perf_counter() + wait >= deadline:
             wait = None
         if wait is None:
-            self.ctx.metrics.incr("errors", self.name)
             raise error
-        self.ctx.metrics.incr("retries", self.name)
+        meter.retries += 1
         log.info(
             "provider.retry",
             provider=self.name,
             kind=error.kind,
             status=error.status,
-            attempt=retries + 1,
+            attempt=meter.retries,
             wait=round(wait, 3),
         )
         await asyncio.sleep(wait)
@@ -378,136 +297,160 @@ class AnthropicApiProvider(BaseProvider):
             pool=cap(base.pool),
         )
 
-    def _finish(self, state: _Message, clock: _Clock) -> Chunk:
-        result = state.result(clock)
-        metrics = self.ctx.metrics
-        timings: Timings = result.data["timings"]  # type: ignore[index]
-        if timings.connect is not None:
-            metrics.observe("connect_seconds", timings.connect, self.name)
-        if timings.first_chunk is not None:
-            metrics.observe("first_chunk_seconds", timings.first_chunk, self.name)
-        if timings.total is not None:
-            metrics.observe("total_seconds", timings.total, self.name)
-        metrics.incr("requests", self.name)
-        return result
+    def _guard(
+        self, response: httpx2.Response, deadline: float | None, total: float | None
+    ) -> None:
+        guard(
+            response,
+            deadline=deadline,
+            on_deadline=lambda: self._errors.deadline(total or 0.0),
+            on_oversize=self._errors.oversize,
+        )
+
+    def _finish(self, state: MessageState, meter: RequestMeter) -> Chunk:
+        return state.result(meter.succeeded(Usage(**state.usage)))
+
+    # ------------------------------------------------------------------ fast
 
     async def _run_fast(
-        self, body: dict[str, Any], total: float | None, clock: _Clock
+        self, body: dict[str, Any], total: float | None, meter: RequestMeter
     ) -> AsyncIterator[Chunk]:
         await self._enter_stream()
+        attempt: _Attempt | None = None
+        failure: BaseException | None = None
         try:
             self._check(body)
-            errors = self._errors
             payload = json.dumps(body, separators=(",", ":")).encode()
-            deadline = clock.start + total if total is not None else None
-            perf = time.perf_counter
-            start = clock.start
-            loads = json.loads
-            first: float | None = None
-            retries = 0
-            while True:
-                state = _Message()
-                streaming = False
-                try:
-                    try:
-                        client = self.ctx.http_client()
-                        timeout: Any = (
-                            httpx2.USE_CLIENT_DEFAULT
-                            if deadline is None
-                            else self._phase_timeouts(client, deadline)
-                        )
-                        async with client.stream(
-                            "POST",
-                            self._url,
-                            content=payload,
-                            headers=self._headers,
-                            timeout=timeout,
-                        ) as response:
-                            clock.connect = perf() - start
-                            if response.status_code != 200:
-                                raise errors.from_body(
-                                    response.status_code,
-                                    _decode_body(await response.aread()),
-                                    response.headers,
-                                )
-                            streaming = True
-                            parser = SSEParser()
-                            feed = parser.feed
-                            raws = response.aiter_bytes()
-                            async for raw in raws:
-                                if deadline is not None and perf() > deadline:
-                                    raise errors.deadline(total or 0.0)
-                                for event, data in feed(raw):
-                                    if event == "content_block_delta":
-                                        # Fast path: a text delta's JSON ends with its text
-                                        # field; parse just that string, not the whole event.
-                                        at = data.find(_TEXT_DELTA)
-                                        if at > 0 and data.endswith("}}"):
-                                            try:
-                                                text = loads(data[at + _TEXT_SKIP : -2])
-                                            except ValueError:
-                                                text = None
-                                            if text.__class__ is str:
-                                                if first is None:
-                                                    first = clock.first = perf() - start
-                                                yield Chunk("text", text)
-                                                continue
-                                        parsed = loads(data)
-                                        delta = parsed["delta"]
-                                        dtype = delta["type"]
-                                        if dtype == "text_delta":
-                                            if first is None:
-                                                first = clock.first = perf() - start
-                                            yield Chunk("text", delta["text"])
-                                        elif dtype == "thinking_delta":
-                                            if first is None:
-                                                first = clock.first = perf() - start
-                                            yield Chunk("thinking", delta["thinking"])
-                                        elif dtype == "input_json_delta":
-                                            state.add_json(parsed["index"], delta["partial_json"])
-                                    elif event == "error":
-                                        raise errors.from_event_data(data)
-                                    elif event and event != "ping":
-                                        chunk = _on_json_event(state, loads(data))
-                                        if chunk is not None:
-                                            if first is None:
-                                                first = clock.first = perf() - start
-                                            yield chunk
-                                        elif state.stopped:
-                                            break
-                                if state.stopped:
-                                    break
-                            if state.stopped:
-                                await _drain(raws)
-                            else:
-                                for event, data in parser.finish():
-                                    if event == "error":
-                                        raise errors.from_event_data(data)
-                                    if event and event != "ping":
-                                        chunk = _on_json_event(state, loads(data))
-                                        if chunk is not None:
-                                            if first is None:
-                                                first = clock.first = perf() - start
-                                            yield chunk
-                                if not state.stopped:
-                                    cut = " mid-event" if parser.pending else ""
-                                    raise errors.incomplete(
-                                        f"the stream ended{cut} before message_stop"
-                                    )
-                    except httpx2.HTTPError as exc:
-                        raise errors.from_transport(exc, streaming=streaming) from None
-                    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                        raise errors.make(
-                            "server_error", f"malformed stream event ({type(exc).__name__})"
-                        ) from None
-                except ProviderError as error:
-                    await self._backoff(error, clock, retries, deadline)
-                    retries += 1
-                    continue
-                break
-            yield self._finish(state, clock)
+            deadline = meter.start + total if total is not None else None
+            attempt = await self._retrying(
+                lambda: self._open_fast(payload, deadline, total, meter), meter, deadline
+            )
+            state = attempt.state
+            meter.chunks = len(attempt.ready)
+            for chunk in attempt.ready:
+                yield chunk
+            async for raw in self._fast_rest(attempt):
+                chunks = self._fast_chunks(attempt, raw)
+                meter.chunks += len(chunks)
+                for chunk in chunks:
+                    yield chunk
+                if state.stopped:
+                    break
+            for chunk in await self._fast_end(attempt):
+                yield chunk
+            yield self._finish(state, meter)
+        except BaseException as exc:
+            failure = meter.fail(self._stream_error(exc))
         finally:
             self._exit_stream()
+            if attempt is not None:
+                await attempt.close()
+        if failure is not None:
+            raise failure  # outside the except block: nothing gets chained to it
+
+    async def _open_fast(
+        self, payload: bytes, deadline: float | None, total: float | None, meter: RequestMeter
+    ) -> _Attempt:
+        """Send the request and read until its first chunk (the retryable phase)."""
+        client = self.ctx.http_client()
+        timeout: Any = (
+            httpx2.USE_CLIENT_DEFAULT
+            if deadline is None
+            else self._phase_timeouts(client, deadline)
+        )
+        request = client.build_request(
+            "POST", self._url, content=payload, headers=self._headers, timeout=timeout
+        )
+        try:
+            response = await client.send(request, stream=True)
+        except httpx2.HTTPError as exc:
+            raise self._errors.from_transport(exc, streaming=False) from None
+        try:
+            meter.connected()
+            if response.status_code != 200:
+                body = _decode_body(await response.aread())
+                raise self._errors.from_body(response.status_code, body, response.headers)
+            self._guard(response, deadline, total)
+            attempt = _Attempt(response.aiter_bytes(), response.aclose)
+            await self._fast_first(attempt)
+            if attempt.ready:
+                meter.first_content()  # the chunks in `ready` are content (text, thinking, tools)
+        except httpx2.HTTPError as exc:
+            await response.aclose()
+            raise self._errors.from_transport(exc, streaming=True) from None
+        except _MALFORMED as exc:
+            await response.aclose()
+            raise self._errors.malformed(str(exc) or type(exc).__name__) from None
+        except BaseException:
+            await response.aclose()
+            raise
+        return attempt
+
+    async def _fast_first(self, attempt: _Attempt) -> None:
+        """Read until the first chunk or the end of the message; keep it in ``ready``."""
+        async for raw in attempt.source:
+            attempt.ready = self._fast_chunks(attempt, raw)
+            if attempt.ready or attempt.state.stopped:
+                return
+        attempt.ready = await self._fast_end(attempt)
+
+    async def _fast_rest(self, attempt: _Attempt) -> AsyncIterator[bytes]:
+        """The network reads after the opening (none if the opening ended the message)."""
+        if attempt.pending is not None:
+            raise attempt.pending
+        if attempt.state.stopped:
+            return
+        async for raw in attempt.source:
+            yield raw
+            if attempt.pending is not None:
+                raise attempt.pending
+
+    def _fast_chunks(self, attempt: _Attempt, raw: bytes) -> list[Chunk]:
+        """The chunks one network read completes (raises the stream's ``error`` event)."""
+        out: list[Chunk] = []
+        try:
+            self._fast_events(attempt, raw, out)
+        except Exception as exc:
+            if not out:
+                raise
+            attempt.pending = exc  # the chunks before it go out first
+        return out
+
+    def _fast_events(self, attempt: _Attempt, raw: bytes, out: list[Chunk]) -> None:
+        state = attempt.state
+        for event, data in attempt.parser.feed(raw):
+            # Fast path: a text delta's JSON ends with its text field; parse just that string.
+            text = _quick_text(data) if event == "content_block_delta" else None
+            if text is not None:
+                out.append(Chunk("text", text))
+                continue
+            if event == "error":
+                raise self._errors.from_event_data(data)
+            if event and event != "ping":
+                chunk = json_event(state, event, json.loads(data))
+                if chunk is not None:
+                    out.append(chunk)
+            if state.stopped:
+                break
+
+    async def _fast_end(self, attempt: _Attempt) -> list[Chunk]:
+        """The body ended (or the message stopped): drain, or finish the parser and check."""
+        if attempt.state.stopped:
+            await _drain(attempt.source)
+            return []
+        out: list[Chunk] = []
+        for event, data in attempt.parser.finish():
+            if event == "error":
+                raise self._errors.from_event_data(data)
+            chunk = json_event(attempt.state, event, json.loads(data)) if event else None
+            if chunk is not None:
+                out.append(chunk)
+        if not attempt.state.stopped:
+            cut = " mid-event" if attempt.parser.pending else ""
+            raise self._errors.incomplete(f"the stream ended{cut} before message_stop")
+        return out
+
+    # ------------------------------------------------------------------ sdk
 
     async def _sdk_client(self) -> tuple[httpx2.AsyncClient, anthropic.AsyncAnthropic]:
         loop = asyncio.get_running_loop()
@@ -533,80 +476,125 @@ class AnthropicApiProvider(BaseProvider):
         return http, client
 
     async def _run_sdk(
-        self, params: dict[str, Any], total: float | None, clock: _Clock
+        self, params: dict[str, Any], total: float | None, meter: RequestMeter
     ) -> AsyncIterator[Chunk]:
         await self._enter_stream()
+        attempt: _Attempt | None = None
+        failure: BaseException | None = None
         try:
             self._check(params)
-            errors = self._errors
-            deadline = clock.start + total if total is not None else None
-            perf = time.perf_counter
-            start = clock.start
-            first: float | None = None
-            retries = 0
-            while True:
-                state = _Message()
-                streaming = False
-                try:
-                    try:
-                        http, sdk = await self._sdk_client()
-                        call = params
-                        if deadline is not None:
-                            call = {**params, "timeout": self._phase_timeouts(http, deadline)}
-                        stream = await sdk.messages.create(**call, stream=True)
-                        clock.connect = perf() - start
-                        streaming = True
-                        try:
-                            events = stream.__aiter__()
-                            async for event in events:
-                                if deadline is not None and perf() > deadline:
-                                    raise errors.deadline(total or 0.0)
-                                if event.type == "content_block_delta":
-                                    delta = event.delta
-                                    dtype = delta.type
-                                    if dtype == "text_delta":
-                                        if first is None:
-                                            first = clock.first = perf() - start
-                                        yield Chunk("text", delta.text)
-                                        continue
-                                    if dtype == "thinking_delta":
-                                        if first is None:
-                                            first = clock.first = perf() - start
-                                        yield Chunk("thinking", delta.thinking)
-                                        continue
-                                chunk = _on_sdk_event(state, event)
-                                if chunk is not None:
-                                    if first is None:
-                                        first = clock.first = perf() - start
-                                    yield chunk
-                                elif state.stopped:
-                                    break
-                            if state.stopped:
-                                await _drain(events)
-                            else:
-                                raise errors.incomplete("the stream ended before message_stop")
-                        finally:
-                            await stream.close()
-                    except ProviderError:
-                        raise
-                    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                        raise errors.make(
-                            "server_error", f"malformed stream event ({type(exc).__name__})"
-                        ) from None
-                    except Exception as exc:
-                        import anthropic
-
-                        if isinstance(exc, anthropic.AnthropicError | httpx2.HTTPError):
-                            raise errors.from_sdk(exc, streaming=streaming) from None
-                        raise
-                except ProviderError as error:
-                    await self._backoff(error, clock, retries, deadline)
-                    retries += 1
+            deadline = meter.start + total if total is not None else None
+            attempt = await self._retrying(
+                lambda: self._open_sdk(params, deadline, total, meter), meter, deadline
+            )
+            state = attempt.state
+            for chunk in attempt.ready:
+                yield chunk
+            count = len(attempt.ready)
+            async for event in attempt.source:
+                if (
+                    event.type == "content_block_delta"
+                    and (delta := event.delta).type == "text_delta"
+                    and (text := delta.text).__class__ is str
+                ):
+                    count += 1
+                    yield Chunk("text", text)
                     continue
-                break
-            yield self._finish(state, clock)
+                produced = sdk_event(state, event)  # also rejects a text that is no string
+                if produced is not None:
+                    count += 1
+                    yield produced
+                elif state.stopped:
+                    break
+            await self._sdk_end(attempt)
+            meter.chunks = count
+            yield self._finish(state, meter)
+        except BaseException as exc:
+            failure = meter.fail(self._stream_error(exc))
         finally:
             self._exit_stream()
+            if attempt is not None:
+                await attempt.close()
+        if failure is not None:
+            raise failure  # outside the except block: nothing gets chained to it
+
+    def _stream_error(self, exc: BaseException) -> BaseException:
+        """What a failure while streaming becomes: httpx2 and SDK errors and malformed
+        events turn into ProviderErrors; everything else stays itself."""
+        if isinstance(exc, ProviderError | GeneratorExit | asyncio.CancelledError):
+            return exc
+        if isinstance(exc, httpx2.HTTPError):
+            return self._errors.from_transport(exc, streaming=True)
+        if isinstance(exc, _MALFORMED):
+            return self._errors.malformed(str(exc) or type(exc).__name__)
+        anthropic = sys.modules.get("anthropic")
+        if anthropic is not None and isinstance(exc, anthropic.AnthropicError):
+            return self._errors.from_sdk(exc, streaming=True)
+        return exc
+
+    async def _open_sdk(
+        self,
+        params: dict[str, Any],
+        deadline: float | None,
+        total: float | None,
+        meter: RequestMeter,
+    ) -> _Attempt:
+        """Send the request through the SDK and read until its first chunk (retryable)."""
+        try:
+            http, sdk = await self._sdk_client()
+            call = params
+            if deadline is not None:
+                call = {**params, "timeout": self._phase_timeouts(http, deadline)}
+            stream = await sdk.messages.create(**call, stream=True)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise self._sdk_error(exc, streaming=False) from None
+        meter.connected()
+        self._guard(stream.response, deadline, total)
+        attempt = _Attempt(_sdk_events(stream), stream.close)
+        try:
+            await self._sdk_first(attempt)
+            if attempt.ready:
+                meter.first_content()
+        except ProviderError:
+            await attempt.close()
+            raise
+        except _MALFORMED as exc:
+            await attempt.close()
+            raise self._errors.malformed(str(exc) or type(exc).__name__) from None
+        except Exception as exc:
+            await attempt.close()
+            raise self._sdk_error(exc, streaming=True) from None
+        except BaseException:
+            await attempt.close()
+            raise
+        return attempt
+
+    async def _sdk_first(self, attempt: _Attempt) -> None:
+        """Read SDK events until the first chunk or the end of the message."""
+        async for event in attempt.source:
+            chunk = sdk_event(attempt.state, event)
+            if chunk is not None:
+                attempt.ready = [chunk]
+                return
+            if attempt.state.stopped:
+                return
+        await self._sdk_end(attempt)
+
+    async def _sdk_end(self, attempt: _Attempt) -> None:
+        if attempt.state.stopped:
+            await _drain(attempt.source)
+        else:
+            raise self._errors.incomplete("the stream ended before message_stop")
+
+    def _sdk_error(self, exc: Exception, *, streaming: bool) -> ProviderError:
+        """Map what the SDK (or httpx2 under it) raised; anything else is re-raised."""
+        import anthropic
+
+        if isinstance(exc, anthropic.AnthropicError | httpx2.HTTPError):
+            return self._errors.from_sdk(exc, streaming=streaming)
+        raise exc
 
     async def aclose(self) -> None:
         """Forget the SDK clients (the pooled httpx2 clients belong to the Runtime); idempotent."""

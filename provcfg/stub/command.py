@@ -15,14 +15,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-import structlog
-
+from provcfg._logs import get_logger
 from provcfg.stub.config import StubConfig, StubError
 from provcfg.stub.server import StubServer
 
 __all__ = ["main"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:

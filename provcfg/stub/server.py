@@ -27,15 +27,15 @@ from types import TracebackType
 from typing import Self
 
 import h11
-import structlog
 
+from provcfg._logs import get_logger
 from provcfg.stub.config import StubConfig, StubError, check_loopback
 from provcfg.stub.routes import RecordedRequest, Router
 from provcfg.stub.wire import Reply
 
 __all__ = ["StubServer"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _READ_SIZE = 65536
 _BATCH = 65536

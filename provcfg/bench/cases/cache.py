@@ -4,7 +4,7 @@ Memory: a plain dict (floor), provcfg's bounded backend alone, a ``perf_counter`
 pair plus ``Metrics.observe`` (what timing a get would add), dogpile's own
 ``dogpile.cache.memory`` region (the reference) and provcfg's memory region. Redis
 (full suite, when ``redis-server`` and the redis extra are installed): a throwaway
-server on a free loopback port; provcfg's region.get (one MGET of marker and key)
+server on a free loopback port; provcfg's region.get
 vs a raw ``GET``.
 """
 
@@ -145,19 +145,14 @@ def _redis_missing(ctx: CaseContext) -> str | None:
 async def _redis(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
     import redis
 
-    from provcfg._cache import close_region, generation_key
+    from provcfg._cache import close_region
     from provcfg._metrics import Metrics
 
     with redis_server() as url:
         region = _region({"backend": "redis", "url": url}, "rb", Metrics())
         region.set("api", 1)
         client = redis.Redis.from_url(url)
-        names = {
-            "client": client,
-            "region": region,
-            "key": region.key_mangler("api"),
-            "marker": generation_key("rb"),
-        }
+        names = {"client": client, "region": region, "key": region.key_mangler("api")}
         try:
             yield [
                 statement_contender("raw-GET", "reference", "client.get(key)", names, ctx),
@@ -167,9 +162,8 @@ async def _redis(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
                     "region.get('api')",
                     names,
                     ctx,
-                    label="provcfg redis region.get (MGET of marker and key)",
+                    label="provcfg redis region.get",
                 ),
-                statement_contender("raw-MGET", "floor", "client.mget([marker, key])", names, ctx),
             ]
         finally:
             client.close()

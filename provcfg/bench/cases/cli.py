@@ -95,7 +95,10 @@ def _timed(op: Callable[[], Any]) -> TimeFunc:
     return run
 
 
-def _argv(provider: Any, cli: Path) -> list[str]:
+def _argv(handle: Any, cli: Path) -> list[str]:
+    # The instance behind the runtime's handle builds the argv the provider passes.
+    instance = getattr(handle, "instance", None)
+    provider = instance() if callable(instance) else handle
     args = provider.arguments(provider.ctx.resolve_model(None), None, {})
     trailing = getattr(provider, "trailing_arguments", None)
     tail: list[str] = list(trailing()) if trailing is not None else []

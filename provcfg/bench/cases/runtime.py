@@ -217,7 +217,11 @@ async def _construction(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
         async def construct(rt: Any, names: Sequence[str]) -> None:
             for name in names:
                 provider = rt.provider(name)
-                await provider._sdk_client()  # the SDK client on the pool's client
+                # The instance behind the runtime's handle (when there is one), then
+                # its SDK client on the pool's client.
+                instance = getattr(provider, "instance", None)
+                target = instance() if callable(instance) else provider
+                await target._sdk_client()
 
         def shared(role: str) -> Any:
             spin = ctx.slowed(role)  # type: ignore[arg-type]

@@ -1,0 +1,200 @@
+"""What ``rt.provider(name)`` returns: a light, stable handle on a recyclable instance.
+
+A :class:`ProviderHandle` stands for one provider spec (its name and digest). It stays
+the same object, and usable, for as long as some generation of the runtime uses that
+spec: through reloads that leave the provider unchanged, and through evictions and
+expiries of the instance behind it. Those recycle the *instance* (the ``providers``
+cache region may hold fewer instances than there are providers, and ``ttl`` replaces
+them), never the handle: the next call re-acquires an instance from the provider
+store. A handle is closed only when no generation uses its spec any more (a reload
+removed or changed the provider, or the runtime closed).
+
+The hot path (``handle.stream(...)``) is two attribute reads and a clock read when a
+``ttl`` is set; nothing else stands between the caller and the instance's own stream.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from provcfg._errors import RuntimeClosedError
+from provcfg._providers.base import Chunk, Provider, Result
+
+__all__ = ["InstanceSource", "ProviderHandle"]
+
+_monotonic: Final = time.monotonic
+
+
+class InstanceSource(Protocol):
+    """Where a handle gets its instances (the provider store, which owns handles)."""
+
+    @property
+    def ttl(self) -> float | None:
+        """How long an instance may serve before it is replaced (None: forever)."""
+        ...
+
+    def acquire(self, handle: ProviderHandle) -> Provider:
+        """The instance for ``handle``, created on a miss."""
+        ...
+
+    def discard(self, key: str, instance: Provider) -> None:
+        """Let go of ``instance`` now if it is the one stored under ``key``."""
+        ...
+
+
+class ProviderHandle:
+    """A provider as the runtime hands it out (implements :class:`~provcfg.plugin.Provider`).
+
+    Attributes:
+        name: the provider's name in the manifest.
+        kind: its kind.
+        key: ``name:digest`` of its spec (the provider store's key).
+    """
+
+    __slots__ = ("_closed", "_create", "_expires", "_instance", "_store", "key", "kind", "name")
+
+    def __init__(
+        self, name: str, kind: str, key: str, create: Callable[[], Provider], store: InstanceSource
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.key = key
+        self._create = create
+        self._store = store
+        # The live-instance view: mutable on purpose (recycled by eviction and ttl).
+        self._instance: Provider | None = None
+        self._expires = 0.0
+        self._closed = False
+
+    # ------------------------------------------------------------------ the instance
+
+    def instance(self) -> Provider:
+        """The instance behind the handle now, acquired (created) if it was recycled.
+
+        Raises:
+            RuntimeClosedError: no generation of the runtime uses this provider any more.
+            Exception: whatever the kind's factory raised while creating it.
+        """
+        instance = self._instance
+        if instance is not None and (self._store.ttl is None or _monotonic() < self._expires):
+            return instance
+        return self._acquire()
+
+    def _acquire(self) -> Provider:
+        if self._closed:
+            raise RuntimeClosedError(
+                f"provider {self.name!r} was removed or changed by a reload, or its runtime "
+                "closed; get it again with rt.provider() on the current runtime"
+            )
+        instance = self._store.acquire(self)
+        ttl = self._store.ttl
+        if ttl is not None:
+            self._expires = _monotonic() + ttl
+        self._instance = instance
+        return instance
+
+    def dropped(self, instance: Provider) -> None:
+        """The store let go of ``instance`` (eviction, expiry, reload): forget it."""
+        if self._instance is instance:
+            self._instance = None
+
+    def close(self) -> None:
+        """No generation uses this spec any more: refuse further use."""
+        self._closed = True
+        self._instance = None
+
+    def create(self) -> Provider:
+        """Build a new instance with the kind's factory (the store calls this, single-flight)."""
+        return self._create()
+
+    # ------------------------------------------------------------------ Provider
+
+    def stream(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        max_tokens: int | None = None,
+        cwd: str | Path | None = None,
+        timeout: float | None = None,
+        **kind_options: Any,
+    ) -> AsyncIterator[Chunk]:
+        """The instance's ``stream()``: chunks as they arrive, the last one ``result``.
+
+        Raises:
+            ProviderError: with a ``kind`` saying what failed.
+            RuntimeClosedError: the provider is no longer part of the runtime.
+        """
+        return self.instance().stream(
+            prompt,
+            model=model,
+            system=system,
+            max_tokens=max_tokens,
+            cwd=cwd,
+            timeout=timeout,
+            **kind_options,
+        )
+
+    async def complete(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        max_tokens: int | None = None,
+        cwd: str | Path | None = None,
+        timeout: float | None = None,
+        **kind_options: Any,
+    ) -> Result:
+        """Run one prompt to the end and return its :class:`~provcfg.plugin.Result`."""
+        return await self.instance().complete(
+            prompt,
+            model=model,
+            system=system,
+            max_tokens=max_tokens,
+            cwd=cwd,
+            timeout=timeout,
+            **kind_options,
+        )
+
+    async def initialize(self) -> None:
+        """Run the instance's heavy one-time set-up off the event loop (idempotent)."""
+        await self.instance().initialize()
+
+    def prepare_now(self) -> None:
+        """Run the instance's heavy one-time set-up in this thread (idempotent)."""
+        self.instance().prepare_now()
+
+    @property
+    def inflight(self) -> int:
+        """Streams running on the current instance."""
+        instance = self._instance
+        return instance.inflight if instance is not None else 0
+
+    @property
+    def closed(self) -> bool:
+        """True once no generation of the runtime uses this provider."""
+        return self._closed
+
+    async def wait_idle(self) -> None:
+        """Return once the current instance runs no stream."""
+        instance = self._instance
+        if instance is not None:
+            await instance.wait_idle()
+
+    async def aclose(self) -> None:
+        """Recycle the instance behind the handle now (the next call creates a new one).
+
+        The handle itself belongs to the runtime and stays usable; ``rt.aclose()`` ends it.
+        """
+        instance = self._instance
+        if instance is not None:
+            self._store.discard(self.key, instance)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "live"
+        return f"<provider {self.name!r} kind={self.kind} {state}>"

@@ -1,0 +1,91 @@
+"""A guard on a response's byte stream: the request's deadline and a cap on one event's size.
+
+Both anthropic-api transports read the response through :class:`GuardedStream`, put in
+place as the response's ``stream`` before the first byte of the body is read (the SDK
+reads ``response.aiter_bytes()`` too, so its own SSE decoder sits behind the guard).
+On every network read it checks the request's total deadline, so a server that
+trickles bytes without ever completing an event cannot outlast ``timeout``; and it
+counts the bytes since the last event boundary, so a server that never ends an event
+cannot grow memory past :data:`MAX_EVENT_BYTES`. The checks run per network read,
+never per event or chunk.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Final
+
+import httpx2
+
+__all__ = ["MAX_EVENT_BYTES", "GuardedStream", "guard"]
+
+MAX_EVENT_BYTES: Final = 8 * 1024 * 1024
+"""Largest single SSE event accepted (8 MiB; a Messages API event is a few hundred bytes)."""
+
+_perf: Final = time.perf_counter
+
+
+def _last_boundary(raw: bytes) -> int:
+    """End of the last blank line in ``raw`` (an SSE event boundary), or -1."""
+    return max(raw.rfind(b"\n\n") + 2, raw.rfind(b"\n\r\n") + 3, raw.rfind(b"\r\r") + 2) - 1
+
+
+class GuardedStream(httpx2.AsyncByteStream):
+    """``inner`` with a deadline (``time.perf_counter`` scale) and an event-size cap.
+
+    ``on_deadline`` and ``on_oversize`` build the exceptions to raise (ProviderErrors
+    naming the provider and the fix).
+    """
+
+    def __init__(
+        self,
+        inner: httpx2.AsyncByteStream,
+        *,
+        deadline: float | None,
+        on_deadline: Callable[[], Exception],
+        on_oversize: Callable[[int], Exception],
+        max_event_bytes: int = MAX_EVENT_BYTES,
+    ) -> None:
+        self._inner = inner
+        self._deadline = deadline
+        self._on_deadline = on_deadline
+        self._on_oversize = on_oversize
+        self._limit = max_event_bytes
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        deadline = self._deadline
+        limit = self._limit
+        pending = 0
+        async for raw in self._inner:
+            if deadline is not None and _perf() > deadline:
+                raise self._on_deadline()
+            end = _last_boundary(raw)
+            pending = len(raw) - end - 1 if end >= 0 else pending + len(raw)
+            if pending > limit:
+                raise self._on_oversize(limit)
+            yield raw
+
+    async def aclose(self) -> None:
+        """Close the wrapped stream (the connection goes back to the pool or is closed)."""
+        await self._inner.aclose()
+
+    def __getattr__(self, name: str) -> object:
+        # Whatever else the wrapped stream offers (the anthropic SDK's tracing reads a
+        # ``stream_observer`` from it) stays visible through the guard.
+        return getattr(self._inner, name)
+
+
+def guard(
+    response: httpx2.Response,
+    *,
+    deadline: float | None,
+    on_deadline: Callable[[], Exception],
+    on_oversize: Callable[[int], Exception],
+) -> None:
+    """Put a :class:`GuardedStream` in front of ``response``'s body (before reading it)."""
+    inner = response.stream
+    if isinstance(inner, httpx2.AsyncByteStream):
+        response.stream = GuardedStream(
+            inner, deadline=deadline, on_deadline=on_deadline, on_oversize=on_oversize
+        )
