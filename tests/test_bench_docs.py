@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _example() -> types.ModuleType:
     text = (ROOT / "docs" / "performance.md").read_text()
-    block = re.search(r"<!-- bench-case-example -->\n```python\n(.*?)```", text, re.S)
+    block = re.search(r"<!-- sketch: bench-case-example[^>]*-->\n```python\n(.*?)```", text, re.S)
     assert block is not None, "docs/performance.md lost its bench-case-example block"
     module = types.ModuleType("bench_case_example")
     exec(compile(block.group(1), "docs/performance.md", "exec"), module.__dict__)

@@ -11,16 +11,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import structlog
-
 from provcfg._errors import ProvcfgError
+from provcfg._logs import get_logger
 from provcfg.bench._results import RunResult
 
 __all__ = ["DEFAULT_HISTORY", "append", "read", "series"]
 
 DEFAULT_HISTORY = Path(".provcfg") / "bench" / "history.jsonl"
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def append(run: RunResult, path: Path = DEFAULT_HISTORY) -> Path:

@@ -28,15 +28,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, replace
 from typing import Protocol
 
-import structlog
-
+from provcfg._logs import get_logger
 from provcfg.bench._case import Case, CaseContext, Contender, Sample, call
 from provcfg.bench._results import CaseResult, ContenderResult
 from provcfg.bench._stats import paired_difference, paired_ratio
 
 __all__ = ["Progress", "rotations", "run_case", "run_case_sync"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _MAX_LOOPS = 10_000_000
 
