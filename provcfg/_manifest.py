@@ -30,18 +30,22 @@ from pydantic import (
     model_validator,
 )
 
+from provcfg._errors import ErrorKind
 from provcfg._secrets import MASK
 from provcfg._suggest import MAX_WORD, Suggester, Vocabulary, closest, hint, listing, quote
 
 __all__ = [
     "ALERT_METRICS",
     "DAY",
+    "DEFAULT_BREAKER_ON",
+    "DEFAULT_FALLBACK_ON",
     "HOUR",
     "WEEK",
     "YEAR",
     "AlertSpec",
     "AlertmanagerSpec",
     "AnthropicApiSpec",
+    "BreakerSpec",
     "ClaudeCodeSpec",
     "CliProviderSpec",
     "CodexSpec",
@@ -320,6 +324,50 @@ class PoolSpec(_Spec):
 # --------------------------------------------------------------------------- providers
 
 
+DEFAULT_FALLBACK_ON: tuple[ErrorKind, ...] = (
+    "rate_limit",
+    "overloaded",
+    "server_error",
+    "network",
+    "stream_incomplete",
+    "cli_not_found",
+    "cli_failed",
+)
+"""Error kinds that move a request to the next fallback unless ``fallback_on`` says otherwise:
+the provider is saturated, down, unreachable or missing, or its CLI crashed; not the
+caller's mistakes (invalid_request, model_not_found), credentials, nor timeouts (the
+request's time is spent)."""
+
+DEFAULT_BREAKER_ON: tuple[ErrorKind, ...] = (*DEFAULT_FALLBACK_ON, "timeout")
+"""Error kinds a circuit breaker counts as failures unless ``breaker.on`` says otherwise."""
+
+
+class BreakerSpec(_Spec):
+    """A circuit breaker: ``failures`` within ``window`` open it for ``cooldown``."""
+
+    failures: int = Field(
+        default=5, ge=1, le=10_000, description="Failures within the window that open it."
+    )
+    window: Duration = Field(default=60.0, description="How far back failures are counted.")
+    cooldown: Duration = Field(
+        default=30.0, description="How long it stays open before one probe request is let through."
+    )
+    on: tuple[ErrorKind, ...] = Field(
+        default=DEFAULT_BREAKER_ON,
+        description="Error kinds counted as failures (default: "
+        + ", ".join(DEFAULT_BREAKER_ON)
+        + ").",
+    )
+
+    @model_validator(mode="after")
+    def _positive(self) -> BreakerSpec:
+        if self.window <= 0:
+            raise ValueError("window must be longer than 0s; write e.g. window: 60s")
+        if self.cooldown <= 0:
+            raise ValueError("cooldown must be longer than 0s; write e.g. cooldown: 30s")
+        return self
+
+
 class _ProviderBase(_Spec):
     model: str | None = Field(
         default=None, description="Default model: an alias from `models:` or a complete model id."
@@ -337,6 +385,21 @@ class _ProviderBase(_Spec):
     )
     timeout: LongTimeout | None = Field(
         default=None, description="Total deadline of one request, at most 7d."
+    )
+    fallbacks: tuple[Name, ...] = Field(
+        default=(),
+        description="Providers that take a request this one failed before its first chunk "
+        "(in order; each followed by its own fallbacks).",
+    )
+    fallback_on: tuple[ErrorKind, ...] = Field(
+        default=DEFAULT_FALLBACK_ON,
+        description="Error kinds that move a request to the next fallback (default: "
+        + ", ".join(DEFAULT_FALLBACK_ON)
+        + ").",
+    )
+    breaker: BreakerSpec | None = Field(
+        default=None,
+        description="Circuit breaker, e.g. {failures: 5, window: 60s, cooldown: 30s}.",
     )
 
 
@@ -735,7 +798,8 @@ def reference_problems(
 ) -> list[ReferenceProblem]:
     """Cross-reference problems of manifest data (raw or dumped); empty when all is well.
 
-    Checks: ``default_provider`` and alert ``provider`` name a provider, each ``pool:`` names
+    Checks: ``default_provider``, alert ``provider`` and ``fallbacks`` name a provider
+    (fallbacks: not itself, not twice, no cycle), each ``pool:`` names
     a pool, each provider ``model:`` is an alias with an id for its kind or a plausible model
     id, ``models`` keys are known kinds, alias names are unique ignoring case, and the
     ``providers`` region (which holds live objects) is in memory. Values of the wrong type
@@ -804,6 +868,8 @@ def _references(
     for name, spec in providers.items():
         if isinstance(spec, Mapping):
             yield from _provider_references(name, spec, pools, models, known)
+    names = [n for n in providers if isinstance(n, str)]
+    yield from _fallback_problems(providers, names, known)
     region = _mapping(data.get("cache")).get("providers")
     if isinstance(region, Mapping) and region.get("backend") not in (None, "memory"):
         yield (
@@ -851,6 +917,85 @@ def _references(
                     known.unknown("pool", pool, known.pools, "name one of the pools"),
                     False,
                 )
+
+
+def _fallbacks_of(spec: object) -> list[str]:
+    listed = _mapping(spec).get("fallbacks")
+    if not isinstance(listed, list | tuple):
+        return []
+    return [f for f in listed if isinstance(f, str)]
+
+
+def _fallback_problems(
+    providers: Mapping[Any, Any], names: list[str], known: _Names
+) -> Iterator[ReferenceProblem]:
+    """Unknown, repeated and self fallbacks; then every cycle, reported once where it closes."""
+    edges: dict[str, list[str]] = {}
+    for name in names:
+        listed = _mapping(providers[name]).get("fallbacks")
+        if not isinstance(listed, list | tuple):
+            continue
+        seen: set[str] = set()
+        for i, target in enumerate(listed):
+            if not isinstance(target, str):
+                continue
+            loc: Loc = ("providers", name, "fallbacks", i)
+            if target == name:
+                yield (loc, f"provider {quote(name)} cannot fall back to itself; remove it", False)
+            elif target not in providers:
+                # No list of every provider here: with many bad entries that would
+                # make the output quadratic in the manifest's size.
+                yield (
+                    loc,
+                    f"no provider named {quote(target)}"
+                    + known.suggester.hint(target, known.providers, "name one of the providers"),
+                    False,
+                )
+            elif target in seen:
+                yield (loc, f"{quote(target)} is listed twice; remove one", False)
+            else:
+                edges.setdefault(name, []).append(target)
+            seen.add(target)
+    # A cycle (a -> b -> a) would send a request round in circles: report each once,
+    # at the fallback entry that closes it. Iterative depth-first search: a hostile
+    # manifest's chain of thousands of providers must not exhaust the recursion limit.
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    reported: set[frozenset[str]] = set()
+    for root in names:
+        if root in state:
+            continue
+        path: list[str] = [root]
+        state[root] = 1
+        stack: list[Iterator[tuple[int, str]]] = [iter(enumerate(_fallbacks_of(providers[root])))]
+        while stack:
+            node = path[-1]
+            step = next(stack[-1], None)
+            if step is None:
+                stack.pop()
+                path.pop()
+                state[node] = 2
+                continue
+            i, target = step
+            if target not in edges.get(node, ()):
+                continue
+            if state.get(target) == 1:
+                cycle = path[path.index(target) :]
+                key = frozenset(cycle)
+                if key not in reported:
+                    reported.add(key)
+                    shown = [*cycle, target]
+                    if len(shown) > 7:  # a hostile chain: keep the message short
+                        shown = [*shown[:3], f"... ({len(cycle)} providers) ...", *shown[-2:]]
+                    loop = " -> ".join(shown)
+                    yield (
+                        ("providers", node, "fallbacks", i),
+                        f"fallback cycle {loop}; remove one of these fallbacks",
+                        False,
+                    )
+            elif target not in state:
+                state[target] = 1
+                path.append(target)
+                stack.append(iter(enumerate(_fallbacks_of(providers[target]))))
 
 
 def _unique_aliases(loc: Loc, table: Mapping[Any, Any]) -> Iterator[ReferenceProblem]:

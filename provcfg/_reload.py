@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from provcfg._kinds import KindRegistry
     from provcfg._metrics import Metrics
     from provcfg._monitoring._alerts import AlertEvaluator
+    from provcfg._resilience import Breakers
     from provcfg._runtime import Runtime
 
 __all__ = ["LiveRuntime", "ReloadEvent", "watch"]
@@ -129,6 +130,11 @@ class LiveRuntime:
     def alerts(self) -> AlertEvaluator:
         """The alert evaluator (``live.alerts.subscribe(callback)``), shared across reloads."""
         return self.runtime.alerts
+
+    @property
+    def breakers(self) -> Breakers:
+        """The circuit breakers (``live.breakers.subscribe(callback)``), shared across reloads."""
+        return self.runtime.breakers
 
     @property
     def generation(self) -> int:

@@ -293,7 +293,7 @@ class CliProvider(BaseProvider):
         model_id = self.ctx.resolve_model(request.model)
         command = self.command(request, model_id)
         parser = self.parser(request.options)
-        async with CliProcess(command, self.ctx.metrics) as proc:
+        async with CliProcess(command, self.ctx.metrics, owner=self) as proc:
             meter.connected()
             async for event in proc.events():
                 for chunk in self._chunks(parser, event):
