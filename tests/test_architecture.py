@@ -6,8 +6,8 @@ drifts from them.
 
 from __future__ import annotations
 
-import importlib
 import ast
+import importlib
 import re
 import shutil
 import subprocess
