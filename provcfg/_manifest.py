@@ -46,10 +46,12 @@ __all__ = [
     "MemoryRegionSpec",
     "MonitoringSpec",
     "OpenCodeSpec",
+    "OptionalDuration",
     "PoolSpec",
     "ProviderSpec",
     "RedisRegionSpec",
     "RegionSpec",
+    "SecretUrl",
     "TimeoutsSpec",
     "looks_like_model_id",
     "manifest_model",
@@ -137,6 +139,36 @@ Duration = Annotated[
     WithJsonSchema(_DURATION_SCHEMA, mode="validation"),
 ]
 """Seconds as float; written in YAML as ``250ms``, ``30s``, ``5m``, ``1h``, ``1d`` or a number."""
+
+
+def _none_word(value: object) -> object:
+    """``none`` (any case) is None: the explicit opt-out of a wait's default limit."""
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return None
+    return value
+
+
+def _format_optional_duration(seconds: float | None) -> str | float:
+    return "none" if seconds is None else _format_duration(seconds)
+
+
+OptionalDuration = Annotated[
+    Duration | None,
+    BeforeValidator(_none_word),
+    PlainSerializer(_format_optional_duration, when_used="json"),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                *_DURATION_SCHEMA["anyOf"],
+                {"const": "none", "description": "no limit of its own"},
+                {"type": "null"},
+            ],
+            "examples": ["30s", "5m", "none"],
+        },
+        mode="validation",
+    ),
+]
+"""A limit on a wait, as a :data:`Duration`; ``none`` (or null) switches the limit off."""
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
@@ -238,6 +270,36 @@ def mask_url(url: str) -> str:
     return f"{scheme}://{_SECRET_QUERY.sub(lambda m: m.group(1) + _MASK, rest)}"
 
 
+class SecretUrl(SecretStr):
+    """A URL that may carry a password (``http://user:password@host``).
+
+    ``str``, ``repr``, ``model_dump`` and ``model_dump_json`` show it with the password
+    masked (:func:`mask_url`); only :meth:`get_secret_value` gives it whole.
+    """
+
+    def _display(self) -> str:
+        return mask_url(self.get_secret_value())
+
+
+def _to_secret_url(value: object) -> object:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)  # as coerce_numbers_to_str would, then checked like any text
+    if isinstance(value, str) and not re.fullmatch(r"https?://\S+", value):
+        raise ValueError("must be an http:// or https:// URL, e.g. https://api.anthropic.com")
+    return value
+
+
+HttpUrlSecret = Annotated[
+    SecretUrl,
+    BeforeValidator(_to_secret_url),
+    PlainSerializer(lambda url: mask_url(url.get_secret_value()), when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": r"^https?://\S+$"}, mode="validation"),
+]
+"""An http(s) URL kept as a :class:`SecretUrl`: its password never shows in a dump."""
+
+
 RegionSpec = Annotated[
     MemoryRegionSpec | FileRegionSpec | RedisRegionSpec | MemcachedRegionSpec,
     Field(discriminator="backend"),
@@ -247,19 +309,33 @@ RegionSpec = Annotated[
 
 
 class TimeoutsSpec(_Spec):
-    """httpx2 timeouts of a pool."""
+    """httpx2 timeouts of a pool; ``none`` switches one off (a request's deadline still caps it)."""
 
-    connect: Duration = 5.0
-    read: Duration = 600.0
-    write: Duration = 30.0
-    pool: Duration = 10.0
+    connect: OptionalDuration = Field(default=5.0, description="Opening a connection.")
+    read: OptionalDuration = Field(
+        default=600.0, description="Longest wait for the next bytes of an answer."
+    )
+    write: OptionalDuration = Field(default=30.0, description="Sending the request.")
+    pool: OptionalDuration = Field(
+        default=None,
+        description="Longest wait for a free connection; none (the default): as long as the "
+        "request's own deadline allows (the provider's timeout).",
+    )
 
 
 class PoolSpec(_Spec):
-    """One httpx2 connection pool, shared by every provider that names it."""
+    """One httpx2 connection pool, shared by every provider that names it.
 
-    max_connections: int = Field(default=100, ge=1)
-    max_keepalive_connections: int = Field(default=20, ge=0)
+    The limits default to the anthropic SDK's own (``DEFAULT_CONNECTION_LIMITS``: 1000
+    connections, 100 kept alive): a streamed answer holds its connection for its whole length.
+    """
+
+    max_connections: int = Field(
+        default=1000, ge=1, description="Connections open at once: one per stream in flight."
+    )
+    max_keepalive_connections: int = Field(
+        default=100, ge=0, description="Idle connections kept open for reuse."
+    )
     keepalive_expiry: Duration = 30.0
     timeouts: TimeoutsSpec = TimeoutsSpec()
 
@@ -282,7 +358,19 @@ class _ProviderBase(_Spec):
         default="lazy",
         description="lazy: nothing until first use; eager: in load(); background: a task.",
     )
-    timeout: Duration | None = Field(default=None, description="Total deadline of one request.")
+    timeout: OptionalDuration = Field(
+        default=None, description="Total deadline of one request; none: no deadline."
+    )
+
+
+DEFAULT_CLI_TIMEOUT = 4 * 3600.0
+"""A CLI request's total deadline unless the spec says otherwise (4 h: long agent runs)."""
+DEFAULT_CLI_IDLE_TIMEOUT = 30 * 60.0
+"""Longest silence of an agent CLI on stdout unless the spec says otherwise (30 min)."""
+DEFAULT_API_TIMEOUT = 3600.0
+"""An anthropic-api request's total deadline unless the spec says otherwise (1 h)."""
+DEFAULT_FIRST_BYTE_TIMEOUT = 60.0
+"""Longest wait for an API's response headers unless the spec says otherwise (60 s)."""
 
 
 class CliProviderSpec(_ProviderBase):
@@ -298,8 +386,13 @@ class CliProviderSpec(_ProviderBase):
     )
     cwd: str | None = None
     extra_args: tuple[str, ...] = ()
-    idle_timeout: Duration | None = Field(
-        default=None, description="Longest silence between two output lines."
+    timeout: OptionalDuration = Field(
+        default=DEFAULT_CLI_TIMEOUT,
+        description="Total deadline of one request (default 4h); none: no deadline.",
+    )
+    idle_timeout: OptionalDuration = Field(
+        default=DEFAULT_CLI_IDLE_TIMEOUT,
+        description="Longest silence on stdout (default 30m); none: wait for ever.",
     )
     kill_grace: Duration = Field(default=5.0, description="SIGTERM -> SIGKILL grace period.")
     line_limit: int = Field(
@@ -343,7 +436,11 @@ class AnthropicApiSpec(_ProviderBase):
     """The Anthropic Messages API over a pooled httpx2 client."""
 
     kind: Literal["anthropic-api"]
-    base_url: str = Field(default="https://api.anthropic.com", pattern=r"^https?://\S+$")
+    base_url: HttpUrlSecret = Field(
+        default="https://api.anthropic.com",  # type: ignore[assignment]
+        description="Where the API is; a password in it (http://user:password@host) is sent "
+        "as HTTP Basic authentication and is secret.",
+    )
     api_key: SecretStr | None = Field(
         default=None, description="API key; usually ${ANTHROPIC_API_KEY}."
     )
@@ -356,6 +453,20 @@ class AnthropicApiSpec(_ProviderBase):
     max_retries: int = Field(default=2, ge=0, le=10)
     retry_max_wait: Duration = Field(default=30.0, description="Cap on one retry's wait.")
     anthropic_version: str = "2023-06-01"
+    timeout: OptionalDuration = Field(
+        default=DEFAULT_API_TIMEOUT,
+        description="Total deadline of one request, retries included (default 1h); none: none.",
+    )
+    first_byte_timeout: OptionalDuration = Field(
+        default=DEFAULT_FIRST_BYTE_TIMEOUT,
+        description="Longest wait for the response headers of one attempt (default 60s); "
+        "none: only the deadline and the pool's timeouts apply.",
+    )
+    max_event_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Largest single stream event accepted, in bytes (default 8 MiB).",
+    )
 
 
 ProviderSpec = Annotated[
