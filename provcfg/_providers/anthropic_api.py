@@ -23,6 +23,17 @@ deadline on every network read, and a cap on one event's size), and both raise
 ``stream_incomplete`` when a stream ends without ``message_stop``: the SDK on its own
 returns the partial text as if it had succeeded.
 
+Waits, all finite by default: each attempt's wait for the response headers (and an
+error body) is bounded by ``first_byte_timeout`` and by the request's total deadline
+(``timeout``), so a server that accepts and never answers, or trickles its headers
+byte by byte, ends in ``timeout``; after the headers, every httpx2 phase timeout is
+capped by the time left and the guard checks the deadline on each read.
+
+Credentials: a ``base_url`` with a password (``http://user:password@host``) is split
+once; the URL handed to httpx2 and to the SDK carries no userinfo (their loggers print
+URLs), and the user and password go as ``httpx2.BasicAuth``. Redirects stay within the
+origin (the pool's hook, :mod:`provcfg._poolhooks`).
+
 Per chunk, nothing but the :class:`Chunk` is allocated: no lock, log or metrics call.
 """
 
@@ -36,13 +47,15 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx2
 import structlog
 
 from provcfg._errors import ProviderError
+from provcfg._poolhooks import ERROR_BODY_BYTES, RedirectRefused
 from provcfg._providers._api_errors import ErrorMapper
-from provcfg._providers._guard import guard
+from provcfg._providers._guard import MAX_EVENT_BYTES, guard
 from provcfg._providers._messages import (
     TEXT_DELTA_PREFIX,
     MalformedEvent,
@@ -68,6 +81,30 @@ _TEXT_SKIP: Final = len(TEXT_DELTA_PREFIX)
 _DRAIN_SECONDS: Final = 1.0
 # What a malformed event raises inside our parsing (turned into one ProviderError).
 _MALFORMED: Final = (MalformedEvent, ValueError, KeyError, TypeError, AttributeError)
+# What sending a request may raise besides a ProviderError (mapped by the ErrorMapper).
+_SEND_FAILURES: Final = (httpx2.HTTPError, RedirectRefused)
+
+
+def split_credentials(url: str) -> tuple[str, httpx2.BasicAuth | None]:
+    """``url`` without its userinfo, and that userinfo as HTTP Basic credentials (or None)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.netloc.rpartition("@")[2]
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return bare, httpx2.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+
+
+async def _read_error_body(response: httpx2.Response) -> bytes:
+    """At most :data:`ERROR_BODY_BYTES` of an error answer's body (the rest is not read)."""
+    parts: list[bytes] = []
+    size = 0
+    async for raw in response.aiter_bytes():
+        parts.append(raw)
+        size += len(raw)
+        if size >= ERROR_BODY_BYTES:
+            break
+    return b"".join(parts)[:ERROR_BODY_BYTES]
 
 
 def _decode_body(raw: bytes) -> object:
@@ -111,15 +148,55 @@ class _Attempt:
 
     __slots__ = ("close", "parser", "pending", "ready", "source", "state")
 
-    def __init__(self, source: AsyncIterator[Any], close: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        source: AsyncIterator[Any],
+        close: Callable[[], Awaitable[None]],
+        max_event_bytes: int = MAX_EVENT_BYTES,
+    ) -> None:
         self.state = MessageState()
         self.source = source
         self.close = close
         self.ready: list[Chunk] = []
-        self.parser = SSEParser()
+        self.parser = SSEParser(max_event_bytes)
         # A failure met in the same network read as chunks before it: raised once those
         # chunks reached the caller (as if the events had come one read each).
         self.pending: Exception | None = None
+
+
+class _Window:
+    """A limit on one wait: ``seconds`` from now (None: none), and the error it ends with."""
+
+    __slots__ = ("_error", "_seconds", "_start", "_value")
+
+    def __init__(
+        self, seconds: float | None, error: Callable[[float], ProviderError], value: float
+    ) -> None:
+        self._seconds = seconds
+        self._error = error
+        self._value = value
+        self._start = asyncio.get_running_loop().time()
+
+    def when(self) -> float | None:
+        """The loop time the wait must end by (for ``asyncio.timeout_at``), or None."""
+        return None if self._seconds is None else self._start + max(self._seconds, 0.0)
+
+    def error(self) -> ProviderError:
+        """The ``timeout`` error of this limit."""
+        return self._error(self._value)
+
+
+def _basic_auth_client(
+    base: type[anthropic.AsyncAnthropic], auth: httpx2.BasicAuth
+) -> type[anthropic.AsyncAnthropic]:
+    """An ``AsyncAnthropic`` whose requests carry ``auth`` (the SDK's ``custom_auth`` hook)."""
+
+    class BasicAuthAnthropic(base):  # type: ignore[misc,valid-type]
+        @property
+        def custom_auth(self) -> httpx2.Auth | None:
+            return auth
+
+    return BasicAuthAnthropic
 
 
 class AnthropicApiProvider(BaseProvider):
@@ -139,17 +216,25 @@ class AnthropicApiProvider(BaseProvider):
     def __init__(self, ctx: ProviderContext) -> None:
         super().__init__(ctx)
         spec: Any = ctx.spec
-        self._base_url: str = spec.base_url.rstrip("/")
+        raw_url = spec.base_url
+        if not isinstance(raw_url, str):  # a SecretUrl (a plugin's spec may hold a plain str)
+            raw_url = raw_url.get_secret_value()
+        secret_url = raw_url.rstrip("/")
+        bare, self._auth = split_credentials(secret_url)
+        self._base_url: str = bare
         self._url = self._base_url + "/v1/messages"
         self._transport: str = spec.transport
         self._default_max_tokens: int = spec.max_tokens
         self._timeout: float | None = spec.timeout
+        self._first_byte: float | None = getattr(spec, "first_byte_timeout", None)
+        self._max_event: int = getattr(spec, "max_event_bytes", MAX_EVENT_BYTES)
         self._version: str = spec.anthropic_version
         self._policy = RetryPolicy(max_retries=spec.max_retries, max_wait=spec.retry_max_wait)
         key = spec.api_key.get_secret_value() if spec.api_key is not None else None
         self._api_key: str | None = key or os.environ.get("ANTHROPIC_API_KEY") or None
         secrets = (self._api_key,) if self._api_key else ()
-        self._errors = ErrorMapper(ctx.name, self._url, secrets, pool=ctx.pool)
+        self._errors = ErrorMapper(ctx.name, secret_url + "/v1/messages", secrets, pool=ctx.pool)
+        self._send_auth: Any = self._auth if self._auth is not None else httpx2.USE_CLIENT_DEFAULT
         self._headers = {
             "x-api-key": self._api_key or "",
             "anthropic-version": self._version,
@@ -287,7 +372,16 @@ class AnthropicApiProvider(BaseProvider):
             deadline=deadline,
             on_deadline=lambda: self._errors.deadline(total or 0.0),
             on_oversize=self._errors.oversize,
+            max_event_bytes=self._max_event,
         )
+
+    def _opening(self, deadline: float | None, total: float | None) -> _Window:
+        """The limit on one attempt's wait for its response headers (and an error body)."""
+        left = None if deadline is None else deadline - time.perf_counter()
+        first = self._first_byte
+        if first is not None and (left is None or first < left):
+            return _Window(first, self._errors.first_byte, first)
+        return _Window(left, self._errors.deadline, total or 0.0)
 
     def _finish(self, state: MessageState, meter: RequestMeter) -> Chunk:
         return state.result(meter.succeeded(Usage(**state.usage)))
@@ -335,17 +429,20 @@ class AnthropicApiProvider(BaseProvider):
         request = client.build_request(
             "POST", self._url, content=payload, headers=self._headers, timeout=timeout
         )
+        window = self._opening(deadline, total)
         try:
-            response = await client.send(request, stream=True)
-        except httpx2.HTTPError as exc:
+            async with asyncio.timeout_at(window.when()):
+                response = await client.send(request, stream=True, auth=self._send_auth)
+        except TimeoutError:
+            raise window.error() from None
+        except _SEND_FAILURES as exc:
             raise self._errors.from_transport(exc, streaming=False) from None
         try:
             meter.connected()
             if response.status_code != 200:
-                body = _decode_body(await response.aread())
-                raise self._errors.from_body(response.status_code, body, response.headers)
+                raise await self._error_answer(response, window)
             self._guard(response, deadline, total)
-            attempt = _Attempt(response.aiter_bytes(), response.aclose)
+            attempt = _Attempt(response.aiter_bytes(), response.aclose, self._max_event)
             await self._fast_first(attempt)
         except httpx2.HTTPError as exc:
             await response.aclose()
@@ -357,6 +454,16 @@ class AnthropicApiProvider(BaseProvider):
             await response.aclose()
             raise
         return attempt
+
+    async def _error_answer(self, response: httpx2.Response, window: _Window) -> ProviderError:
+        """The error an answer with an error status stands for (its body read within
+        ``window``, at most :data:`ERROR_BODY_BYTES` of it)."""
+        try:
+            async with asyncio.timeout_at(window.when()):
+                raw = await _read_error_body(response)
+        except TimeoutError:
+            return window.error()
+        return self._errors.from_body(response.status_code, _decode_body(raw), response.headers)
 
     async def _fast_first(self, attempt: _Attempt) -> None:
         """Read until the first chunk or the end of the message; keep it in ``ready``."""
@@ -433,13 +540,22 @@ class AnthropicApiProvider(BaseProvider):
         await self.initialize()
         import anthropic
 
-        client = anthropic.AsyncAnthropic(
-            api_key=self._api_key,
+        headers = {"anthropic-version": self._version}
+        factory: type[anthropic.AsyncAnthropic] = anthropic.AsyncAnthropic
+        key = self._api_key
+        if self._auth is not None:
+            # Authorization carries the base_url's user:password (HTTP Basic), so the key
+            # goes as x-api-key, as on the fast transport.
+            factory = _basic_auth_client(anthropic.AsyncAnthropic, self._auth)
+            headers["x-api-key"] = key or ""
+            key = None
+        client = factory(
+            api_key=key,
             base_url=self._base_url,
             http_client=http,
             max_retries=0,
             timeout=http.timeout,
-            default_headers={"anthropic-version": self._version},
+            default_headers=headers,
         )
         # One client per live loop; entries of closed loops go (their clients went with them).
         live = {lp: e for lp, e in self._sdk_clients.items() if not lp.is_closed()}
@@ -495,14 +611,20 @@ class AnthropicApiProvider(BaseProvider):
             call = params
             if deadline is not None:
                 call = {**params, "timeout": self._phase_timeouts(http, deadline)}
-            stream = await sdk.messages.create(**call, stream=True)
+            window = self._opening(deadline, total)
+            try:
+                # The SDK reads an error answer's body inside create(): the window covers it.
+                async with asyncio.timeout_at(window.when()):
+                    stream = await sdk.messages.create(**call, stream=True)
+            except TimeoutError:
+                raise window.error() from None
         except ProviderError:
             raise
         except Exception as exc:
             raise self._sdk_error(exc, streaming=False) from None
         meter.connected()
         self._guard(stream.response, deadline, total)
-        attempt = _Attempt(stream.__aiter__(), stream.close)
+        attempt = _Attempt(stream.__aiter__(), stream.close, self._max_event)
         try:
             await self._sdk_first(attempt)
         except ProviderError:
@@ -540,7 +662,7 @@ class AnthropicApiProvider(BaseProvider):
         """Map what the SDK (or httpx2 under it) raised; anything else is re-raised."""
         import anthropic
 
-        if isinstance(exc, anthropic.AnthropicError | httpx2.HTTPError):
+        if isinstance(exc, anthropic.AnthropicError | httpx2.HTTPError | RedirectRefused):
             return self._errors.from_sdk(exc, streaming=streaming)
         raise exc
 

@@ -66,6 +66,7 @@ __all__ = [
     "Result",
     "Timings",
     "Usage",
+    "detached",
     "fold",
     "metered",
 ]
@@ -289,7 +290,12 @@ async def metered(
     ProviderError's kind, or ``cancelled`` when the caller stops reading), and always
     closes the inner generator, so leaving early reaches the transport.
     """
-    await provider._enter_stream()
+    try:
+        await provider._enter_stream()
+    except ProviderError as error:  # lazy initialization failed (a missing CLI, ...)
+        meter.failed(error.kind)
+        detached(error)
+        raise
     final: Mapping[str, Any] | None = None
     inner = open_stream()
     try:
@@ -304,8 +310,7 @@ async def metered(
         meter.failed(error.kind)
         # Nothing is chained to a ProviderError: a transport exception in its context
         # could carry request headers (the API key) to whoever inspects the error.
-        error.__cause__ = error.__context__ = None
-        error.__suppress_context__ = True
+        detached(error)
         raise
     except (GeneratorExit, asyncio.CancelledError):
         if final is None:
@@ -321,6 +326,18 @@ async def metered(
         aclose = getattr(inner, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def detached(error: ProviderError) -> ProviderError:
+    """``error`` with its ``__cause__`` and ``__context__`` cleared; returns it.
+
+    Call it on an error that was caught (clearing only sticks once the raise that set the
+    context is over): an httpx2 or SDK exception in the chain could carry request
+    headers, that is the API key, to whoever inspects or logs the error.
+    """
+    error.__cause__ = error.__context__ = None
+    error.__suppress_context__ = True
+    return error
 
 
 def _report_end(meter: RequestMeter, final: Mapping[str, Any] | None) -> None:
