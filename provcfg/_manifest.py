@@ -464,8 +464,9 @@ class AnthropicApiSpec(_ProviderBase):
     )
     max_event_bytes: int = Field(
         default=8 * 1024 * 1024,
-        ge=1024,
-        description="Largest single stream event accepted, in bytes (default 8 MiB).",
+        ge=64 * 1024,
+        description="Most bytes one stream event may grow to without ending (default 8 MiB, "
+        "at least 64 KiB); a server that goes past it is stopped with server_error.",
     )
 
 

@@ -116,6 +116,7 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
         return False
 
 
-def no_cookies() -> httpx2.Cookies:
-    """A cookie store that keeps nothing a server sets."""
-    return httpx2.Cookies(http.cookiejar.CookieJar(policy=_NoCookies()))
+def no_cookies() -> http.cookiejar.CookieJar:
+    """A cookie jar that keeps nothing a server sets (pass it as ``cookies=``: httpx2 uses a
+    jar as it is, while it copies a ``Cookies`` object into a jar of its own)."""
+    return http.cookiejar.CookieJar(policy=_NoCookies())

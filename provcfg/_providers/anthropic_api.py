@@ -81,6 +81,8 @@ _TEXT_SKIP: Final = len(TEXT_DELTA_PREFIX)
 _DRAIN_SECONDS: Final = 1.0
 # What a malformed event raises inside our parsing (turned into one ProviderError).
 _MALFORMED: Final = (MalformedEvent, ValueError, KeyError, TypeError, AttributeError)
+# A phase timeout this close to the deadline was capped by it (timers never fire early).
+_DEADLINE_SLACK: Final = 0.01
 # What sending a request may raise besides a ProviderError (mapped by the ErrorMapper).
 _SEND_FAILURES: Final = (httpx2.HTTPError, RedirectRefused)
 
@@ -321,6 +323,7 @@ class AnthropicApiProvider(BaseProvider):
         open_attempt: Callable[[], Awaitable[_Attempt]],
         meter: RequestMeter,
         deadline: float | None,
+        total: float | None,
     ) -> _Attempt:
         """The one retry skeleton: open (send, read to the first chunk) until it works or
         the policy says stop; the transport's own part is ``open_attempt``."""
@@ -328,7 +331,21 @@ class AnthropicApiProvider(BaseProvider):
             try:
                 return await open_attempt()
             except ProviderError as error:
-                await self._backoff(error, meter, deadline)
+                await self._backoff(self._at_deadline(error, deadline, total), meter, deadline)
+
+    def _at_deadline(
+        self, error: ProviderError, deadline: float | None, total: float | None
+    ) -> ProviderError:
+        """A phase timeout that fired because it was capped by the time left is the
+        request's deadline passing: say that (and name ``timeout``), not the phase."""
+        if (
+            error.kind == "timeout"
+            and deadline is not None
+            and error.details.get("timeout") is None
+            and time.perf_counter() >= deadline - _DEADLINE_SLACK
+        ):
+            return self._errors.deadline(total or 0.0)
+        return error
 
     async def _backoff(
         self, error: ProviderError, meter: RequestMeter, deadline: float | None
@@ -395,7 +412,7 @@ class AnthropicApiProvider(BaseProvider):
         payload = json.dumps(body, separators=(",", ":")).encode()
         deadline = meter.start + total if total is not None else None
         attempt = await self._retrying(
-            lambda: self._open_fast(payload, deadline, total, meter), meter, deadline
+            lambda: self._open_fast(payload, deadline, total, meter), meter, deadline, total
         )
         state = attempt.state
         try:
@@ -409,7 +426,8 @@ class AnthropicApiProvider(BaseProvider):
             for chunk in await self._fast_end(attempt):
                 yield chunk
         except httpx2.HTTPError as exc:
-            raise self._errors.from_transport(exc, streaming=True) from None
+            error = self._errors.from_transport(exc, streaming=True)
+            raise self._at_deadline(error, deadline, total) from None
         except _MALFORMED as exc:
             raise self._errors.malformed(str(exc) or type(exc).__name__) from None
         finally:
@@ -569,7 +587,7 @@ class AnthropicApiProvider(BaseProvider):
         self._check(params)
         deadline = meter.start + total if total is not None else None
         attempt = await self._retrying(
-            lambda: self._open_sdk(params, deadline, total, meter), meter, deadline
+            lambda: self._open_sdk(params, deadline, total, meter), meter, deadline, total
         )
         state = attempt.state
         try:
@@ -593,7 +611,8 @@ class AnthropicApiProvider(BaseProvider):
         except _MALFORMED as exc:
             raise self._errors.malformed(str(exc) or type(exc).__name__) from None
         except Exception as exc:
-            raise self._sdk_error(exc, streaming=True) from None
+            error = self._sdk_error(exc, streaming=True)
+            raise self._at_deadline(error, deadline, total) from None
         finally:
             await attempt.close()
         yield self._finish(state, meter)
