@@ -17,12 +17,20 @@
 
 :func:`no_cookies` gives the clients a cookie jar that keeps nothing: a pool is shared
 by providers of different servers and keys, and cookies are not scoped by port.
+
+:func:`mark_request` is the request hook: while a provider waits for an answer it sets
+:data:`ON_SEND` (this module's one piece of global state, a context variable: it is
+per task, so concurrent requests never see each other's), and the hook asks httpcore2
+(its ``trace`` extension) to call it back once the request has a connection and its
+headers start going out. That is when a first-byte limit starts to count: time spent
+queued for a free connection is bounded by the request's deadline, not by it.
 """
 
 from __future__ import annotations
 
 import http.cookiejar
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from typing import Any, Final
 
 import httpx2
@@ -30,10 +38,38 @@ import httpx2
 from provcfg._errors import ProvcfgError
 from provcfg._manifest import mask_url
 
-__all__ = ["ERROR_BODY_BYTES", "RedirectRefused", "check_response", "no_cookies"]
+__all__ = [
+    "ERROR_BODY_BYTES",
+    "ON_SEND",
+    "RedirectRefused",
+    "check_response",
+    "mark_request",
+    "no_cookies",
+]
 
 ERROR_BODY_BYTES: Final = 1024 * 1024
 """Most of a redirect or error body that is read (1 MiB; an API error body is ~200 bytes)."""
+
+
+ON_SEND: ContextVar[Callable[[], None] | None] = ContextVar("provcfg_on_send", default=None)
+"""Called (in the task that sends) when a request's headers start going out on a connection."""
+
+
+async def mark_request(request: httpx2.Request) -> None:
+    """The request hook: trace the request's sending when someone waits for it (cheap
+    otherwise: one context-variable read)."""
+    if ON_SEND.get() is not None:
+        request.extensions["trace"] = _trace
+
+
+async def _trace(name: str, info: dict[str, Any]) -> None:
+    if name.endswith("send_request_headers.started"):
+        request = info.get("request")
+        if request is not None:  # nothing later in this request needs tracing
+            request.extensions.pop("trace", None)
+        callback = ON_SEND.get()
+        if callback is not None:
+            callback()
 
 
 class RedirectRefused(ProvcfgError):

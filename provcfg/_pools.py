@@ -179,7 +179,7 @@ class Pool:
     def _build_client(self) -> httpx2.AsyncClient:
         import httpx2
 
-        from provcfg._poolhooks import check_response, no_cookies
+        from provcfg._poolhooks import check_response, mark_request, no_cookies
 
         spec = self.spec
         t = spec.timeouts
@@ -194,7 +194,7 @@ class Pool:
             # The anthropic SDK's own default client follows redirects; the client it is
             # handed instead does the same within one origin, and refuses any other.
             follow_redirects=True,
-            event_hooks={"response": [check_response]},
+            event_hooks={"request": [mark_request], "response": [check_response]},
             cookies=no_cookies(),
         )
 

@@ -53,7 +53,7 @@ import httpx2
 import structlog
 
 from provcfg._errors import ProviderError
-from provcfg._poolhooks import ERROR_BODY_BYTES, RedirectRefused
+from provcfg._poolhooks import ERROR_BODY_BYTES, ON_SEND, RedirectRefused
 from provcfg._providers._api_errors import ErrorMapper
 from provcfg._providers._guard import MAX_EVENT_BYTES, guard
 from provcfg._providers._messages import (
@@ -83,6 +83,8 @@ _DRAIN_SECONDS: Final = 1.0
 _MALFORMED: Final = (MalformedEvent, ValueError, KeyError, TypeError, AttributeError)
 # A phase timeout this close to the deadline was capped by it (timers never fire early).
 _DEADLINE_SLACK: Final = 0.01
+# How long after the deadline the opening's own timer fires (httpx2's capped timers first).
+_GRACE: Final = 0.05
 # What sending a request may raise besides a ProviderError (mapped by the ErrorMapper).
 _SEND_FAILURES: Final = (httpx2.HTTPError, RedirectRefused)
 
@@ -167,25 +169,52 @@ class _Attempt:
 
 
 class _Window:
-    """A limit on one wait: ``seconds`` from now (None: none), and the error it ends with."""
+    """How long one attempt may wait for its answer (headers, and an error body).
 
-    __slots__ = ("_error", "_seconds", "_start", "_value")
+    Until the request is on a connection, only the request's deadline applies (plus
+    :data:`_GRACE`, so httpx2's own timers, capped by the deadline, fire first with their
+    precise kind: a pool wait ends as ``pool_exhausted``). Once its headers start going
+    out (:data:`~provcfg._poolhooks.ON_SEND`), ``first_byte_timeout`` counts too.
+    """
+
+    __slots__ = ("_at", "_by_first_byte", "_first_byte", "_loop", "_timeout", "_value")
 
     def __init__(
-        self, seconds: float | None, error: Callable[[float], ProviderError], value: float
+        self, deadline: float | None, first_byte: float | None, total: float | None
     ) -> None:
-        self._seconds = seconds
-        self._error = error
-        self._value = value
-        self._start = asyncio.get_running_loop().time()
+        self._loop = asyncio.get_running_loop()
+        self._first_byte = first_byte
+        self._value = total or 0.0
+        self._by_first_byte = False
+        self._timeout: asyncio.Timeout | None = None
+        self._at: float | None = None
+        if deadline is not None:
+            self._at = self._loop.time() + max(deadline - time.perf_counter(), 0.0) + _GRACE
 
-    def when(self) -> float | None:
+    def at(self) -> float | None:
         """The loop time the wait must end by (for ``asyncio.timeout_at``), or None."""
-        return None if self._seconds is None else self._start + max(self._seconds, 0.0)
+        return self._at
 
-    def error(self) -> ProviderError:
-        """The ``timeout`` error of this limit."""
-        return self._error(self._value)
+    def watch(self, timeout: asyncio.Timeout) -> None:
+        """The ``asyncio.timeout_at`` context whose end :meth:`sending` may bring forward."""
+        self._timeout = timeout
+
+    def sending(self) -> None:
+        """The request is on a connection: its first-byte limit starts now."""
+        if self._first_byte is None or self._by_first_byte:
+            return
+        when = self._loop.time() + self._first_byte
+        if self._at is None or when < self._at:
+            self._at = when
+            self._by_first_byte = True
+            if self._timeout is not None:
+                self._timeout.reschedule(when)
+
+    def error(self, errors: ErrorMapper) -> ProviderError:
+        """The ``timeout`` error of whichever limit ended the wait."""
+        if self._by_first_byte and self._first_byte is not None:
+            return errors.first_byte(self._first_byte)
+        return errors.deadline(self._value)
 
 
 def _basic_auth_client(
@@ -392,13 +421,28 @@ class AnthropicApiProvider(BaseProvider):
             max_event_bytes=self._max_event,
         )
 
-    def _opening(self, deadline: float | None, total: float | None) -> _Window:
-        """The limit on one attempt's wait for its response headers (and an error body)."""
-        left = None if deadline is None else deadline - time.perf_counter()
-        first = self._first_byte
-        if first is not None and (left is None or first < left):
-            return _Window(first, self._errors.first_byte, first)
-        return _Window(left, self._errors.deadline, total or 0.0)
+    async def _send(
+        self,
+        send: Callable[[], Awaitable[Any]],
+        deadline: float | None,
+        total: float | None,
+    ) -> tuple[Any, _Window]:
+        """``send()`` (one attempt, until its response headers) within its :class:`_Window`.
+
+        Raises:
+            ProviderError: ``timeout`` when the window ends first.
+        """
+        window = _Window(deadline, self._first_byte, total)
+        token = ON_SEND.set(window.sending)
+        try:
+            async with asyncio.timeout_at(window.at()) as timeout:
+                window.watch(timeout)
+                answer = await send()
+        except TimeoutError:
+            raise window.error(self._errors) from None
+        finally:
+            ON_SEND.reset(token)
+        return answer, window
 
     def _finish(self, state: MessageState, meter: RequestMeter) -> Chunk:
         return state.result(meter.succeeded(Usage(**state.usage)))
@@ -447,12 +491,10 @@ class AnthropicApiProvider(BaseProvider):
         request = client.build_request(
             "POST", self._url, content=payload, headers=self._headers, timeout=timeout
         )
-        window = self._opening(deadline, total)
         try:
-            async with asyncio.timeout_at(window.when()):
-                response = await client.send(request, stream=True, auth=self._send_auth)
-        except TimeoutError:
-            raise window.error() from None
+            response, window = await self._send(
+                lambda: client.send(request, stream=True, auth=self._send_auth), deadline, total
+            )
         except _SEND_FAILURES as exc:
             raise self._errors.from_transport(exc, streaming=False) from None
         try:
@@ -477,10 +519,10 @@ class AnthropicApiProvider(BaseProvider):
         """The error an answer with an error status stands for (its body read within
         ``window``, at most :data:`ERROR_BODY_BYTES` of it)."""
         try:
-            async with asyncio.timeout_at(window.when()):
+            async with asyncio.timeout_at(window.at()):
                 raw = await _read_error_body(response)
         except TimeoutError:
-            return window.error()
+            return window.error(self._errors)
         return self._errors.from_body(response.status_code, _decode_body(raw), response.headers)
 
     async def _fast_first(self, attempt: _Attempt) -> None:
@@ -630,13 +672,10 @@ class AnthropicApiProvider(BaseProvider):
             call = params
             if deadline is not None:
                 call = {**params, "timeout": self._phase_timeouts(http, deadline)}
-            window = self._opening(deadline, total)
-            try:
-                # The SDK reads an error answer's body inside create(): the window covers it.
-                async with asyncio.timeout_at(window.when()):
-                    stream = await sdk.messages.create(**call, stream=True)
-            except TimeoutError:
-                raise window.error() from None
+            # The SDK reads an error answer's body inside create(): the window covers it.
+            stream, _ = await self._send(
+                lambda: sdk.messages.create(**call, stream=True), deadline, total
+            )
         except ProviderError:
             raise
         except Exception as exc:
