@@ -45,6 +45,7 @@ __all__ = [
     "check_response",
     "mark_request",
     "no_cookies",
+    "trace_sending",
 ]
 
 ERROR_BODY_BYTES: Final = 1024 * 1024
@@ -59,10 +60,12 @@ async def mark_request(request: httpx2.Request) -> None:
     """The request hook: trace the request's sending when someone waits for it (cheap
     otherwise: one context-variable read)."""
     if ON_SEND.get() is not None:
-        request.extensions["trace"] = _trace
+        request.extensions["trace"] = trace_sending
 
 
-async def _trace(name: str, info: dict[str, Any]) -> None:
+async def trace_sending(name: str, info: dict[str, Any]) -> None:
+    """An httpcore2 ``trace`` extension: call :data:`ON_SEND` once the request's headers
+    start going out, then stop tracing the request."""
     if name.endswith("send_request_headers.started"):
         request = info.get("request")
         if request is not None:  # nothing later in this request needs tracing

@@ -53,7 +53,13 @@ import httpx2
 import structlog
 
 from provcfg._errors import ProviderError
-from provcfg._poolhooks import ERROR_BODY_BYTES, ON_SEND, RedirectRefused
+from provcfg._poolhooks import (
+    ERROR_BODY_BYTES,
+    ON_SEND,
+    RedirectRefused,
+    mark_request,
+    trace_sending,
+)
 from provcfg._providers._api_errors import ErrorMapper
 from provcfg._providers._guard import MAX_EVENT_BYTES, guard
 from provcfg._providers._messages import (
@@ -426,8 +432,13 @@ class AnthropicApiProvider(BaseProvider):
         send: Callable[[], Awaitable[Any]],
         deadline: float | None,
         total: float | None,
+        traced: bool,
     ) -> tuple[Any, _Window]:
         """``send()`` (one attempt, until its response headers) within its :class:`_Window`.
+
+        ``traced`` says the request will report when it is sent (a pooled client's hook,
+        or the fast transport's own trace); otherwise the first-byte limit starts at once
+        (a client from elsewhere: its queueing then counts too).
 
         Raises:
             ProviderError: ``timeout`` when the window ends first.
@@ -437,6 +448,8 @@ class AnthropicApiProvider(BaseProvider):
         try:
             async with asyncio.timeout_at(window.at()) as timeout:
                 window.watch(timeout)
+                if not traced:
+                    window.sending()
                 answer = await send()
         except TimeoutError:
             raise window.error(self._errors) from None
@@ -489,11 +502,19 @@ class AnthropicApiProvider(BaseProvider):
             else self._phase_timeouts(client, deadline)
         )
         request = client.build_request(
-            "POST", self._url, content=payload, headers=self._headers, timeout=timeout
+            "POST",
+            self._url,
+            content=payload,
+            headers=self._headers,
+            timeout=timeout,
+            extensions={"trace": trace_sending},
         )
         try:
             response, window = await self._send(
-                lambda: client.send(request, stream=True, auth=self._send_auth), deadline, total
+                lambda: client.send(request, stream=True, auth=self._send_auth),
+                deadline,
+                total,
+                traced=True,
             )
         except _SEND_FAILURES as exc:
             raise self._errors.from_transport(exc, streaming=False) from None
@@ -674,7 +695,10 @@ class AnthropicApiProvider(BaseProvider):
                 call = {**params, "timeout": self._phase_timeouts(http, deadline)}
             # The SDK reads an error answer's body inside create(): the window covers it.
             stream, _ = await self._send(
-                lambda: sdk.messages.create(**call, stream=True), deadline, total
+                lambda: sdk.messages.create(**call, stream=True),
+                deadline,
+                total,
+                traced=mark_request in http.event_hooks["request"],
             )
         except ProviderError:
             raise
