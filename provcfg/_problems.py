@@ -21,7 +21,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from provcfg import _yaml
 from provcfg._errors import Problem
 from provcfg._manifest import NAME_PATTERN, Manifest
-from provcfg._secrets import MASK
+from provcfg._secrets import MASK, every_form
 
 __all__ = ["ProblemMapper"]
 
@@ -242,7 +242,7 @@ class ProblemMapper:
         secrets = {s for s in secrets if len(s) >= 4}
         if not secrets:
             return list(problems)
-        ordered = sorted(secrets, key=len, reverse=True)
+        ordered = every_form(secrets)  # URL-encoded, base64 of user:password, ...
         out = []
         for problem in problems:
             message = problem.message

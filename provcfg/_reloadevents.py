@@ -18,7 +18,7 @@ from typing import Final
 from pydantic import BaseModel, SecretStr
 
 from provcfg._errors import ManifestError, ProvcfgError, RuntimeClosedError
-from provcfg._secrets import MASK
+from provcfg._secrets import MASK, every_form
 
 __all__ = ["EventHub", "ReloadEvent", "error_text", "problem_lines", "scrub"]
 
@@ -154,7 +154,7 @@ def scrub(text: str, manifest: BaseModel | None, environ: Mapping[str, str] | No
     for name, value in env.items():
         if len(value) >= 6 and any(part in name.upper() for part in _SECRET_NAME_PARTS):
             secrets.add(value)
-    for secret in sorted(secrets, key=len, reverse=True):
+    for secret in every_form(secrets):  # URL-encoded, base64 of user:password, ...
         text = text.replace(secret, _MASK)
     return text
 

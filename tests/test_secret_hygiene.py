@@ -59,6 +59,7 @@ SPELLINGS = (
     PASSWORD[:10],
 )
 THIRD_PARTY = ("httpx2", "httpcore2", "anthropic")
+CREDENTIAL_HEADERS = ("authorization", "x-api-key")
 
 
 def _url(port: int) -> str:
@@ -134,11 +135,15 @@ def test_dumps_of_the_manifest_and_the_spec_mask_the_base_url_password() -> None
 # ----------------------------------------------------------------------------- echoes
 
 
-def _echo(status: int) -> Answer:
+def _echo(status: int, padding: int = 0) -> Answer:
     async def answer(seen: Seen, writer: asyncio.StreamWriter) -> None:
-        # The echo starts late enough that a 300-character cut falls inside a secret.
-        echoed = "x" * 280 + " ".join(f"{k}={v}" for k, v in seen.headers.items())
-        echoed += " " + seen.body.decode()
+        # The credential headers first, then all the others and the body; with padding,
+        # where the message is cut to length (300 characters) falls inside a secret.
+        first = [f"{k}={v}" for k, v in seen.headers.items() if k in ("authorization", "x-api-key")]
+        rest = [
+            f"{k}={v}" for k, v in seen.headers.items() if k not in ("authorization", "x-api-key")
+        ]
+        echoed = "x" * padding + " ".join(first + rest) + " " + seen.body.decode()
         if status == 200:  # an error event inside a stream
             data = json.dumps({"type": "error", "error": {"type": "api_error", "message": echoed}})
             writer.write(head(200, {"content-type": "text/event-stream", "connection": "close"}))
@@ -152,19 +157,23 @@ def _echo(status: int) -> Answer:
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("status", [400, 401, 200])
+@pytest.mark.parametrize("padding", [0, 280, 290])
 async def test_a_server_echoing_the_request_headers_gets_no_secret_into_the_error(
-    transport: str, status: int
+    transport: str, status: int, padding: int
 ) -> None:
-    """An error body (or error event) that quotes every request header back, with the
-    secrets placed where the message is cut to length: no spelling of the key or the
-    password, nor a prefix of one, reaches the error."""
+    """An error body (or error event) that quotes every request header back, whole, or
+    with the secrets placed where the message is cut to length: no spelling of the key
+    or the password (plain, base64 of user:password, URL-encoded), nor a prefix of one,
+    reaches the error."""
     async with (
-        HostileServer(_echo(status)) as server,
+        HostileServer(_echo(status, padding)) as server,
         pooled(_url(server.port), transport) as provider,
     ):
         error = await failure(provider.stream("hi"))
     sent = repr(server.requests[0].headers)
     assert KEY in sent and BASIC in sent  # the echo did carry them
+    if padding == 0:  # the whole echo fits the message: it was there, masked
+        assert error.message.count("**********") >= 2, error.message
     assert_clean(error)
 
 
@@ -345,3 +354,16 @@ def test_a_base_url_without_a_password_is_shown_as_it_is() -> None:
     spec = AnthropicApiSpec(kind="anthropic-api", base_url="https://gateway.example/v1/anthropic")
     assert "https://gateway.example/v1/anthropic" in repr(spec)
     assert json.loads(spec.model_dump_json())["base_url"] == "https://gateway.example/v1/anthropic"
+
+
+def test_a_failed_reload_s_text_is_scrubbed_of_every_spelling_of_a_url_password() -> None:
+    """The reload worker's scrubber (what a rejected reload's event and last_error say)
+    masks a base_url's password decoded, URL-encoded and as Basic credentials, not only
+    the whole URL."""
+    from provcfg._reloadevents import scrub
+
+    manifest = load_text(MANIFEST)
+    text = f"failed: {PASSWORD} / {quote(PASSWORD, safe='')} / Basic {BASIC} / {KEY}"
+    scrubbed = scrub(text, manifest, environ={})
+    assert _leaks(scrubbed) == [], scrubbed
+    assert scrubbed.count("**********") == 4

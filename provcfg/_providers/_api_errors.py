@@ -28,7 +28,7 @@ from provcfg._manifest import mask_url
 from provcfg._poolhooks import RedirectRefused
 from provcfg._providers._status import kind_for_status
 from provcfg._providers.base import ClientPool
-from provcfg._secrets import scrub, secret_forms
+from provcfg._secrets import every_form, scrub, secret_forms
 
 __all__ = [
     "ErrorMapper",
@@ -113,11 +113,11 @@ class ErrorMapper:
         # A base_url may carry a password (http://user:pw@host): the place shows it masked,
         # and the password is scrubbed wherever else it turns up, in every spelling.
         self._place = f"POST {mask_url(url)}"
-        parts = urlsplit(url)
-        forms = [form for secret in secrets for form in secret_forms(secret)]
-        if parts.password:
-            forms.extend(secret_forms(parts.password, parts.username or ""))
-        self._secrets = tuple(sorted(set(forms), key=len, reverse=True))
+        # The URL's password in every spelling too (as typed, decoded, and the base64 of
+        # user:password that HTTP Basic sends), not the whole URL: that stays readable.
+        url_forms = set(every_form([url])) - set(secret_forms(url))
+        forms = {form for secret in secrets for form in secret_forms(secret)} | url_forms
+        self._secrets = tuple(sorted(forms, key=len, reverse=True))
 
     def _scrub(self, text: str) -> str:
         return scrub(text, self._secrets)
