@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 from anthropic._constants import DEFAULT_CONNECTION_LIMITS
 
+from provcfg._contract import Chunk
 from provcfg._errors import ProviderError
 from provcfg._manifest import PoolSpec
 from provcfg.stub.server import StubServer
@@ -43,23 +44,26 @@ def test_pool_defaults_are_at_least_the_sdk_s_own() -> None:
     assert spec.timeouts.pool is None
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_more_paced_streams_than_connections_all_complete(
-    stub: StubServer, transport: str
-) -> None:
+async def test_more_paced_streams_than_connections_all_complete(stub: StubServer) -> None:
     """Four paced streams (about 4 s each) on a one-connection pool with the default pool
-    wait: they run one after another, the last one queued about 12 s (beyond the old 10 s
-    default), and every one completes with all its text."""
-    pool = pool_of(max_connections=1, max_keepalive_connections=1)
-    try:
-        async with pooled(stub.base_url, transport, pool=pool, model=PACED) as provider:
-            results = await asyncio.gather(*(outcome(provider.stream("hi")) for _ in range(4)))
-    finally:
-        await pool.aclose()
-    for result in results:
-        assert not isinstance(result, ProviderError), result
-        assert len([c for c in result if c.type == "text"]) == 20
-        assert result[-1].type == "result"
+    wait, per transport (both at once, each on its own pool): they run one after another,
+    the last one queued about 12 s (beyond the old 10 s default), and every one completes
+    with all its text."""
+
+    async def four(transport: str) -> list[list[Chunk] | ProviderError]:
+        pool = pool_of(max_connections=1, max_keepalive_connections=1)
+        try:
+            async with pooled(stub.base_url, transport, pool=pool, model=PACED) as provider:
+                return await asyncio.gather(*(outcome(provider.stream("hi")) for _ in range(4)))
+        finally:
+            await pool.aclose()
+
+    by_transport = await asyncio.gather(*(four(t) for t in TRANSPORTS))
+    for results in by_transport:
+        for result in results:
+            assert not isinstance(result, ProviderError), result
+            assert len([c for c in result if c.type == "text"]) == 20
+            assert result[-1].type == "result"
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

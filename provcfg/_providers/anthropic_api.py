@@ -444,6 +444,8 @@ class AnthropicApiProvider(BaseProvider):
             ProviderError: ``timeout`` when the window ends first.
         """
         window = _Window(deadline, self._first_byte, total)
+        if window.at() is None and self._first_byte is None:  # both limits switched off
+            return await send(), window
         token = ON_SEND.set(window.sending)
         try:
             async with asyncio.timeout_at(window.at()) as timeout:
