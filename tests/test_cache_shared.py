@@ -360,3 +360,32 @@ def test_file_region_in_a_missing_folder_names_the_fix(tmp_path: Path) -> None:
     spec = _SPEC.validate_python({"backend": "file", "path": str(tmp_path / "nope" / "c.dbm")})
     with pytest.raises(CacheBackendError, match=r"cache\.files\.path"):
         build_region("files", spec, namespace="gen1", metrics=Metrics())
+
+
+def test_a_server_that_answers_with_an_error_is_not_an_outage() -> None:
+    """redis refusing a write (out of memory) is logged as rejected with its own words, not
+    as 'is redis running?', and the region does not back off: the next call reaches it."""
+    name = _unique("oom")
+    with start_redis() as url:
+        client = redis.Redis.from_url(url)
+        try:
+            client.config_set("maxmemory", 1)
+            client.config_set("maxmemory-policy", "noeviction")
+            spec = _SPEC.validate_python({"backend": "redis", "url": url})
+            metrics = Metrics()
+            region = build_region(name, spec, namespace="gen1", metrics=metrics)
+            with structlog.testing.capture_logs() as logs:
+                region.set("k", "v")  # refused: OOM command not allowed
+                region.set("k2", "v2")  # tried again at once, refused again
+            events = [e["event"] for e in logs]
+            assert events.count("cache_backend_rejected") == 2, logs
+            assert "cache_backend_unavailable" not in events
+            rejected = next(e for e in logs if e["event"] == "cache_backend_rejected")
+            assert "maxmemory" in rejected["error"]  # the server's own words
+            assert metrics.counter("cache_error", name) == 2
+            client.config_set("maxmemory", 0)  # the server recovers: no back-off to wait out
+            region.set("k3", "v3")
+            assert region.get("k3") == "v3"
+            close_region(region)
+        finally:
+            client.close()
