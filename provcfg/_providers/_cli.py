@@ -214,6 +214,16 @@ class CliProvider(BaseProvider):
         """A fresh :class:`EventParser` for one request."""
         raise NotImplementedError
 
+    def program(self) -> Path:
+        """The executable to run: the resolved CLI (codex swaps in its native binary)."""
+        assert self._path is not None
+        return self._path
+
+    def workdir(self, cwd: str | Path | None) -> str | None:
+        """The child's working folder: ``cwd=`` of the call, else the spec's, made absolute."""
+        workdir = cwd if cwd is not None else self.cli_spec.cwd
+        return None if workdir is None else os.path.abspath(os.path.expanduser(workdir))
+
     def trailing_arguments(self) -> list[str]:
         """Arguments placed after the spec's ``extra_args`` (codex's ``-``: prompt on stdin)."""
         return []
@@ -265,20 +275,23 @@ class CliProvider(BaseProvider):
 
     def command(self, request: _Request, model_id: str | None) -> CliCommand:
         """The process to start for one request."""
-        assert self._path is not None
         spec = self.cli_spec
-        workdir = request.cwd if request.cwd is not None else spec.cwd
+        cwd = self.workdir(request.cwd)
         options = request.options
+        env = self.environment(request.max_tokens)
+        # The CLIs read $PWD for their project folder (opencode does): always the real one,
+        # never a stale value inherited or declared.
+        env["PWD"] = cwd if cwd is not None else os.getcwd()
         return CliCommand(
             argv=(
-                str(self._path),
+                str(self.program()),
                 *self.arguments(model_id, request.system, options),
                 *spec.extra_args,
                 *self.trailing_arguments(),
             ),
             stdin=self.stdin(request.prompt),
-            env=self.environment(request.max_tokens),
-            cwd=None if workdir is None else os.path.expanduser(workdir),
+            env=env,
+            cwd=cwd,
             line_limit=spec.line_limit,
             idle_timeout=spec.idle_timeout,
             timeout=request.timeout if request.timeout is not None else spec.timeout,

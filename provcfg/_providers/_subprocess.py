@@ -64,14 +64,15 @@ STDERR_TAIL_BYTES = 8192
 _READ_SIZE = 256 * 1024
 _GROUP_POLL = 0.01
 _DRAIN_AFTER_KILL = 1.0
-_BASE_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "TERM", "TMPDIR", "USER")
+# SHELL: Claude Code tells its agent which shell the Bash tool runs ("Shell: unknown" without it).
+_BASE_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "TERM", "TMPDIR", "USER", "SHELL")
 
 
 def minimal_env(
     declared: Mapping[str, SecretStr | str] | None = None,
     base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Build a child environment: PATH, HOME, LANG, LC_*, TERM, TMPDIR, USER, plus ``declared``.
+    """Build a child environment: PATH, HOME, LANG, LC_*, TERM, TMPDIR, USER, SHELL, plus ``declared``.
 
     Nothing else of the parent's environment (API keys, tokens, proxies) reaches
     the child unless the manifest declares it under the provider's ``env``; a

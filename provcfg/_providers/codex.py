@@ -26,14 +26,54 @@ web_search
 from __future__ import annotations
 
 import json
+import os
+import platform
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 from provcfg._manifest import CodexSpec
 from provcfg._providers._cli import CliProvider, EventParser, error_kind, status_in_text
+from provcfg._providers._subprocess import minimal_env
 from provcfg._providers.base import Chunk, Usage
 
-__all__ = ["CodexParser", "CodexProvider"]
+__all__ = ["CodexParser", "CodexProvider", "native_codex"]
+
+# The platform packages of @openai/codex, as its launcher (bin/codex.js) maps them.
+_TARGETS = {
+    "x86_64": ("x86_64-unknown-linux-musl", "codex-linux-x64"),
+    "aarch64": ("aarch64-unknown-linux-musl", "codex-linux-arm64"),
+    "arm64": ("aarch64-unknown-linux-musl", "codex-linux-arm64"),
+}
+
+
+def native_codex(launcher: Path) -> tuple[Path, str] | None:
+    """The native codex binary behind the npm launcher ``launcher``, and its package root.
+
+    ``@openai/codex``'s ``bin/codex.js`` is a Node script that finds the platform
+    package's binary and runs it; on Node < 23 Node stays resident as its parent (two
+    processes, +43 MiB, ~100-160 ms of CPU per start). Running the binary directly, with
+    the two variables the launcher sets, is the same program without Node. Returns None
+    when ``launcher`` is not that script (a native install, a wrapper) or no binary is
+    found, so the caller keeps ``launcher``.
+    """
+    real = Path(os.path.realpath(launcher))
+    if real.name != "codex.js" or real.parent.name != "bin" or not real.parent.parent.is_dir():
+        return None
+    target = _TARGETS.get(platform.machine())
+    if target is None or not platform.system() == "Linux":
+        return None
+    triple, package = target
+    root = real.parent.parent
+    # Where Node's require.resolve finds the platform package from the launcher, in order.
+    vendors = [root / "node_modules" / "@openai" / package / "vendor"]
+    vendors += [p / "@openai" / package / "vendor" for p in root.parents if p.name == "node_modules"]
+    vendors.append(root / "vendor")
+    for vendor in vendors:
+        binary = vendor / triple / "bin" / "codex"
+        if os.access(binary, os.X_OK) and binary.is_file():
+            return binary, str(root)
+    return None
 
 _NOTHING: tuple[Chunk, ...] = ()
 _TOOL_ITEMS = frozenset({"command_execution", "mcp_tool_call"})
@@ -175,6 +215,25 @@ class CodexProvider(CliProvider):
 
     kind = "codex"
     options: ClassVar[frozenset[str]] = frozenset()
+    _native: tuple[Path, str] | None = None
+
+    def prepare(self) -> None:
+        """Find the CLI, and the native binary behind an npm launcher (run in its place)."""
+        super().prepare()
+        assert self._path is not None
+        self._native = native_codex(self._path)
+
+    def program(self) -> Path:
+        """The native codex binary when the CLI found is the npm launcher, else the CLI."""
+        return self._native[0] if self._native is not None else super().program()
+
+    def environment(self, max_tokens: int | None) -> dict[str, str]:
+        """The minimal environment, plus what the npm launcher tells the native binary."""
+        env = minimal_env(self.cli_spec.env)
+        if self._native is not None:
+            env.setdefault("CODEX_MANAGED_BY_NPM", "1")
+            env.setdefault("CODEX_MANAGED_PACKAGE_ROOT", self._native[1])
+        return env
 
     def arguments(
         self, model: str | None, system: str | None, options: Mapping[str, Any]

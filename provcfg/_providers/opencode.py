@@ -29,9 +29,11 @@ from provcfg._manifest import OpenCodeSpec
 from provcfg._providers._cli import CliProvider, EventParser, error_kind, status_in_text
 from provcfg._providers.base import Chunk, Usage
 
-__all__ = ["OpenCodeParser", "OpenCodeProvider"]
+__all__ = ["SESSION_TITLE", "OpenCodeParser", "OpenCodeProvider"]
 
 _NOTHING: tuple[Chunk, ...] = ()
+SESSION_TITLE = "provcfg"
+"""The title of the sessions provcfg starts (opencode otherwise asks the model for one)."""
 _ERROR_NAMES: dict[str, ErrorKind] = {
     "ProviderAuthError": "authentication",
     "MessageOutputLengthError": "invalid_request",
@@ -157,7 +159,9 @@ class OpenCodeProvider(CliProvider):
                 kind="invalid_request",
                 provider=self.name,
             )
-        args = ["run", "--format", "json"]
+        # A fixed --title: without one opencode asks the model for a title first (a second
+        # model request per run); the title is session metadata only.
+        args = ["run", "--format", "json", "--title", SESSION_TITLE]
         if model:
             args += ["-m", model]
         if spec.agent:
