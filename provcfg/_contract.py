@@ -160,6 +160,8 @@ class ProviderContext:
         metrics: the metrics hook of the runtime lineage.
         pool: the HTTP pool it names (HTTP kinds), else None.
         cli: its CLI lookup (CLI kinds), else None.
+        warm: the runtime's pool of warm agent processes (the built-in CLI kinds use it
+            when their spec has ``warm:``), else None; plugins may ignore it.
     """
 
     name: str
@@ -168,6 +170,7 @@ class ProviderContext:
     metrics: Metrics
     pool: ClientPool | None = None
     cli: CliSource | None = None
+    warm: object | None = None
 
     @property
     def kind(self) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
@@ -23,6 +23,7 @@ from provcfg._manifest import CliProviderSpec
 from provcfg._providers._meter import RequestMeter
 from provcfg._providers._status import listed_kind_for_status
 from provcfg._providers._subprocess import CliCommand, CliProcess, minimal_env, scrub
+from provcfg._providers._warm import WarmGroup, WarmKind, WarmProcess, pool_of
 from provcfg._providers.base import BaseProvider, Chunk, ProviderContext, Usage, metered
 
 __all__ = [
@@ -193,14 +194,61 @@ class CliProvider(BaseProvider):
         self.cli_spec = spec
         self._path: Path | None = None
         self._secrets = tuple(v.get_secret_value() for v in spec.env.values())
+        self._warm: WarmGroup | None = None
 
     def prepare(self) -> None:
-        """Find the CLI (eager init reports a missing CLI at load).
+        """Find the CLI (eager init reports a missing CLI at load), and start keeping
+        spares when the spec asks for warm processes (eager/background init: now).
 
         Raises:
             CLINotFoundError: the CLI is not on PATH, ``path`` or ``search_paths``.
         """
         self._path = self.ctx.cli_path()
+        self.located()
+        self._keep_warm()
+
+    def located(self) -> None:
+        """Called once the CLI was found (codex looks for its native binary here)."""
+
+    # ------------------------------------------------------------------ warm processes
+
+    def warm_kind(self) -> WarmKind | None:
+        """This kind's part of the warm pool; None for a kind that keeps no spares."""
+        return None
+
+    def warm_stdin(self, prompt: str) -> bytes:
+        """What a request writes to a spare it took (default: what a cold run reads)."""
+        return self.stdin(prompt)
+
+    def _keep_warm(self) -> None:
+        pool = pool_of(self.ctx.warm)
+        settings = self.cli_spec.warm
+        kind = self.warm_kind()
+        if pool is None or settings is None or not settings.spares or kind is None:
+            return
+        if self._warm is None and not self._closed:
+            group = self._warm = pool.group(f"{self.name}:{id(self):x}", self.name, settings, kind)
+            group.keep(self._default_command, active=self.cli_spec.init != "lazy")
+
+    def _default_command(self, cwd: str | None) -> CliCommand:
+        """The cold command of a default-shaped request in ``cwd`` (the spec's if None)."""
+        request = _Request("", None, None, None, cwd, None, {})
+        return self.command(request, self.ctx.resolve_model(None))
+
+    def _default_shape(self, request: _Request, model_id: str | None) -> bool:
+        return (
+            request.system is None
+            and request.max_tokens is None
+            and not request.options
+            and model_id == self.ctx.resolve_model(None)
+        )
+
+    async def aclose(self) -> None:
+        """Retire this instance's spares (a reload changed the spec, or the runtime closed)."""
+        await super().aclose()
+        group, self._warm = self._warm, None
+        if group is not None:
+            group.close()
 
     # ------------------------------------------------------------------ hooks
 
@@ -306,14 +354,25 @@ class CliProvider(BaseProvider):
         model_id = self.ctx.resolve_model(request.model)
         command = self.command(request, model_id)
         parser = self.parser(request.options)
-        async with CliProcess(command, self.ctx.metrics) as proc:
-            meter.connected()
-            async for event in proc.events():
-                for chunk in self._chunks(parser, event):
-                    yield chunk
-            code = await proc.wait()
-            parser.finish()
-            self._raise_failure(parser, proc, code, command)
+        group = self._warm
+        spare: WarmProcess | None = None
+        if group is not None:
+            spare = group.take(command, self._default_shape(request, model_id))
+        try:
+            run = command
+            if spare is not None:
+                run = replace(command, stdin=self.warm_stdin(request.prompt))
+            async with CliProcess(run, self.ctx.metrics, adopt=spare) as proc:
+                meter.connected()
+                async for event in proc.events():
+                    for chunk in self._chunks(parser, event):
+                        yield chunk
+                code = await proc.wait()
+                parser.finish()
+                self._raise_failure(parser, proc, code, command)
+        finally:
+            if group is not None:
+                group.used(command, spare)
         data = cast(dict[str, Any], parser.final)
         usage = data.setdefault("usage", Usage())
         data.setdefault("model", model_id)

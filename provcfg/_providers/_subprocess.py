@@ -35,7 +35,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import SecretStr
 
@@ -72,7 +72,7 @@ def minimal_env(
     declared: Mapping[str, SecretStr | str] | None = None,
     base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Build a child environment: PATH, HOME, LANG, LC_*, TERM, TMPDIR, USER, SHELL, plus ``declared``.
+    """Build a child environment: PATH, HOME, LANG, LC_*, TERM, TMPDIR, USER, SHELL + ``declared``.
 
     Nothing else of the parent's environment (API keys, tokens, proxies) reaches
     the child unless the manifest declares it under the provider's ``env``; a
@@ -227,23 +227,35 @@ class CliCommand:
         return Path(self.argv[0]).name
 
 
+class Adoptable(Protocol):
+    """A process started earlier (a warm spare) that a :class:`CliProcess` can take over."""
+
+    async def attach(self, loop: asyncio.AbstractEventLoop, on_exit: Callable[[], None]) -> Any:
+        """Its pipes and exit on ``loop``, shaped like ``asyncio.subprocess.Process``."""
+        ...
+
+
 class CliProcess:
     """One running CLI: ``async with CliProcess(cmd) as proc: async for obj in proc.events()``.
 
-    Entering spawns the process (``spawn_seconds`` says how long that took);
-    leaving stops the whole process group and reaps it, whatever happened.
-    After :meth:`events` is exhausted, :meth:`wait` gives the exit code and
-    :meth:`failure` builds the ``cli_failed`` error for a non-zero one.
+    Entering spawns the process (``spawn_seconds`` says how long that took), or adopts
+    ``adopt``, a process started earlier with the same command (a warm spare, see
+    :mod:`provcfg._providers._warm`); leaving stops the whole process group and reaps it,
+    whatever happened. After :meth:`events` is exhausted, :meth:`wait` gives the exit
+    code and :meth:`failure` builds the ``cli_failed`` error for a non-zero one.
     """
 
-    def __init__(self, command: CliCommand, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, command: CliCommand, metrics: Metrics | None = None, adopt: Adoptable | None = None
+    ) -> None:
         self.command = command
         self.metrics = metrics
         self.pid: int | None = None
         self.spawn_seconds: float | None = None
         self.lines = 0
         self.bad_lines = 0
-        self._proc: asyncio.subprocess.Process | None = None
+        self._adopt = adopt
+        self._proc: Any = None
         self._stderr = bytearray()
         self._stderr_task: asyncio.Task[None] | None = None
         self._exited = asyncio.Event()
@@ -283,6 +295,11 @@ class CliProcess:
         if cmd.timeout is not None:
             self._deadline = self._started + cmd.timeout
         begin = time.perf_counter()
+        if self._adopt is not None:
+            proc = self._proc = await self._adopt.attach(loop, self._on_exit)
+            self.spawn_seconds = time.perf_counter() - begin
+            self._begin(proc, loop, adopted=True)
+            return
         try:
             # asyncio.create_subprocess_exec, with a protocol that also tells us the
             # moment the child exits: Process.wait() only returns once every pipe is
@@ -316,6 +333,10 @@ class CliProcess:
             ) from None
         self.spawn_seconds = time.perf_counter() - begin
         proc = self._proc = asyncio.subprocess.Process(transport, protocol, loop)
+        self._begin(proc, loop, adopted=False)
+
+    def _begin(self, proc: Any, loop: asyncio.AbstractEventLoop, *, adopted: bool) -> None:
+        cmd = self.command
         self.pid = proc.pid
         if proc.stdin is not None:
             # The transport writes in the background and closes after the last byte,
@@ -330,7 +351,8 @@ class CliProcess:
             provider=cmd.provider,
             program=cmd.program,
             pid=proc.pid,
-            spawn_ms=round(self.spawn_seconds * 1000, 3),
+            spawn_ms=round((self.spawn_seconds or 0.0) * 1000, 3),
+            warm=adopted,
         )
 
     async def aclose(self) -> None:
@@ -362,7 +384,7 @@ class CliProcess:
                 outcome=self._outcome,
             )
 
-    async def _stop_group(self, proc: asyncio.subprocess.Process) -> None:
+    async def _stop_group(self, proc: Any) -> None:
         grace = self.command.kill_grace
         loop = asyncio.get_running_loop()
         until = loop.time() + grace
@@ -383,7 +405,7 @@ class CliProcess:
                 self._signal_group(signal.SIGKILL)
         await proc.wait()
 
-    async def _close_pipes(self, proc: asyncio.subprocess.Process) -> None:
+    async def _close_pipes(self, proc: Any) -> None:
         # With the group gone, the pipes reach EOF at once; read what is left so
         # the transport sees both pipes close and closes itself. A process that
         # escaped the group with setsid() could hold a pipe open: bound the wait.
@@ -519,10 +541,10 @@ class CliProcess:
         if proc is None:
             raise RuntimeError("CliProcess.wait() called before start()")
         if proc.returncode is not None:
-            return proc.returncode
+            return int(proc.returncode)
         try:
             async with asyncio.timeout_at(self._deadline):
-                return await proc.wait()
+                return int(await proc.wait())
         except TimeoutError:
             raise self._timeout_error() from None
 

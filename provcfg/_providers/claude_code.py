@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from provcfg._manifest import ClaudeCodeSpec
+from provcfg._providers._claude_warm import ClaudeWarm, user_line
 from provcfg._providers._cli import CliProvider, EventParser, error_kind
 from provcfg._providers._subprocess import minimal_env
 from provcfg._providers.base import Chunk, Usage
@@ -268,6 +269,14 @@ class ClaudeCodeProvider(CliProvider):
         if options.get("resume"):
             args += ["--resume", str(options["resume"])]
         return args
+
+    def warm_kind(self) -> ClaudeWarm:
+        """Spares: the same command with ``--input-format stream-json``, primed."""
+        return ClaudeWarm()
+
+    def warm_stdin(self, prompt: str) -> bytes:
+        """A spare reads stream-json: the prompt as one user message line."""
+        return user_line(prompt)
 
     def environment(self, max_tokens: int | None) -> dict[str, str]:
         """The minimal environment, with ``CLAUDE_CODE_MAX_OUTPUT_TOKENS`` for ``max_tokens``."""

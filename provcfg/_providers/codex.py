@@ -61,19 +61,22 @@ def native_codex(launcher: Path) -> tuple[Path, str] | None:
     if real.name != "codex.js" or real.parent.name != "bin" or not real.parent.parent.is_dir():
         return None
     target = _TARGETS.get(platform.machine())
-    if target is None or not platform.system() == "Linux":
+    if target is None or platform.system() != "Linux":
         return None
     triple, package = target
     root = real.parent.parent
     # Where Node's require.resolve finds the platform package from the launcher, in order.
     vendors = [root / "node_modules" / "@openai" / package / "vendor"]
-    vendors += [p / "@openai" / package / "vendor" for p in root.parents if p.name == "node_modules"]
+    vendors += [
+        p / "@openai" / package / "vendor" for p in root.parents if p.name == "node_modules"
+    ]
     vendors.append(root / "vendor")
     for vendor in vendors:
         binary = vendor / triple / "bin" / "codex"
         if os.access(binary, os.X_OK) and binary.is_file():
             return binary, str(root)
     return None
+
 
 _NOTHING: tuple[Chunk, ...] = ()
 _TOOL_ITEMS = frozenset({"command_execution", "mcp_tool_call"})
@@ -217,9 +220,8 @@ class CodexProvider(CliProvider):
     options: ClassVar[frozenset[str]] = frozenset()
     _native: tuple[Path, str] | None = None
 
-    def prepare(self) -> None:
-        """Find the CLI, and the native binary behind an npm launcher (run in its place)."""
-        super().prepare()
+    def located(self) -> None:
+        """Look for the native binary behind an npm launcher (run in its place)."""
         assert self._path is not None
         self._native = native_codex(self._path)
 
