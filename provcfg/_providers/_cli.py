@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -358,26 +359,63 @@ class CliProvider(BaseProvider):
         spare: WarmProcess | None = None
         if group is not None:
             spare = group.take(command, self._default_shape(request, model_id))
+        taken = spare
         try:
-            run = command
             if spare is not None:
-                run = replace(command, stdin=self.warm_stdin(request.prompt))
-            async with CliProcess(run, self.ctx.metrics, adopt=spare) as proc:
-                meter.connected()
-                async for event in proc.events():
-                    for chunk in self._chunks(parser, event):
+                outcome = _Outcome()
+                attempt = self._attempt(
+                    command, request, parser, meter, spare=spare, outcome=outcome
+                )
+                async with aclosing(attempt):
+                    async for chunk in attempt:
                         yield chunk
-                code = await proc.wait()
-                parser.finish()
-                self._raise_failure(parser, proc, code, command)
+                if outcome.spare_died:
+                    # It died at the moment it was taken, before printing anything: the
+                    # request has seen nothing yet and runs cold instead.
+                    self.ctx.metrics.incr("warm_miss", f"{self.name}/died_at_take")
+                    parser, spare = self.parser(request.options), None
+            if spare is None:
+                async with aclosing(self._attempt(command, request, parser, meter)) as cold:
+                    async for chunk in cold:
+                        yield chunk
         finally:
             if group is not None:
-                group.used(command, spare)
+                group.used(command, taken)
         data = cast(dict[str, Any], parser.final)
         usage = data.setdefault("usage", Usage())
         data.setdefault("model", model_id)
         data["timings"] = meter.succeeded(usage, data.get("cost_usd"))
         yield Chunk("result", data=data)
+
+    async def _attempt(
+        self,
+        command: CliCommand,
+        request: _Request,
+        parser: EventParser,
+        meter: RequestMeter,
+        *,
+        spare: WarmProcess | None = None,
+        outcome: _Outcome | None = None,
+    ) -> AsyncGenerator[Chunk, None]:
+        """Run ``command`` (on ``spare`` if given) and yield its chunks; raise its failure.
+
+        With a spare that exits abnormally before printing a line, nothing is raised:
+        ``outcome.spare_died`` tells the caller to run the request cold.
+        """
+        run = command
+        if spare is not None:
+            run = replace(command, stdin=self.warm_stdin(request.prompt))
+        async with CliProcess(run, self.ctx.metrics, adopt=spare) as proc:
+            meter.connected()
+            async for event in proc.events():
+                for chunk in self._chunks(parser, event):
+                    yield chunk
+            code = await proc.wait()
+            if outcome is not None and code != 0 and proc.lines == 0:
+                outcome.spare_died = True
+                return
+            parser.finish()
+            self._raise_failure(parser, proc, code, command)
 
     def _chunks(self, parser: EventParser, event: dict[str, Any]) -> tuple[Chunk, ...]:
         chunks = parser.feed(event)
@@ -408,6 +446,13 @@ class CliProvider(BaseProvider):
                 provider=self.name,
                 stderr_tail=proc.stderr_tail,
             )
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What a run on a spare tells its caller."""
+
+    spare_died: bool = False
 
 
 @dataclass(frozen=True, slots=True)
