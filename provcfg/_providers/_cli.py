@@ -236,6 +236,32 @@ class CliProvider(BaseProvider):
         request = _Request("", None, None, None, cwd, None, {})
         return self.command(request, self.ctx.resolve_model(None))
 
+    def session_command(
+        self,
+        cwd: str | Path | None,
+        model_id: str | None,
+        system: str | None,
+        options: Mapping[str, Any],
+    ) -> CliCommand:
+        """The cold command a session's agent process is built from (no prompt).
+
+        Raises:
+            ProviderError: ``invalid_request`` for an unknown kind option.
+        """
+        self._check_options(options)
+        return self.command(_Request("", None, system, None, cwd, None, options), model_id)
+
+    def take_spare(self, cold: CliCommand, default_shape: bool) -> WarmProcess | None:
+        """A ready spare whose launch is ``cold``'s, or None (a session's first step)."""
+        group = self._warm
+        return group.take(cold, default_shape) if group is not None else None
+
+    def spare_used(self, cold: CliCommand, spare: WarmProcess) -> None:
+        """A spare was taken for good (by a session): its replacement may start."""
+        group = self._warm
+        if group is not None:
+            group.used(cold, spare)
+
     def _default_shape(self, request: _Request, model_id: str | None) -> bool:
         return (
             request.system is None
@@ -309,6 +335,12 @@ class CliProvider(BaseProvider):
                 code and stderr tail), ``timeout``, ``stream_incomplete``, or the
                 kind the CLI reported (authentication, rate_limit, ...).
         """
+        self._check_options(kind_options)
+        request = _Request(prompt, model, system, max_tokens, cwd, timeout, kind_options)
+        meter = RequestMeter.of(self.ctx)
+        return metered(self, meter, lambda: self._run(request, meter))
+
+    def _check_options(self, kind_options: Mapping[str, Any]) -> None:
         unknown = set(kind_options) - self.options
         if unknown:
             known = ", ".join(sorted(self.options)) or "none"
@@ -318,9 +350,6 @@ class CliProvider(BaseProvider):
                 kind="invalid_request",
                 provider=self.name,
             )
-        request = _Request(prompt, model, system, max_tokens, cwd, timeout, kind_options)
-        meter = RequestMeter.of(self.ctx)
-        return metered(self, meter, lambda: self._run(request, meter))
 
     def command(self, request: _Request, model_id: str | None) -> CliCommand:
         """The process to start for one request."""

@@ -207,6 +207,8 @@ class CliCommand:
         secrets: values scrubbed from stderr tails and error messages.
         provider: the provider's manifest name, for messages and logs.
         stderr_tail_bytes: how much of the end of stderr to keep.
+        keep_stdin: leave stdin open after writing ``stdin`` (a session writes more
+            later with :meth:`CliProcess.write`).
     """
 
     argv: tuple[str, ...]
@@ -220,6 +222,7 @@ class CliCommand:
     secrets: tuple[str, ...] = ()
     provider: str = ""
     stderr_tail_bytes: int = STDERR_TAIL_BYTES
+    keep_stdin: bool = False
 
     @property
     def program(self) -> str:
@@ -343,7 +346,8 @@ class CliProcess:
             # so a prompt larger than the pipe buffer cannot deadlock us against a
             # child that writes stdout before reading all of stdin.
             proc.stdin.write(cmd.stdin or b"")
-            proc.stdin.close()
+            if not cmd.keep_stdin:
+                proc.stdin.close()
         assert proc.stderr is not None
         self._stderr_task = loop.create_task(self._drain_stderr(proc.stderr))
         log.info(
@@ -422,6 +426,41 @@ class CliProcess:
             transport = getattr(proc, "_transport", None)
             if transport is not None:
                 transport.close()
+
+    # ------------------------------------------------------------------ sessions
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` to stdin (``keep_stdin`` commands); buffered, never blocks.
+
+        Raises:
+            ProviderError: ``cli_failed`` when stdin is closed (the process exited).
+        """
+        proc = self._proc
+        stdin = proc.stdin if proc is not None else None
+        if stdin is None or stdin.is_closing():
+            raise ProviderError(
+                f"{self.command.program} no longer reads its input (it exited)",
+                kind="cli_failed",
+                provider=self.command.provider,
+                stderr_tail=self.stderr_tail,
+            )
+        stdin.write(data)
+
+    def close_stdin(self) -> None:
+        """Close stdin (the CLI sees EOF); idempotent."""
+        proc = self._proc
+        if proc is not None and proc.stdin is not None and not proc.stdin.is_closing():
+            proc.stdin.close()
+
+    def restart_clock(self, timeout: float | None) -> None:
+        """A new total deadline, ``timeout`` seconds from now (a session's next turn)."""
+        loop = asyncio.get_running_loop()
+        self._deadline = None if timeout is None else loop.time() + timeout
+
+    @property
+    def exited(self) -> bool:
+        """Whether the process has exited."""
+        return self._exited.is_set()
 
     def _on_exit(self) -> None:
         self._exited.set()

@@ -1,0 +1,133 @@
+"""Sessions with the real CLIs against the stub: several turns through one live agent.
+
+Turn 2 refers to turn 1; the stub records every request it receives, so each test
+checks that turn 2's and turn 3's requests carry the turns before them, and that the
+agent's session id stays the same. Each test runs in its own loopback-only netns.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import provcfg
+from provcfg._errors import ProviderError
+from provcfg.plugin import Chunk
+from provcfg.stub import StubConfig, StubServer
+from tests.support_clis import (
+    AgentClis,
+    Netns,
+    agent_clis_fixture,  # noqa: F401 (fixture)
+    cli_home_fixture,  # noqa: F401 (fixture)
+    marked_processes,
+    netns_fixture,  # noqa: F401 (fixture)
+)
+from tests.support_warm import SECRET, eventually, warm_manifest, write_manifest
+
+pytestmark = [pytest.mark.cli, pytest.mark.slow]
+
+REPLY = "session reply"
+TURNS = ("My name is Ada. Say hello.", "What is my name?", "Spell it backwards.")
+
+
+@pytest.fixture
+async def stub(netns: Netns) -> AsyncIterator[StubServer]:
+    """A stub on 127.0.0.1 inside the test's namespace."""
+    async with StubServer(config=StubConfig(text=REPLY, chunk_size=4)) as server:
+        yield server
+
+
+def _text(chunks: list[Chunk]) -> str:
+    return "".join(c.text for c in chunks if c.type == "text")
+
+
+def _conversation(body: Any) -> str:
+    """Every text the request carries, in order (messages or responses input items)."""
+    return json.dumps(body.get("messages") or body.get("input") or [], ensure_ascii=False)
+
+
+def _turn_requests(stub: StubServer, since: int) -> list[Any]:
+    """The model requests of one turn (the agent's own turn: its largest request)."""
+    return [r for r in stub.requests[since:] if r.method == "POST"]
+
+
+async def _three_turns(rt: Any, provider: str, stub: StubServer, **kwargs: Any) -> list[str]:
+    """Run the three turns in one session; return the conversation each turn's request held."""
+    seen: list[str] = []
+    ids: set[str | None] = set()
+    async with rt.provider(provider).session(**kwargs) as session:
+        for prompt in TURNS:
+            before = len(stub.requests)
+            chunks = [c async for c in session.send(prompt)]
+            assert _text(chunks) == REPLY
+            result = chunks[-1]
+            assert result.type == "result" and result.data is not None
+            requests = _turn_requests(stub, before)
+            assert requests, "the turn reached the stub"
+            main = max(requests, key=lambda r: r.body_size)
+            seen.append(_conversation(main.body))
+            ids.add(session.session_id)
+    assert len(ids) == 1 and None not in ids
+    return seen
+
+
+def _carries_the_earlier_turns(seen: list[str]) -> None:
+    assert TURNS[0] in seen[0]
+    assert TURNS[0] in seen[1] and REPLY in seen[1] and TURNS[1] in seen[1]
+    assert all(t in seen[2] for t in TURNS) and seen[2].count(REPLY) >= 2
+
+
+async def test_claude_session_three_turns_share_one_process(
+    agent_clis: AgentClis, stub: StubServer, cli_home: Path, netns: Netns
+) -> None:
+    """Three turns in one Claude Code session: turn 2 and 3 carry the turns before them,
+    one process serves them all (taken from a spare), and nothing is left after."""
+    marker = uuid.uuid4().hex
+    path = write_manifest(
+        cli_home.parent / "p.yaml",
+        warm_manifest(agent_clis, stub, cli_home, marker, warm={"spares": 1}),
+    )
+    async with provcfg.load(path, environ={"STUB_SECRET": SECRET}) as rt:
+        await rt.warmup(timeout=180)
+        await eventually(lambda: rt.warm_pool.ready_count() == 1, 180, "a spare")
+        seen = await _three_turns(rt, "claude", stub)
+        _carries_the_earlier_turns(seen)
+        assert rt.metrics.counter("warm_hit", "claude") == 1
+        assert rt.metrics.counter("requests", "claude") == 3  # one record per turn
+    assert marked_processes(marker) == []
+
+
+async def test_claude_session_survives_a_failed_turn(
+    agent_clis: AgentClis, stub: StubServer, cli_home: Path, netns: Netns
+) -> None:
+    """An API error inside a turn raises its ProviderError; the next turn works in the same
+    session; a session whose process was killed ends with a typed error."""
+    marker = uuid.uuid4().hex
+    path = write_manifest(
+        cli_home.parent / "p.yaml", warm_manifest(agent_clis, stub, cli_home, marker, init="lazy")
+    )
+    async with provcfg.load(path, environ={"STUB_SECRET": SECRET}) as rt:
+        async with rt.provider("claude").session() as session:
+            first = [c async for c in session.send("hello")]
+            assert _text(first) == REPLY
+            stub.enqueue_fault("529", path="/v1/messages")
+            with pytest.raises(ProviderError) as caught:
+                [c async for c in session.send("this one fails")]
+            assert caught.value.kind == "overloaded"
+            third = [c async for c in session.send("and this one works?")]
+            assert _text(third) == REPLY
+            import os
+            import signal
+
+            for pid in marked_processes(marker):
+                os.kill(pid, signal.SIGKILL)
+            with pytest.raises(ProviderError) as dead:
+                [c async for c in session.send("anyone there?")]
+            assert dead.value.kind == "cli_failed"
+            assert "ended" in dead.value.message
+    assert marked_processes(marker) == []
