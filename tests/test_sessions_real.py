@@ -131,3 +131,43 @@ async def test_claude_session_survives_a_failed_turn(
             assert dead.value.kind == "cli_failed"
             assert "ended" in dead.value.message
     assert marked_processes(marker) == []
+
+
+async def test_codex_session_three_turns_on_one_thread(
+    agent_clis: AgentClis, stub: StubServer, cli_home: Path, netns: Netns
+) -> None:
+    """Three turns on one codex app-server thread (the warm server): each request carries
+    the turns before it; the thread id is the session id."""
+    marker = uuid.uuid4().hex
+    path = write_manifest(
+        cli_home.parent / "p.yaml",
+        warm_manifest(agent_clis, stub, cli_home, marker, warm={"spares": 1}, providers=("codex",)),
+    )
+    async with provcfg.load(path, environ={"STUB_SECRET": SECRET}) as rt:
+        await rt.warmup(timeout=180)
+        seen = await _three_turns(rt, "codex", stub)
+        _carries_the_earlier_turns(seen)
+        assert rt.metrics.counter("warm_hit", "codex") == 1
+    assert marked_processes(marker) == []
+
+
+async def test_codex_session_without_warm_starts_its_own_server(
+    agent_clis: AgentClis, stub: StubServer, cli_home: Path, netns: Netns
+) -> None:
+    """Without warm processes a codex session runs its own app-server, stopped at the end;
+    a failed turn raises its kind and the next turn works."""
+    marker = uuid.uuid4().hex
+    path = write_manifest(
+        cli_home.parent / "p.yaml",
+        warm_manifest(agent_clis, stub, cli_home, marker, providers=("codex",), init="lazy"),
+    )
+    async with provcfg.load(path, environ={"STUB_SECRET": SECRET}) as rt:
+        async with rt.provider("codex").session() as session:
+            assert _text([c async for c in session.send("hello")]) == REPLY
+            stub.enqueue_fault("401", path="/v1/responses")
+            with pytest.raises(ProviderError) as caught:
+                [c async for c in session.send("this one fails")]
+            assert caught.value.kind == "authentication" and caught.value.status == 401
+            assert _text([c async for c in session.send("works again?")]) == REPLY
+            assert marked_processes(marker) != []
+        await eventually(lambda: marked_processes(marker) == [], 30, "the server stopped")

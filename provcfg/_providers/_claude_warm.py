@@ -57,6 +57,12 @@ def stream_input(cold: CliCommand) -> CliCommand:
 class ClaudeWarm:
     """The claude-code part of the warm pool (see :class:`~provcfg._providers._warm.WarmKind`)."""
 
+    shared = False
+
+    def healthy(self, proc: WarmProcess) -> bool:
+        """A spare's health is its pipes and exit, checked by the pool."""
+        return True
+
     def spare_command(self, cold: CliCommand) -> CliCommand:
         """The cold command with ``--input-format stream-json``."""
         return stream_input(cold)

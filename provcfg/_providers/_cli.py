@@ -386,6 +386,8 @@ class CliProvider(BaseProvider):
         parser = self.parser(request.options)
         group = self._warm
         spare: WarmProcess | None = None
+        if group is not None and group.kind.shared:
+            group = None  # a server kind decided before calling this: run cold
         if group is not None:
             spare = group.take(command, self._default_shape(request, model_id))
         taken = spare

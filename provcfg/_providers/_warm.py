@@ -70,6 +70,8 @@ __all__ = [
 
 log = get_logger(__name__)
 
+DEFAULT_SERVER_USES: Final = 200
+"""Requests one server (opencode, codex) serves before it is replaced, unless max_uses says."""
 SPAWN_TIMEOUT: Final = 120.0
 """Longest a spare may take to become ready (under load every CLI start stretches 3-10x)."""
 _TICK: Final = 1.0
@@ -117,7 +119,17 @@ def env_digest(env: Mapping[str, str]) -> str:
 
 
 class WarmKind(Protocol):
-    """What one CLI kind adds to the pool (implemented per kind)."""
+    """What one CLI kind adds to the pool (implemented per kind).
+
+    ``shared``: True for a server that serves many requests at once (opencode,
+    codex): requests borrow it; False for a spare that one request takes (Claude Code).
+    """
+
+    shared: bool
+
+    def healthy(self, proc: WarmProcess) -> bool:
+        """Whether a shared process's client still works (True for spares)."""
+        ...
 
     def spare_command(self, cold: CliCommand) -> CliCommand:
         """The command that starts a spare for requests that would run ``cold``."""
@@ -142,13 +154,17 @@ class WarmProcess:
     __slots__ = (
         "__weakref__",
         "command",
+        "extra",
         "fingerprint",
+        "inflight",
         "key",
         "last_used",
         "owner_name",
         "pid",
         "popen",
         "ready_at",
+        "retiring",
+        "shared",
         "spawned_at",
         "uses",
     )
@@ -166,6 +182,10 @@ class WarmProcess:
         self.last_used = self.spawned_at
         self.uses = 0
         self.owner_name = command.provider
+        self.shared = False  # a server borrowed by many requests, never taken
+        self.inflight = 0  # requests using a shared process now
+        self.retiring = False  # served max_uses: reaped once its requests end
+        self.extra: object = None  # the kind's client of a shared process
 
     @classmethod
     def spawn(cls, key: LaunchKey, command: CliCommand, fp: object) -> WarmProcess:
@@ -243,9 +263,15 @@ class WarmProcess:
     # ------------------------------------------------------------------ health
 
     def problem(self, now: float, max_age: float) -> str | None:
-        """Why this spare must not be handed out, or None: exited, unexpected_output, max_age."""
-        if self.popen.poll() is not None:
+        """Why this spare must not be handed out, or None: exited, unexpected_output, max_age.
+
+        A shared process (a server) is read by its client all the time: only its exit
+        and its age count.
+        """
+        if not self.running():
             return "exited"
+        if self.shared:
+            return "max_age" if now - self.spawned_at >= max_age else None
         fds = [f.fileno() for f in (self.popen.stdout, self.popen.stderr) if f is not None]
         poller = select.poll()
         for fd in fds:
@@ -255,6 +281,17 @@ class WarmProcess:
         if now - self.spawned_at >= max_age:
             return "max_age"
         return None
+
+    def running(self) -> bool:
+        """Whether the process has not exited (asks the kernel without reaping it, so a
+        thread waiting on it elsewhere cannot make this look alive)."""
+        if self.popen.returncode is not None:
+            return False
+        try:
+            info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:  # reaped already
+            return False
+        return info is None
 
     def rss_bytes(self) -> int:
         """Resident memory of the process (0 once it is gone)."""
@@ -499,6 +536,43 @@ class WarmPool:
         self.metrics.incr("warm_miss", f"{name}/{reason}")
         return None
 
+    def borrow(self, key: LaunchKey, group: WarmGroup) -> WarmProcess | None:
+        """A healthy server of ``key`` for one more request (give it back afterwards)."""
+        name = group.name
+        now = _monotonic()
+        with self._cond:
+            servers = self._ready.get(key, [])
+            for proc in list(servers):
+                reason = ("exited" if not group.kind.healthy(proc) else None) or self._unfit(
+                    proc, group
+                )
+                if reason is not None:
+                    servers.remove(proc)
+                    self._reap_later(proc, reason)
+                    continue
+                proc.uses += 1
+                proc.inflight += 1
+                proc.last_used = now
+                limit = group.settings.max_uses or DEFAULT_SERVER_USES
+                if proc.uses >= limit:
+                    servers.remove(proc)
+                    proc.retiring = True
+                    self._cond.notify_all()  # a replacement may start
+                self.metrics.incr("warm_hit", name)
+                return proc
+            reason = "no_spare" if key in self._launches else "not_kept"
+        self.metrics.incr("warm_miss", f"{name}/{reason}")
+        return None
+
+    def give_back(self, proc: WarmProcess) -> None:
+        """A request that borrowed ``proc`` ended."""
+        with self._cond:
+            proc.inflight -= 1
+            proc.last_used = _monotonic()
+            done = proc.retiring and proc.inflight <= 0
+        if done:
+            self._reap_later(proc, "max_uses")
+
     def _unfit(self, proc: WarmProcess, group: WarmGroup) -> str | None:
         problem = proc.problem(_monotonic(), group.settings.max_age)
         if problem is not None:
@@ -665,12 +739,17 @@ class WarmPool:
                 idle = settings.idle_timeout if settings else None
                 if reason is None and launch is None:
                     reason = "retired"
-                if reason is None and idle is not None and now - proc.ready_at >= idle:
+                since = max(proc.ready_at, proc.last_used)
+                if reason is None and proc.shared and proc.inflight > 0:
+                    since = now
+                if reason is None and idle is not None and now - since >= idle:
                     reason = "idle_timeout"
                     # Not replaced until the next request of this launch (WarmGroup.used).
                     self._launches.pop(key, None)
                 if reason is None:
                     keep.append(proc)
+                elif proc.shared and proc.inflight > 0 and reason != "exited":
+                    proc.retiring = True  # reaped when its last request ends
                 else:
                     self._reap_later(proc, reason)
             if keep:
@@ -738,6 +817,7 @@ class WarmPool:
             spare = group.kind.spare_command(launch.command)
             fp = group.kind.fingerprint(launch.command)
             proc = WarmProcess.spawn(launch.key, spare, fp)
+            proc.shared = group.kind.shared
             with self._cond:
                 self._alive.add(proc)
                 self._pending -= 1
@@ -873,8 +953,11 @@ class WarmGroup:
             self.refresh()
 
     def folders(self) -> list[str | None]:
-        """The working folders kept warm: the provider's own (None), warm.cwds, learned ones."""
+        """The working folders kept warm: the provider's own (None), warm.cwds, learned ones
+        (a server serves every folder: only the provider's own)."""
         out: list[str | None] = [None]
+        if self.kind.shared:
+            return out
         out += [os.path.abspath(os.path.expanduser(c)) for c in self.settings.cwds]
         out += list(self._learned)
         return list(dict.fromkeys(out))
@@ -925,8 +1008,10 @@ class WarmGroup:
         key = LaunchKey.of(self.owner, command)
         if key is None:
             return None
+        if self.kind.shared:
+            return self.pool.borrow(key, self)
         proc = self.pool.take(key, self)
-        if proc is None and default_shape and command.cwd is not None:
+        if proc is None and default_shape and command.cwd is not None:  # learn the folder
             self._learn(command.cwd)
         return proc
 
@@ -937,7 +1022,9 @@ class WarmGroup:
         spare starts now, after the request (the agent may have changed the folder), and
         lazy providers start their spares here.
         """
-        if spare is not None:
+        if spare is not None and spare.shared:
+            self.pool.give_back(spare)
+        elif spare is not None:
             self.pool.release(spare.key)
         if self._closed or self._make is None:
             return

@@ -25,16 +25,34 @@ web_search
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from provcfg._errors import ProviderError
 from provcfg._manifest import CodexSpec
-from provcfg._providers._cli import CliProvider, EventParser, error_kind, status_in_text
-from provcfg._providers._subprocess import minimal_env
+from provcfg._providers._cli import CliProvider, EventParser, _Request, error_kind, status_in_text
+from provcfg._providers._codex_app import (
+    AppServer,
+    CodexSession,
+    CodexWarm,
+    _Turn,
+    final_data,
+    new_turn,
+    run_turn,
+    server_of,
+    start_thread,
+    thread_params,
+)
+from provcfg._providers._meter import RequestMeter
+from provcfg._providers._subprocess import CliCommand, minimal_env
+from provcfg._providers._warm import SPAWN_TIMEOUT, LaunchKey, WarmProcess, WarmSpawnError
 from provcfg._providers.base import Chunk, Usage
 
 __all__ = ["CodexParser", "CodexProvider", "native_codex"]
@@ -114,6 +132,11 @@ def _tool_result(item: dict[str, Any]) -> Chunk:
         "tool_result",
         data={"tool_use_id": item.get("id"), "content": content, "is_error": is_error, **extra},
     )
+
+
+def _stop_later(proc: WarmProcess) -> None:
+    """Stop a session's private app-server without blocking the caller."""
+    threading.Thread(target=proc.kill, args=(proc.command.kill_grace,), daemon=True).start()
 
 
 class CodexParser(EventParser):
@@ -220,6 +243,156 @@ class CodexProvider(CliProvider):
     options: ClassVar[frozenset[str]] = frozenset()
     _native: tuple[Path, str] | None = None
 
+    @property
+    def sandbox(self) -> str:
+        """The spec's sandbox mode (``--sandbox`` of exec, ``sandbox`` of a thread)."""
+        spec = self.cli_spec
+        assert isinstance(spec, CodexSpec)
+        return spec.sandbox
+
+    # ------------------------------------------------------------------ the app-server
+
+    def warm_kind(self) -> CodexWarm | None:
+        """Warm codex is an app-server (not with ``extra_args``: they are exec's)."""
+        return None if self.cli_spec.extra_args else CodexWarm()
+
+    def server_command(self, cwd: str | None = None) -> CliCommand:
+        """``codex app-server`` with the environment a cold request would get."""
+        workdir = self.workdir(None)
+        env = self.environment(None)
+        env["PWD"] = workdir if workdir is not None else os.getcwd()
+        spec = self.cli_spec
+        return CliCommand(
+            argv=(str(self.program()), "app-server"),
+            env=env,
+            cwd=workdir,
+            kill_grace=spec.kill_grace,
+            secrets=self._secrets,
+            provider=self.name,
+        )
+
+    def _default_command(self, cwd: str | None) -> CliCommand:
+        return self.server_command()
+
+    async def app_server(self) -> tuple[AppServer, Callable[[], None]]:
+        """A server for a session: the warm one (borrowed), else a private one.
+
+        Returns:
+            The client and the function that gives it back (or stops the private one).
+
+        Raises:
+            ProviderError: ``cli_failed`` when a private server does not start.
+        """
+        if self._path is None:
+            await self.initialize()
+        command = self.server_command()
+        group = self._warm
+        proc = group.take(command, True) if group is not None else None
+        if proc is not None and group is not None:
+            taken = proc
+            return server_of(proc), lambda: group.used(command, taken)
+        return await asyncio.to_thread(self._private_server, command)
+
+    def _private_server(self, command: CliCommand) -> tuple[AppServer, Callable[[], None]]:
+        warm = CodexWarm()
+        key = LaunchKey.of(self.name, command)
+        if key is None:
+            raise ProviderError(
+                f"cannot run {command.argv[0]!r}", kind="cli_not_found", provider=self.name
+            )
+        try:
+            proc = WarmProcess.spawn(key, command, None)
+        except WarmSpawnError as exc:
+            raise ProviderError(str(exc), kind="cli_not_found", provider=self.name) from None
+        proc.shared = True
+        self.ctx.metrics.incr("cli_process_spawned", self.name)
+        try:
+            warm.prepare(proc, time.monotonic() + SPAWN_TIMEOUT)
+        except WarmSpawnError as exc:
+            tail = proc.stderr_text()
+            proc.kill(command.kill_grace)
+            raise ProviderError(
+                str(exc), kind="cli_failed", provider=self.name, stderr_tail=tail
+            ) from None
+        return server_of(proc), lambda: _stop_later(proc)
+
+    def session(
+        self,
+        *,
+        cwd: str | Path | None = None,
+        model: str | None = None,
+        system: str | None = None,
+        **kind_options: Any,
+    ) -> CodexSession:
+        """A conversation on one app-server thread (the warm server's when there is one)."""
+        self._check_options(kind_options)
+        return CodexSession(self, cwd=cwd, model=model, system=system, options=kind_options)
+
+    async def _run(self, request: _Request, meter: RequestMeter) -> AsyncIterator[Chunk]:
+        """On the warm app-server when one is ready, else ``codex exec`` as always."""
+        group = self._warm
+        if group is None:
+            async for chunk in super()._run(request, meter):
+                yield chunk
+            return
+        if self._path is None:
+            await self.initialize()
+        command = self.server_command()
+        proc = group.take(command, True) if self._warm_shape(request) else None
+        if proc is None:
+            async for chunk in super()._run(request, meter):
+                yield chunk
+            return
+        server = server_of(proc)
+        try:
+            try:
+                thread, turn = await self._open_thread(server, request)
+            except ProviderError:
+                if server.alive:
+                    raise
+                # The server died as it was borrowed: nothing was sent yet, run cold.
+                self.ctx.metrics.incr("warm_miss", f"{self.name}/died_at_take")
+                thread = None
+            if thread is None:
+                async for chunk in super()._run(request, meter):
+                    yield chunk
+                return
+            async for chunk in self._on_server(server, thread, turn, request, meter):
+                yield chunk
+        finally:
+            group.used(command, proc)
+
+    def _warm_shape(self, request: _Request) -> bool:
+        if request.max_tokens is not None or request.options:
+            self.ctx.metrics.incr("warm_miss", f"{self.name}/not_kept")
+            return False
+        return True
+
+    async def _open_thread(self, server: AppServer, request: _Request) -> tuple[str, _Turn]:
+        model = self.ctx.resolve_model(request.model)
+        turn = new_turn(self)
+        params = thread_params(self, self.workdir(request.cwd), model, request.system)
+        return await start_thread(server, params, turn), turn
+
+    async def _on_server(
+        self,
+        server: AppServer,
+        thread: str,
+        turn: _Turn,
+        request: _Request,
+        meter: RequestMeter,
+    ) -> AsyncIterator[Chunk]:
+        model = self.ctx.resolve_model(request.model)
+        try:
+            yield Chunk("system", data={"subtype": "init", "session_id": thread})
+            timeout = request.timeout if request.timeout is not None else self.cli_spec.timeout
+            async with asyncio.timeout(timeout):
+                async for chunk in run_turn(server, thread, turn, request.prompt, meter):
+                    yield chunk
+        finally:
+            server.unsubscribe(thread)
+        yield Chunk("result", data=final_data(turn, thread, model, meter))
+
     def located(self) -> None:
         """Look for the native binary behind an npm launcher (run in its place)."""
         assert self._path is not None
@@ -250,6 +423,8 @@ class CodexProvider(CliProvider):
             # A JSON string without \\u escapes of astral characters is a TOML basic string.
             args += ["-c", "developer_instructions=" + json.dumps(system, ensure_ascii=False)]
         return args
+
+    # ------------------------------------------------------------------ exec
 
     def trailing_arguments(self) -> list[str]:
         """``-``: codex reads the prompt from stdin."""

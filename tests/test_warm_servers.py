@@ -1,0 +1,76 @@
+"""Warm servers with the real CLIs: codex app-server (and opencode serve) shared by requests.
+
+A server kind keeps ``spares`` servers; every request of the default shape borrows one
+(a hit) and runs as a new thread/session there; other shapes run cold (a miss). Each
+test runs in its own loopback-only netns, and checks nothing outlives the runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+import provcfg
+from provcfg.stub import StubConfig, StubServer
+from tests.support_clis import (
+    AgentClis,
+    Netns,
+    agent_clis_fixture,  # noqa: F401 (fixture)
+    cli_home_fixture,  # noqa: F401 (fixture)
+    marked_processes,
+    netns_fixture,  # noqa: F401 (fixture)
+)
+from tests.support_warm import SECRET, eventually, warm_manifest, write_manifest
+
+pytestmark = [pytest.mark.cli, pytest.mark.slow]
+
+REPLY = "server reply ✓"
+
+
+@pytest.fixture
+async def stub(netns: Netns) -> AsyncIterator[StubServer]:
+    """A stub on 127.0.0.1 inside the test's namespace."""
+    async with StubServer(config=StubConfig(text=REPLY, chunk_size=4)) as server:
+        yield server
+
+
+async def test_codex_requests_share_the_warm_app_server(
+    agent_clis: AgentClis, stub: StubServer, cli_home: Path, netns: Netns
+) -> None:
+    """Default requests are hits on one app-server (8 at once included), text streamed
+    token by token; a request with max_tokens runs cold (codex exec); a server killed
+    while idle is never used."""
+    marker = uuid.uuid4().hex
+    path = write_manifest(
+        cli_home.parent / "p.yaml",
+        warm_manifest(agent_clis, stub, cli_home, marker, warm={"spares": 1}, providers=("codex",)),
+    )
+    async with provcfg.load(path, environ={"STUB_SECRET": SECRET}) as rt:
+        report = await rt.warmup(timeout=180)
+        assert report["codex"] is None, report
+        (server,) = marked_processes(marker)
+        p = rt.provider("codex")
+        result = await p.complete("Say hello.")
+        assert result.text == REPLY and result.session_id
+        assert result.usage.input_tokens > 0
+        texts = await asyncio.gather(*(p.complete("Say hello.") for _ in range(8)))
+        assert [r.text for r in texts] == [REPLY] * 8
+        assert rt.metrics.counter("warm_hit", "codex") == 9
+        assert marked_processes(marker) == [server]  # one server served them all
+        cold = await p.complete("Say hello.", max_tokens=50)
+        assert cold.text == REPLY
+        assert rt.metrics.counter("warm_miss", "codex/not_kept") == 1
+        os.kill(server, signal.SIGKILL)
+        await eventually(lambda: server not in marked_processes(marker), 30, "server died")
+        again = await p.complete("Say hello.")
+        assert again.text == REPLY
+        await eventually(
+            lambda: rt.metrics.counter("warm_reaped", "codex/exited") == 1, 30, "reaped"
+        )
+    assert marked_processes(marker) == []
