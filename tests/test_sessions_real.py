@@ -171,3 +171,21 @@ async def test_codex_session_without_warm_starts_its_own_server(
             assert _text([c async for c in session.send("works again?")]) == REPLY
             assert marked_processes(marker) != []
         await eventually(lambda: marked_processes(marker) == [], 30, "the server stopped")
+
+
+async def test_opencode_session_three_turns_in_one_session(
+    agent_clis: AgentClis, stub: StubServer, cli_home: Path, netns: Netns
+) -> None:
+    """Three turns in one opencode session on the warm server: each request carries the
+    turns before it; the opencode session id is the session id."""
+    marker = uuid.uuid4().hex
+    manifest = warm_manifest(
+        agent_clis, stub, cli_home, marker, warm={"spares": 1}, providers=("opencode",)
+    )
+    path = write_manifest(cli_home.parent / "p.yaml", manifest)
+    async with provcfg.load(path, environ={"STUB_SECRET": SECRET}) as rt:
+        await rt.warmup(timeout=300)
+        seen = await _three_turns(rt, "opencode", stub)
+        _carries_the_earlier_turns(seen)
+        assert rt.metrics.counter("warm_hit", "opencode") == 1
+    assert marked_processes(marker) == []

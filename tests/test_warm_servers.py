@@ -74,3 +74,31 @@ async def test_codex_requests_share_the_warm_app_server(
             lambda: rt.metrics.counter("warm_reaped", "codex/exited") == 1, 30, "reaped"
         )
     assert marked_processes(marker) == []
+
+
+async def test_opencode_requests_share_the_warm_server(
+    agent_clis: AgentClis, stub: StubServer, cli_home: Path, netns: Netns
+) -> None:
+    """Default requests are hits on one opencode serve (4 at once included); a request with
+    an opencode session= option runs cold (opencode run); nothing outlives the runtime."""
+    marker = uuid.uuid4().hex
+    manifest = warm_manifest(
+        agent_clis, stub, cli_home, marker, warm={"spares": 1}, providers=("opencode",)
+    )
+    path = write_manifest(cli_home.parent / "p.yaml", manifest)
+    async with provcfg.load(path, environ={"STUB_SECRET": SECRET}) as rt:
+        report = await rt.warmup(timeout=300)
+        assert report["opencode"] is None, report
+        (server,) = marked_processes(marker)
+        p = rt.provider("opencode")
+        first = await p.complete("Say hello.")
+        assert first.text == REPLY and first.session_id
+        assert first.usage.input_tokens > 0
+        texts = await asyncio.gather(*(p.complete("Say hello.") for _ in range(4)))
+        assert [r.text for r in texts] == [REPLY] * 4
+        assert rt.metrics.counter("warm_hit", "opencode") == 5
+        assert server in marked_processes(marker)
+        cold = await p.complete("Say hello.", session=first.session_id)
+        assert cold.text == REPLY
+        assert rt.metrics.counter("warm_miss", "opencode/not_kept") == 1
+    assert marked_processes(marker) == []

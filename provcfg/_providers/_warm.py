@@ -302,7 +302,11 @@ class WarmProcess:
             return 0
 
     def kill(self, grace: float) -> None:
-        """Stop the whole process group (SIGTERM, ``grace``, SIGKILL), reap, close the pipes."""
+        """Stop the whole process group (SIGTERM, ``grace``, SIGKILL), reap, close the pipes
+        (and the kind's client of a shared process)."""
+        close = getattr(self.extra, "close", None)
+        if callable(close):
+            close()
         _signal_group(self.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=grace)
