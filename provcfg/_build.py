@@ -30,7 +30,9 @@ from provcfg._clipath import CliLookup, CLIResolver
 from provcfg._digest import ManifestDigests, spec_digest
 from provcfg._kinds import KindRegistry, ProviderKind
 from provcfg._manifest import (
+    DEFAULT_FALLBACK_ON,
     AnthropicApiSpec,
+    BreakerSpec,
     CliProviderSpec,
     InitPolicy,
     Manifest,
@@ -44,6 +46,7 @@ from provcfg._parts import Holdings, SharedPart
 from provcfg._pools import Pool, SSLContextCache
 from provcfg._providers._warm import WarmPool
 from provcfg._providers.base import Provider, ProviderContext
+from provcfg._resilience import Breakers, CircuitBreaker, Route, RouteTarget, expand
 from provcfg._store import PROVIDERS_REGION, ProviderStore
 
 if TYPE_CHECKING:
@@ -63,6 +66,7 @@ __all__ = [
     "build_store",
     "build_warm",
     "compare",
+    "install_routes",
 ]
 
 CLI_PATHS_REGION = "cli_paths"
@@ -72,12 +76,14 @@ DEFAULT_POOL = "_default"
 @dataclass(frozen=True, slots=True)
 class Lineage:
     """What every generation of one runtime shares: the kinds, the metrics, one SSL context,
-    and the monitoring (alert evaluator, Alertmanager sender, traces) fed by those metrics."""
+    the monitoring (alert evaluator, Alertmanager sender, traces) fed by those metrics,
+    and the circuit breakers' board (transitions, subscribers)."""
 
     registry: KindRegistry
     metrics: Metrics
     ssl: SSLContextCache
     monitoring: Monitoring
+    breakers: Breakers
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +103,9 @@ class ProviderFields:
     uses_pool: bool
     pool: str
     cli: CliProviderSpec | None
+    fallbacks: tuple[str, ...] = ()
+    fallback_on: frozenset[str] = frozenset(DEFAULT_FALLBACK_ON)
+    breaker: BreakerSpec | None = None
 
     @classmethod
     def of(cls, spec: BaseModel) -> ProviderFields:
@@ -108,6 +117,9 @@ class ProviderFields:
         if getattr(spec, "init", "lazy") in ("eager", "background"):
             init = spec.init  # type: ignore[attr-defined]
         pool = getattr(spec, "pool", None)
+        fallbacks = getattr(spec, "fallbacks", ())
+        fallback_on = getattr(spec, "fallback_on", DEFAULT_FALLBACK_ON)
+        breaker = getattr(spec, "breaker", None)
         return cls(
             kind=str(getattr(spec, "kind", "")),
             model=model if isinstance(model, str) else None,
@@ -117,6 +129,13 @@ class ProviderFields:
             uses_pool=isinstance(spec, AnthropicApiSpec) or "pool" in fields,
             pool=pool if isinstance(pool, str) and pool else DEFAULT_POOL,
             cli=spec if isinstance(spec, CliProviderSpec) else None,
+            fallbacks=tuple(f for f in fallbacks if isinstance(f, str))
+            if isinstance(fallbacks, tuple | list)
+            else (),
+            fallback_on=frozenset(fallback_on)
+            if isinstance(fallback_on, tuple | list)
+            else frozenset(DEFAULT_FALLBACK_ON),
+            breaker=breaker if isinstance(breaker, BreakerSpec) else None,
         )
 
 
@@ -355,6 +374,37 @@ def _retire(store: ProviderStore, key: str) -> Callable[[], Awaitable[None]]:
         return store.retire(key)
 
     return retire
+
+
+def install_routes(
+    handles: Mapping[str, ProviderHandle],
+    fields: Mapping[str, ProviderFields],
+    models: Mapping[str, ModelTable],
+    lineage: Lineage,
+) -> None:
+    """Give each handle its breaker and its route (fallbacks, breakers), the newest wins.
+
+    Runs once a build has succeeded: a handle shared with the previous generation then
+    routes to this generation's fallbacks. A handle keeps its breaker (and the breaker
+    its state) for as long as its spec is unchanged.
+    """
+    for name, handle in handles.items():
+        spec = fields[name].breaker
+        if spec is None:
+            handle.breaker = None
+        elif handle.breaker is None or handle.breaker.spec != spec:
+            handle.breaker = CircuitBreaker(name, spec, lineage.breakers)
+    graph = {name: f.fallbacks for name, f in fields.items()}
+    for name, handle in handles.items():
+        order = expand(name, graph)
+        if len(order) == 1 and handle.breaker is None:
+            handle.route = None
+            continue
+        targets = tuple(RouteTarget(handles[n], fields[n].kind, models[n]) for n in order)
+        handle.route = Route(targets, fields[name].fallback_on, lineage.metrics)
+    lineage.breakers.install(
+        {name: h.breaker for name, h in handles.items() if h.breaker is not None}
+    )
 
 
 Change = Literal["unchanged", "rebuilt", "added", "removed"]

@@ -5,7 +5,10 @@ adding its arguments and a function running it (or a ``"module:function"`` strin
 imported only when that subcommand runs, so ``provcfg validate`` stays light).
 
 Exit codes: 0 success/valid, 1 invalid (or ``schema --check`` drift), 2 usage error or
-unreadable file, 70 internal error, 130 interrupted. No input produces a traceback.
+unreadable file, 70 internal error, 130 interrupted. No input produces a traceback, and
+no input produces unbounded output: problems are listed up to
+:data:`~provcfg._errors.PROBLEM_LIMIT` (then ``... and N more problems``), and file names
+are printed escaped (:func:`~provcfg._errors.printable`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from provcfg._errors import ManifestError, Problem, ProvcfgError
+from provcfg._errors import (
+    PROBLEM_LIMIT,
+    ManifestError,
+    ManifestReadError,
+    Problem,
+    ProvcfgError,
+    more_problems,
+    printable,
+)
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -81,11 +92,12 @@ def _add_format(
 
 
 def _run_validate(args: argparse.Namespace) -> int:
-    from provcfg._loading import ManifestReadError, load_manifest, manifest_model_for
+    from provcfg._loading import load_manifest, manifest_model_for
 
     manifest_model_for()  # a broken plugin fails once, before any file
     files: list[str] = args.files or [DEFAULT_MANIFEST]
-    problems: list[Problem] = []
+    shown: list[Problem] = []  # at most PROBLEM_LIMIT over all files
+    omitted = 0
     results = []
     code = EXIT_OK
     for file in files:
@@ -94,25 +106,40 @@ def _run_validate(args: argparse.Namespace) -> int:
         except ManifestError as exc:
             unreadable = isinstance(exc, ManifestReadError)
             code = max(code, EXIT_USAGE if unreadable else EXIT_INVALID)
-            problems.extend(exc.problems)
-            results.append({"file": file, "valid": False, "problems": len(exc.problems)})
+            room = max(0, PROBLEM_LIMIT - len(shown))
+            shown.extend(exc.problems[:room])
+            omitted += exc.omitted + max(0, len(exc.problems) - room)
+            results.append({"file": printable(file), "valid": False, "problems": exc.total})
         else:
-            results.append({"file": file, "valid": True, "providers": len(manifest.providers)})
+            results.append(
+                {"file": printable(file), "valid": True, "providers": len(manifest.providers)}
+            )
     if args.format == "json":
         report = {
             "valid": code == EXIT_OK,
             "files": results,
-            "problems": [p.as_dict() for p in problems],
+            "problems": [p.as_dict() for p in shown],
+            "more_problems": omitted,
         }
         _write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         return code
-    lines = [str(p) for p in problems]
+    lines = [str(p) for p in shown]
+    if omitted:
+        lines.append(more_problems(omitted))
     lines.extend(f"{r['file']}: ok ({r['providers']} providers)" for r in results if r["valid"])
-    if problems:
-        count = len(problems)
-        lines.append(f"{count} problem{'s' if count != 1 else ''} found")
+    if shown:
+        count = len(shown) + omitted
+        lines.append(f"{count:,} problem{'s' if count != 1 else ''} found")
     _write("\n".join(lines) + "\n")
     return code
+
+
+def _problem_text(exc: ManifestError) -> str:
+    """The problems of ``exc``, one per line, ending in ``... and N more`` when capped."""
+    lines = [str(p) for p in exc.problems]
+    if exc.omitted:
+        lines.append(more_problems(exc.omitted))
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- schema
@@ -142,12 +169,18 @@ def _run_schema(args: argparse.Namespace) -> int:
         return EXIT_OK
     text = schema_text()
     if args.check:
+        from provcfg._loading import read_manifest_file
+
         target = Path(args.output or DEFAULT_SCHEMA)
         try:
-            current = target.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            # Read like a manifest: a FIFO or device there is refused, not waited on.
+            current = read_manifest_file(target).data.decode("utf-8")
+        except (ManifestError, UnicodeDecodeError) as exc:
+            reason = exc.problems[0].message if isinstance(exc, ManifestError) else _reason(exc)
             _error(
-                f"cannot read {target}: {_reason(exc)}; write it with: provcfg schema -o {target}"
+                printable(
+                    f"cannot read {target}: {reason}; write it with: provcfg schema -o {target}"
+                )
             )
             return EXIT_USAGE
         if current != text:
@@ -187,13 +220,13 @@ def _configure_show(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    from provcfg._loading import ManifestReadError, load_manifest
+    from provcfg._loading import load_manifest
     from provcfg._render import render_manifest
 
     try:
         manifest = load_manifest(args.file)
     except ManifestError as exc:
-        _error("\n".join(str(p) for p in exc.problems))
+        _error(_problem_text(exc))
         return EXIT_USAGE if isinstance(exc, ManifestReadError) else EXIT_INVALID
     _write(render_manifest(manifest, args.format))
     return EXIT_OK
@@ -564,11 +597,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return EXIT_INVALID
-    except ManifestError as exc:
-        _error("\n".join(str(p) for p in exc.problems))
-        return EXIT_INVALID
+    except ManifestError as exc:  # from run (and any command that loads a manifest)
+        _error(_problem_text(exc))
+        return EXIT_USAGE if isinstance(exc, ManifestReadError) else EXIT_INVALID
     except ProvcfgError as exc:
-        _error(f"provcfg: {exc}")
+        _error(printable(f"provcfg: {exc}"))
         return EXIT_USAGE
     except Exception as exc:
         _internal_error(exc)

@@ -16,7 +16,8 @@ Every failure a user can meet is one of these, so callers catch one vocabulary::
 
 Messages name the place and the fix. No message, ``repr`` or ``str`` of any of these
 ever holds a secret's value: secrets travel as ``pydantic.SecretStr`` and are never
-formatted into text.
+formatted into text. Text that ends up on a terminal or in CI logs goes through
+:func:`printable`, so a file name holding a newline cannot forge an extra line.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
+
+from provcfg._suggest import hint, listing, quote
 
 __all__ = [
+    "PROBLEM_LIMIT",
     "BackendUnavailableError",
     "CLINotFoundError",
     "CacheBackendError",
@@ -40,7 +44,40 @@ __all__ = [
     "UnknownModelError",
     "UnknownProviderError",
     "UnknownRegionError",
+    "more_problems",
+    "printable",
 ]
+
+PROBLEM_LIMIT: Final = 100
+"""Most problems a :class:`ManifestError` keeps (the first by position); the rest are counted."""
+
+
+def printable(text: str) -> str:
+    """``text`` with every non-printable character escaped (``\\n``, ``\\x1b``, ``\\u2028``).
+
+    What a line-oriented reader (a terminal, a CI annotator) sees is then exactly one line:
+    a newline, carriage return, escape sequence or Unicode line separator in a file name
+    or a key cannot start a forged one. Spaces and printable Unicode are kept as they are.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(ch: str) -> str:
+    named = _NAMED_ESCAPES.get(ch)
+    if named is not None:
+        return named
+    code = ord(ch)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
 
 ErrorKind = Literal[
     "authentication",
@@ -81,32 +118,49 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        """``FILE:LINE:COL: dotted.path: message``, the form editors and CI annotate."""
+        """``FILE:LINE:COL: dotted.path: message``, the form editors and CI annotate.
+
+        Always one line: characters that are not printable are escaped (:func:`printable`).
+        """
         where = f"{self.file}:{self.line}:{self.column}"
-        return f"{where}: {self.loc}: {self.message}" if self.loc else f"{where}: {self.message}"
+        text = f"{where}: {self.loc}: {self.message}" if self.loc else f"{where}: {self.message}"
+        return printable(text)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-serializable form used by ``provcfg validate --format json``."""
+        """JSON-serializable form used by ``provcfg validate --format json``.
+
+        The texts are escaped as in :meth:`__str__`, so both formats show the same names.
+        """
         return {
-            "file": self.file,
+            "file": printable(self.file),
             "line": self.line,
             "column": self.column,
-            "loc": self.loc,
-            "message": self.message,
+            "loc": printable(self.loc),
+            "message": printable(self.message),
         }
 
 
 class ManifestError(ProvcfgError):
     """The manifest could not be read or is invalid.
 
-    ``problems`` holds every problem found in one run, sorted by position.
+    ``problems`` holds the problems found in one run, sorted by position: all of them, or
+    the first :data:`PROBLEM_LIMIT` when there are more; ``omitted`` counts the others
+    (``total`` is both together). A file with thousands of problems thus gives an error of
+    bounded size, whose text ends in ``... and N more problems``.
     """
 
-    def __init__(self, problems: Iterable[Problem]) -> None:
-        self.problems: tuple[Problem, ...] = tuple(sorted(problems))
-        if not self.problems:
+    def __init__(self, problems: Iterable[Problem], *, omitted: int = 0) -> None:
+        ordered = sorted(problems)
+        if not ordered:
             raise ValueError("ManifestError needs at least one problem")
+        self.problems: tuple[Problem, ...] = tuple(ordered[:PROBLEM_LIMIT])
+        self.omitted: int = omitted + len(ordered) - len(self.problems)
         super().__init__(self._text())
+
+    @property
+    def total(self) -> int:
+        """How many problems were found: ``len(problems) + omitted``."""
+        return len(self.problems) + self.omitted
 
     @classmethod
     def single(
@@ -116,9 +170,17 @@ class ManifestError(ProvcfgError):
         return cls([Problem(str(file), line, column, loc, message)])
 
     def _text(self) -> str:
-        count = len(self.problems)
-        head = f"{count} problem{'s' if count != 1 else ''} in manifest"
-        return head + "\n" + "\n".join(str(p) for p in self.problems)
+        count = self.total
+        head = f"{count:,} problem{'s' if count != 1 else ''} in manifest"
+        lines = [head, *(str(p) for p in self.problems)]
+        if self.omitted:
+            lines.append(more_problems(self.omitted))
+        return "\n".join(lines)
+
+
+def more_problems(count: int) -> str:
+    """The line that ends a capped list of problems: ``... and 1,234 more problems``."""
+    return f"... and {count:,} more problem{'s' if count != 1 else ''}"
 
 
 class ManifestReadError(ManifestError):
@@ -166,9 +228,9 @@ class UnknownProviderError(ProvcfgError, KeyError):
     def __init__(self, name: str, known: Sequence[str], suggestion: str | None = None) -> None:
         self.name = name
         self.known = tuple(known)
-        hint = f"; did you mean {suggestion!r}?" if suggestion else ""
-        listed = ", ".join(self.known) or "(none)"
-        super().__init__(f"no provider named {name!r}{hint} (declared: {listed})")
+        super().__init__(
+            f"no provider named {quote(name)}{hint(suggestion)} (declared: {listing(self.known)})"
+        )
 
     def __str__(self) -> str:
         # KeyError.__str__ would repr() the message; keep it readable.
@@ -182,11 +244,9 @@ class UnknownModelError(ProvcfgError, LookupError):
         self.provider = provider
         self.alias = alias
         self.known = tuple(known)
-        hint = f"; did you mean {suggestion!r}?" if suggestion else ""
-        listed = ", ".join(self.known) or "(none)"
         super().__init__(
-            f"provider {provider!r}: unknown model alias {alias!r}{hint} "
-            f"(aliases: {listed}; or give a complete model id)"
+            f"provider {quote(provider)}: unknown model alias {quote(alias)}{hint(suggestion)} "
+            f"(aliases: {listing(self.known)}; or give a complete model id)"
         )
 
 
@@ -196,11 +256,9 @@ class UnknownRegionError(ProvcfgError, KeyError):
     def __init__(self, name: str, known: Sequence[str], suggestion: str | None = None) -> None:
         self.name = name
         self.known = tuple(known)
-        hint = f"; did you mean {suggestion!r}?" if suggestion else ""
-        listed = ", ".join(self.known) or "(none)"
         super().__init__(
-            f"no cache region named {name!r}{hint} (declared: {listed}); "
-            f"declare it under cache: in the manifest"
+            f"no cache region named {quote(name)}{hint(suggestion)} "
+            f"(declared: {listing(self.known)}); declare it under cache: in the manifest"
         )
 
     def __str__(self) -> str:

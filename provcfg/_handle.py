@@ -9,8 +9,12 @@ them), never the handle: the next call re-acquires an instance from the provider
 store. A handle is closed only when no generation uses its spec any more (a reload
 removed or changed the provider, or the runtime closed).
 
-The hot path (``handle.stream(...)``) is two attribute reads and a clock read when a
+The hot path (``handle.stream(...)``) is three attribute reads and a clock read when a
 ``ttl`` is set; nothing else stands between the caller and the instance's own stream.
+A provider with ``fallbacks`` or a ``breaker`` has a *route*
+(:class:`~provcfg._resilience.Route`, set by each successful build): its ``stream()``
+returns a :class:`~provcfg._resilience.RoutedStream`, which consults the breakers and
+moves to the next provider on failures before the first chunk.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from provcfg._errors import RuntimeClosedError
-from provcfg._providers.base import Chunk, Provider, Result, Session
+from provcfg._providers.base import Chunk, Provider, Result, Session, fold
+from provcfg._resilience import CircuitBreaker, Route, RoutedStream
 
 __all__ = ["InstanceSource", "ProviderHandle"]
 
@@ -54,7 +59,18 @@ class ProviderHandle:
         key: ``name:digest`` of its spec (the provider store's key).
     """
 
-    __slots__ = ("_closed", "_create", "_expires", "_instance", "_store", "key", "kind", "name")
+    __slots__ = (
+        "_closed",
+        "_create",
+        "_expires",
+        "_instance",
+        "_store",
+        "breaker",
+        "key",
+        "kind",
+        "name",
+        "route",
+    )
 
     def __init__(
         self, name: str, kind: str, key: str, create: Callable[[], Provider], store: InstanceSource
@@ -68,6 +84,10 @@ class ProviderHandle:
         self._instance: Provider | None = None
         self._expires = 0.0
         self._closed = False
+        self.route: Route | None = None
+        """Fallbacks and breakers to go through (None: straight to the instance)."""
+        self.breaker: CircuitBreaker | None = None
+        """This provider's circuit breaker, if its spec declares one."""
 
     # ------------------------------------------------------------------ the instance
 
@@ -125,10 +145,18 @@ class ProviderHandle:
     ) -> AsyncIterator[Chunk]:
         """The instance's ``stream()``: chunks as they arrive, the last one ``result``.
 
+        With fallbacks or a breaker, a :class:`~provcfg._resilience.RoutedStream`
+        (``.provider`` names the provider that answered).
+
         Raises:
             ProviderError: with a ``kind`` saying what failed.
             RuntimeClosedError: the provider is no longer part of the runtime.
         """
+        route = self.route
+        if route is not None:
+            return RoutedStream(
+                route, (prompt, model, system, max_tokens, cwd, timeout), kind_options
+            )
         return self.instance().stream(
             prompt,
             model=model,
@@ -151,6 +179,18 @@ class ProviderHandle:
         **kind_options: Any,
     ) -> Result:
         """Run one prompt to the end and return its :class:`~provcfg.plugin.Result`."""
+        if self.route is not None:
+            return await fold(
+                self.stream(
+                    prompt,
+                    model=model,
+                    system=system,
+                    max_tokens=max_tokens,
+                    cwd=cwd,
+                    timeout=timeout,
+                    **kind_options,
+                )
+            )
         return await self.instance().complete(
             prompt,
             model=model,

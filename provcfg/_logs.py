@@ -15,7 +15,8 @@ Command side: the ``provcfg`` command calls :func:`configure` once, which gives 
 ``run``) at ``PROVCFG_LOG_LEVEL`` (default ``warning``), rendered as console text or
 JSON (``PROVCFG_LOG_FORMAT``). A processor masks any event field whose name says it
 holds a secret, as a second line of defence: provcfg's own events never carry secret
-values in the first place.
+values in the first place. On the console, text values are printed escaped (a file
+name holding a newline stays on its line); JSON escapes by itself.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "ROOT_LOGGER",
     "StdlibGatedLogger",
     "configure",
+    "escape_text",
     "get_logger",
     "quiet_events",
     "redact_secrets",
@@ -100,6 +102,18 @@ def redact_secrets(
     return event
 
 
+def escape_text(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: escape characters that are not printable in text values."""
+    from provcfg._errors import printable
+
+    for key, value in event.items():
+        if isinstance(value, str) and not value.isprintable():
+            event[key] = printable(value)
+    return event
+
+
 class _CommandHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The handler :func:`configure` installs; a later call replaces it."""
 
@@ -115,11 +129,11 @@ def configure(
     """
     name = (level or os.environ.get("PROVCFG_LOG_LEVEL") or "warning").upper()
     numeric = logging.getLevelNamesMapping().get(name, logging.WARNING)
-    renderer: Any
+    renderers: list[Any]
     if (fmt or os.environ.get("PROVCFG_LOG_FORMAT", "console")).lower() == "json":
-        renderer = structlog.processors.JSONRenderer()
+        renderers = [structlog.processors.JSONRenderer()]  # JSON escapes by itself
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        renderers = [escape_text, structlog.dev.ConsoleRenderer(colors=False)]
     shared: list[Any] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -140,7 +154,7 @@ def configure(
     handler = _CommandHandler(stream or sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderers],
             foreign_pre_chain=shared,
         )
     )

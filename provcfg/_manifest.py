@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
@@ -29,18 +30,29 @@ from pydantic import (
     model_validator,
 )
 
+from provcfg._errors import ErrorKind
 from provcfg._secrets import MASK
+from provcfg._suggest import MAX_WORD, Suggester, Vocabulary, closest, hint, listing, quote
 
 __all__ = [
     "ALERT_METRICS",
+    "DAY",
+    "DEFAULT_BREAKER_ON",
+    "DEFAULT_FALLBACK_ON",
+    "HOUR",
+    "WEEK",
+    "YEAR",
     "AlertSpec",
     "AlertmanagerSpec",
     "AnthropicApiSpec",
+    "BreakerSpec",
     "ClaudeCodeSpec",
     "CliProviderSpec",
     "CodexSpec",
     "Duration",
     "FileRegionSpec",
+    "Grace",
+    "LongTimeout",
     "Manifest",
     "MemcachedRegionSpec",
     "MemoryRegionSpec",
@@ -50,6 +62,7 @@ __all__ = [
     "ProviderSpec",
     "RedisRegionSpec",
     "RegionSpec",
+    "Timeout",
     "TimeoutsSpec",
     "WarmLimitsSpec",
     "WarmSpec",
@@ -82,7 +95,10 @@ def parse_duration(value: object) -> object:
     if isinstance(value, bool):
         raise ValueError(_NOT_A_DURATION)
     if isinstance(value, int | float):
-        return _check_seconds(float(value))
+        try:
+            return _check_seconds(float(value))
+        except OverflowError:  # an int of hundreds of digits (0xffff...): no float holds it
+            raise ValueError("a duration must be a finite number of seconds") from None
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match is None:
@@ -122,23 +138,54 @@ def _format_duration(seconds: float) -> str | float:
     return seconds
 
 
-# A duration in the schema accepts a number or a string with a unit, as the validator does.
-_DURATION_SCHEMA: dict[str, Any] = {
-    "anyOf": [
-        {"type": "number", "minimum": 0},
-        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)\s*$"},
-    ],
-    "examples": ["250ms", "30s", "5m", "1h", "1d", 1.5],
-}
+MINUTE: float = 60.0
+HOUR: float = 3600.0
+DAY: float = 86400.0
+WEEK: float = 7 * DAY
+YEAR: float = 365 * DAY
 
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration),
-    Field(ge=0),
-    PlainSerializer(_format_duration, when_used="json"),
-    WithJsonSchema(_DURATION_SCHEMA, mode="validation"),
+
+def _at_most(maximum: float) -> BeforeValidator:
+    """Parse a duration (:func:`parse_duration`) and refuse one longer than ``maximum`` seconds."""
+    limit = _format_duration(maximum)
+
+    def check(value: object) -> object:
+        seconds = parse_duration(value)
+        if isinstance(seconds, float) and seconds > maximum:
+            raise ValueError(f"must be at most {limit} ({maximum:,.0f} seconds)")
+        return seconds
+
+    return BeforeValidator(check)
+
+
+def _duration_schema(maximum: float) -> WithJsonSchema:
+    """A number of seconds up to ``maximum``, or a string with a unit, as the validator reads."""
+    return WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": maximum},
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)\s*$"},
+            ],
+            "examples": ["250ms", "30s", "5m", "1h", "1d", 1.5],
+        },
+        mode="validation",
+    )
+
+
+_AS_TEXT = PlainSerializer(_format_duration, when_used="json")
+
+# Every duration field has one of these types, so each has a documented, enforced maximum:
+# a value past it (`ttl: 1e300`) is a positioned validation error, not a failure at run time.
+Duration = Annotated[float, _at_most(YEAR), Field(ge=0, le=YEAR), _AS_TEXT, _duration_schema(YEAR)]
+"""Seconds as float, at most a year: ``250ms``, ``30s``, ``5m``, ``1h``, ``1d`` or a number."""
+Timeout = Annotated[float, _at_most(DAY), Field(ge=0, le=DAY), _AS_TEXT, _duration_schema(DAY)]
+"""A duration of at most a day: one network wait, an idle gap, a keep-alive, a window."""
+LongTimeout = Annotated[
+    float, _at_most(WEEK), Field(ge=0, le=WEEK), _AS_TEXT, _duration_schema(WEEK)
 ]
-"""Seconds as float; written in YAML as ``250ms``, ``30s``, ``5m``, ``1h``, ``1d`` or a number."""
+"""A duration of at most a week: the whole of one request, which may be a long agent run."""
+Grace = Annotated[float, _at_most(HOUR), Field(ge=0, le=HOUR), _AS_TEXT, _duration_schema(HOUR)]
+"""A duration of at most an hour: a kill grace period, one retry's wait."""
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
@@ -167,7 +214,8 @@ class _Spec(BaseModel):
 
 class _RegionBase(_Spec):
     ttl: Duration | None = Field(
-        default=None, description="Time to live of an entry; none means entries never expire."
+        default=None,
+        description="Time to live of an entry, at most 365d; none means entries never expire.",
     )
     invalidate_on: tuple[Name, ...] | Literal["any"] = Field(
         default=(),
@@ -183,7 +231,12 @@ class MemoryRegionSpec(_RegionBase):
     """An in-process region with LRU eviction once ``max_size`` entries are held."""
 
     backend: Literal["memory"]
-    max_size: int = Field(default=1024, ge=1, description="Entries kept before LRU eviction.")
+    max_size: int = Field(
+        default=1024,
+        ge=1,
+        le=10_000_000,
+        description="Entries kept before LRU eviction (1 to 10,000,000).",
+    )
 
 
 class FileRegionSpec(_RegionBase):
@@ -198,7 +251,9 @@ class RedisRegionSpec(_RegionBase):
 
     backend: Literal["redis"]
     url: SecretStr = Field(description="redis://[:password@]host:port/db (also rediss://, unix://)")
-    socket_timeout: Duration = 5.0
+    socket_timeout: Timeout = Field(
+        default=5.0, description="Connect and read timeout of the redis client, at most 1d."
+    )
 
     @field_validator("url")
     @classmethod
@@ -251,22 +306,68 @@ RegionSpec = Annotated[
 class TimeoutsSpec(_Spec):
     """httpx2 timeouts of a pool."""
 
-    connect: Duration = 5.0
-    read: Duration = 600.0
-    write: Duration = 30.0
-    pool: Duration = 10.0
+    connect: Timeout = Field(default=5.0, description="Connecting, at most 1d.")
+    read: Timeout = Field(default=600.0, description="Between two reads, at most 1d.")
+    write: Timeout = Field(default=30.0, description="Between two writes, at most 1d.")
+    pool: Timeout = Field(default=10.0, description="Waiting for a free connection, at most 1d.")
 
 
 class PoolSpec(_Spec):
     """One httpx2 connection pool, shared by every provider that names it."""
 
-    max_connections: int = Field(default=100, ge=1)
-    max_keepalive_connections: int = Field(default=20, ge=0)
-    keepalive_expiry: Duration = 30.0
+    max_connections: int = Field(default=100, ge=1, le=10_000, description="1 to 10,000.")
+    max_keepalive_connections: int = Field(default=20, ge=0, le=10_000, description="0 to 10,000.")
+    keepalive_expiry: Timeout = Field(
+        default=30.0, description="How long an idle connection is kept, at most 1d."
+    )
     timeouts: TimeoutsSpec = TimeoutsSpec()
 
 
 # --------------------------------------------------------------------------- providers
+
+
+DEFAULT_FALLBACK_ON: tuple[ErrorKind, ...] = (
+    "rate_limit",
+    "overloaded",
+    "server_error",
+    "network",
+    "stream_incomplete",
+    "cli_not_found",
+    "cli_failed",
+)
+"""Error kinds that move a request to the next fallback unless ``fallback_on`` says otherwise:
+the provider is saturated, down, unreachable or missing, or its CLI crashed; not the
+caller's mistakes (invalid_request, model_not_found), credentials, nor timeouts (the
+request's time is spent)."""
+
+DEFAULT_BREAKER_ON: tuple[ErrorKind, ...] = (*DEFAULT_FALLBACK_ON, "timeout")
+"""Error kinds a circuit breaker counts as failures unless ``breaker.on`` says otherwise."""
+
+
+class BreakerSpec(_Spec):
+    """A circuit breaker: ``failures`` within ``window`` open it for ``cooldown``."""
+
+    failures: int = Field(
+        default=5, ge=1, le=10_000, description="Failures within the window that open it."
+    )
+    window: Duration = Field(default=60.0, description="How far back failures are counted.")
+    cooldown: Duration = Field(
+        default=30.0, description="How long it stays open before one probe request is let through."
+    )
+    on: tuple[ErrorKind, ...] = Field(
+        default=DEFAULT_BREAKER_ON,
+        description="Error kinds counted as failures (default: "
+        + ", ".join(DEFAULT_BREAKER_ON)
+        + ").",
+    )
+
+    @model_validator(mode="after")
+    def _positive(self) -> BreakerSpec:
+        if self.window <= 0:
+            raise ValueError("window must be longer than 0s; write e.g. window: 60s")
+        if self.cooldown <= 0:
+            raise ValueError("cooldown must be longer than 0s; write e.g. cooldown: 30s")
+        return self
 
 
 class _ProviderBase(_Spec):
@@ -284,7 +385,24 @@ class _ProviderBase(_Spec):
         default="lazy",
         description="lazy: nothing until first use; eager: in load(); background: a task.",
     )
-    timeout: Duration | None = Field(default=None, description="Total deadline of one request.")
+    timeout: LongTimeout | None = Field(
+        default=None, description="Total deadline of one request, at most 7d."
+    )
+    fallbacks: tuple[Name, ...] = Field(
+        default=(),
+        description="Providers that take a request this one failed before its first chunk "
+        "(in order; each followed by its own fallbacks).",
+    )
+    fallback_on: tuple[ErrorKind, ...] = Field(
+        default=DEFAULT_FALLBACK_ON,
+        description="Error kinds that move a request to the next fallback (default: "
+        + ", ".join(DEFAULT_FALLBACK_ON)
+        + ").",
+    )
+    breaker: BreakerSpec | None = Field(
+        default=None,
+        description="Circuit breaker, e.g. {failures: 5, window: 60s, cooldown: 30s}.",
+    )
 
 
 WARM_KINDS: tuple[str, ...] = ("claude-code", "opencode", "codex")
@@ -358,12 +476,15 @@ class CliProviderSpec(_ProviderBase):
     )
     cwd: str | None = None
     extra_args: tuple[str, ...] = ()
-    idle_timeout: Duration | None = Field(
-        default=None, description="Longest silence between two output lines."
+    idle_timeout: Timeout | None = Field(
+        default=None, description="Longest silence between two output lines, at most 1d."
     )
-    kill_grace: Duration = Field(default=5.0, description="SIGTERM -> SIGKILL grace period.")
+    kill_grace: Grace = Field(default=5.0, description="SIGTERM -> SIGKILL grace, at most 1h.")
     line_limit: int = Field(
-        default=16 * 1024 * 1024, ge=1024, description="Largest NDJSON line accepted, in bytes."
+        default=16 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="Largest NDJSON line accepted, in bytes (1 KiB to 1 GiB).",
     )
     warm: WarmSpec | None = Field(
         default=None,
@@ -385,7 +506,7 @@ class ClaudeCodeSpec(CliProviderSpec):
     partial_messages: StrictBool = Field(
         default=False, description="Token-level text via --include-partial-messages."
     )
-    max_turns: int | None = Field(default=None, ge=1)
+    max_turns: int | None = Field(default=None, ge=1, le=10_000, description="1 to 10,000.")
 
 
 class OpenCodeSpec(CliProviderSpec):
@@ -417,9 +538,9 @@ class AnthropicApiSpec(_ProviderBase):
         default="sdk",
         description="sdk: the anthropic SDK; fast: provcfg's own SSE client on the same pool.",
     )
-    max_tokens: int = Field(default=4096, ge=1)
-    max_retries: int = Field(default=2, ge=0, le=10)
-    retry_max_wait: Duration = Field(default=30.0, description="Cap on one retry's wait.")
+    max_tokens: int = Field(default=4096, ge=1, le=1_000_000, description="1 to 1,000,000.")
+    max_retries: int = Field(default=2, ge=0, le=10, description="0 to 10.")
+    retry_max_wait: Grace = Field(default=30.0, description="Cap on one retry's wait, at most 1h.")
     anthropic_version: str = "2023-06-01"
 
 
@@ -468,24 +589,31 @@ class AlertSpec(_Spec):
     quantile: float = Field(
         default=0.95, gt=0, le=1, description="Quantile of the latency metrics (0.95 = p95)."
     )
-    above: float | None = Field(default=None, description="Fire when the value is above this.")
-    below: float | None = Field(default=None, description="Fire when the value is below this.")
+    above: float | None = Field(
+        default=None, allow_inf_nan=False, description="Fire when the value is above this."
+    )
+    below: float | None = Field(
+        default=None, allow_inf_nan=False, description="Fire when the value is below this."
+    )
     above_baseline: float | None = Field(
         default=None,
         gt=0,
+        le=1000,
         description="Fire when the latency quantile is above this factor times the provider's "
-        "baseline p95 (monitoring.baseline).",
+        "baseline p95 (monitoring.baseline); at most 1,000.",
     )
-    window: Duration = Field(default=300.0, description="The rolling time window read.")
-    for_: Duration = Field(
+    window: Timeout = Field(default=300.0, description="The rolling time window read, at most 1d.")
+    for_: Timeout = Field(
         default=0.0,
         alias="for",
-        description="How long the condition must hold before the alert fires.",
+        description="How long the condition must hold before the alert fires, at most 1d.",
     )
     min_requests: int = Field(
         default=1,
         ge=0,
-        description="Requests the window must hold before a request-based rule can fire.",
+        le=1_000_000,
+        description="Requests the window must hold before a request-based rule can fire "
+        "(0 to 1,000,000).",
     )
     severity: Literal["info", "warning", "critical"] = "warning"
 
@@ -540,16 +668,23 @@ class AlertmanagerSpec(_Spec):
         description="Alertmanager's base URL, e.g. http://127.0.0.1:9093 (alerts go to "
         "/api/v2/alerts)."
     )
-    timeout: Duration = Field(default=5.0, description="Deadline of one POST.")
-    max_retries: int = Field(default=5, ge=0, le=100, description="Retries of a failed POST.")
-    retry_max_wait: Duration = Field(default=30.0, description="Cap on the back-off between tries.")
-    queue_size: int = Field(
-        default=1000, ge=1, description="Alerts waiting for delivery; the oldest are dropped."
+    timeout: Grace = Field(default=5.0, description="Deadline of one POST, at most 1h.")
+    max_retries: int = Field(
+        default=5, ge=0, le=100, description="Retries of a failed POST (0 to 100)."
     )
-    resend_every: Duration = Field(
+    retry_max_wait: Grace = Field(
+        default=30.0, description="Cap on the back-off between tries, at most 1h."
+    )
+    queue_size: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="Alerts waiting for delivery; the oldest are dropped (1 to 1,000,000).",
+    )
+    resend_every: Timeout = Field(
         default=60.0,
         description="Firing alerts are posted again this often (Alertmanager "
-        "resolves alerts it has not heard of for a while).",
+        "resolves alerts it has not heard of for a while); at most 1d.",
     )
 
     @field_validator("url")
@@ -568,8 +703,8 @@ class MonitoringSpec(_Spec):
     """Alert rules, their delivery, the health check's patience, and traces."""
 
     alerts: tuple[AlertSpec, ...] = ()
-    evaluation_interval: Duration = Field(
-        default=1.0, description="How often the alert rules are evaluated."
+    evaluation_interval: Grace = Field(
+        default=1.0, description="How often the alert rules are evaluated, at most 1h."
     )
     baseline: str | None = Field(
         default=None,
@@ -577,9 +712,9 @@ class MonitoringSpec(_Spec):
         '{"api": {"first_chunk_seconds": 0.8, "total_seconds": 4.0}}.',
     )
     alertmanager: AlertmanagerSpec | None = None
-    stale_after: Duration = Field(
+    stale_after: LongTimeout = Field(
         default=300.0,
-        description="/healthz answers 503 once reloads have failed for this long.",
+        description="/healthz answers 503 once reloads have failed for this long; at most 7d.",
     )
     traces: StrictBool = Field(
         default=False,
@@ -713,46 +848,72 @@ def looks_like_model_id(name: str) -> bool:
     return bool(_MODEL_ID.fullmatch(name)) and any(c.isdigit() or c in "-/:." for c in name)
 
 
+def _listed(names: Collection[str]) -> str:
+    """Names defined by provcfg itself (metrics, kinds): few, so all of them, sorted."""
+    return listing(names, 30)
+
+
 def _suggest(word: str, candidates: Collection[str], fix: str) -> str:
     """``; did you mean 'x'?`` for a close candidate, else ``; <fix>``."""
-    import difflib
-
-    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f"; did you mean {match[0]!r}?" if match else f"; {fix}"
-
-
-def _listed(names: Collection[str]) -> str:
-    return ", ".join(sorted(names)) or "(none)"
+    return hint(closest(word, candidates), fix)
 
 
 def _mapping(value: object) -> Mapping[Any, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def reference_problems(data: Mapping[str, Any], kinds: Collection[str]) -> list[ReferenceProblem]:
+def reference_problems(
+    data: Mapping[str, Any], kinds: Collection[str], suggester: Suggester | None = None
+) -> list[ReferenceProblem]:
     """Cross-reference problems of manifest data (raw or dumped); empty when all is well.
 
-    Checks: ``default_provider`` and alert ``provider`` name a provider, each ``pool:`` names
+    Checks: ``default_provider``, alert ``provider`` and ``fallbacks`` name a provider
+    (fallbacks: not itself, not twice, no cycle), each ``pool:`` names
     a pool, each provider ``model:`` is an alias with an id for its kind or a plausible model
     id, ``models`` keys are known kinds, alias names are unique ignoring case, and the
     ``providers`` region (which holds live objects) is in memory. Values of the wrong type
-    are skipped: field validation reports those.
+    are skipped: field validation reports those, and so is a provider of an unknown kind
+    (its kind is the one problem). Messages list a handful of the names that exist and
+    suggest the closest one, within ``suggester``'s budget (a fresh one when None).
     """
-    return list(_references(data, kinds))
+    return list(_references(data, kinds, suggester or Suggester()))
 
 
-def _references(data: Mapping[str, Any], kinds: Collection[str]) -> Iterator[ReferenceProblem]:
+@dataclass(frozen=True, slots=True)
+class _Names:
+    """The names one manifest declares, each prepared once for did-you-mean and listing."""
+
+    providers: Vocabulary
+    pools: Vocabulary
+    aliases: Vocabulary
+    kinds: Vocabulary
+    suggester: Suggester
+
+    def unknown(self, what: str, word: str, names: Vocabulary, fix: str) -> str:
+        """``no <what> named 'x' (<what>s: a, b, ...); did you mean 'y'?``"""
+        head = f"no {what} named {quote(word)} ({what}s: {names.listing()})"
+        return head + self.suggester.hint(word, names, fix)
+
+
+def _references(
+    data: Mapping[str, Any], kinds: Collection[str], suggester: Suggester
+) -> Iterator[ReferenceProblem]:
     providers = _mapping(data.get("providers"))
     pools = _mapping(data.get("pools"))
     models = _mapping(data.get("models"))
-    names = [n for n in providers if isinstance(n, str)]
+    known = _Names(
+        providers=Vocabulary(providers),
+        pools=Vocabulary(str(p) for p in pools),
+        aliases=Vocabulary(str(a) for a in models),
+        kinds=Vocabulary(kinds),
+        suggester=suggester,
+    )
 
     default = data.get("default_provider")
-    if isinstance(default, str) and names and default not in providers:
+    if isinstance(default, str) and providers and default not in providers:
         yield (
             ("default_provider",),
-            f"no provider named {default!r} (providers: {_listed(names)})"
-            + _suggest(default, names, "name one of the providers"),
+            known.unknown("provider", default, known.providers, "name one of the providers"),
             False,
         )
     yield from _unique_aliases(("models",), models)
@@ -769,15 +930,17 @@ def _references(data: Mapping[str, Any], kinds: Collection[str]) -> Iterator[Ref
             if isinstance(kind, str) and kind not in kinds:
                 yield (
                     ("models", alias, kind),
-                    f"unknown provider kind {kind!r} (kinds: {_listed(kinds)})"
-                    + _suggest(kind, kinds, "use one of the kinds"),
+                    f"unknown provider kind {quote(kind)} (kinds: {known.kinds.listing()})"
+                    + suggester.hint(kind, known.kinds, "use one of the kinds"),
                     True,
                 )
     cap = _mapping(data.get("warm")).get("max_processes", WarmLimitsSpec().max_processes)
     for name, spec in providers.items():
         if isinstance(spec, Mapping):
-            yield from _provider_references(name, spec, pools, models)
+            yield from _provider_references(name, spec, pools, models, known)
             yield from _warm_references(name, spec, cap)
+    names = [n for n in providers if isinstance(n, str)]
+    yield from _fallback_problems(providers, names, known)
     region = _mapping(data.get("cache")).get("providers")
     if isinstance(region, Mapping) and region.get("backend") not in (None, "memory"):
         yield (
@@ -794,34 +957,35 @@ def _references(data: Mapping[str, Any], kinds: Collection[str]) -> Iterator[Ref
         )
     for name, spec in _mapping(data.get("cache")).items():
         targets = _mapping(spec).get("invalidate_on")
-        if not isinstance(targets, list | tuple) or not names:
+        if not isinstance(targets, list | tuple) or not providers:
             continue
         for i, target in enumerate(targets):
             if isinstance(target, str) and target not in providers:
                 yield (
                     ("cache", name, "invalidate_on", i),
-                    f"no provider named {target!r} (providers: {_listed(names)})"
-                    + _suggest(target, names, "name one of the providers, or write any"),
+                    known.unknown(
+                        "provider",
+                        target,
+                        known.providers,
+                        "name one of the providers, or write any",
+                    ),
                     False,
                 )
     alerts = _mapping(data.get("monitoring")).get("alerts")
     if isinstance(alerts, list | tuple):
-        pool_names = [str(p) for p in pools]
         for i, alert in enumerate(alerts):
             target = _mapping(alert).get("provider")
-            if isinstance(target, str) and names and target not in providers:
+            if isinstance(target, str) and providers and target not in providers:
                 yield (
                     ("monitoring", "alerts", i, "provider"),
-                    f"no provider named {target!r} (providers: {_listed(names)})"
-                    + _suggest(target, names, "name one of the providers"),
+                    known.unknown("provider", target, known.providers, "name one of the providers"),
                     False,
                 )
             pool = _mapping(alert).get("pool")
             if isinstance(pool, str) and pool not in pools:
                 yield (
                     ("monitoring", "alerts", i, "pool"),
-                    f"no pool named {pool!r} (pools: {_listed(pool_names)})"
-                    + _suggest(pool, pool_names, "name one of the pools"),
+                    known.unknown("pool", pool, known.pools, "name one of the pools"),
                     False,
                 )
 
@@ -850,6 +1014,85 @@ def _warm_references(name: str, spec: Mapping[str, Any], cap: object) -> Iterato
         )
 
 
+def _fallbacks_of(spec: object) -> list[str]:
+    listed = _mapping(spec).get("fallbacks")
+    if not isinstance(listed, list | tuple):
+        return []
+    return [f for f in listed if isinstance(f, str)]
+
+
+def _fallback_problems(
+    providers: Mapping[Any, Any], names: list[str], known: _Names
+) -> Iterator[ReferenceProblem]:
+    """Unknown, repeated and self fallbacks; then every cycle, reported once where it closes."""
+    edges: dict[str, list[str]] = {}
+    for name in names:
+        listed = _mapping(providers[name]).get("fallbacks")
+        if not isinstance(listed, list | tuple):
+            continue
+        seen: set[str] = set()
+        for i, target in enumerate(listed):
+            if not isinstance(target, str):
+                continue
+            loc: Loc = ("providers", name, "fallbacks", i)
+            if target == name:
+                yield (loc, f"provider {quote(name)} cannot fall back to itself; remove it", False)
+            elif target not in providers:
+                # No list of every provider here: with many bad entries that would
+                # make the output quadratic in the manifest's size.
+                yield (
+                    loc,
+                    f"no provider named {quote(target)}"
+                    + known.suggester.hint(target, known.providers, "name one of the providers"),
+                    False,
+                )
+            elif target in seen:
+                yield (loc, f"{quote(target)} is listed twice; remove one", False)
+            else:
+                edges.setdefault(name, []).append(target)
+            seen.add(target)
+    # A cycle (a -> b -> a) would send a request round in circles: report each once,
+    # at the fallback entry that closes it. Iterative depth-first search: a hostile
+    # manifest's chain of thousands of providers must not exhaust the recursion limit.
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    reported: set[frozenset[str]] = set()
+    for root in names:
+        if root in state:
+            continue
+        path: list[str] = [root]
+        state[root] = 1
+        stack: list[Iterator[tuple[int, str]]] = [iter(enumerate(_fallbacks_of(providers[root])))]
+        while stack:
+            node = path[-1]
+            step = next(stack[-1], None)
+            if step is None:
+                stack.pop()
+                path.pop()
+                state[node] = 2
+                continue
+            i, target = step
+            if target not in edges.get(node, ()):
+                continue
+            if state.get(target) == 1:
+                cycle = path[path.index(target) :]
+                key = frozenset(cycle)
+                if key not in reported:
+                    reported.add(key)
+                    shown = [*cycle, target]
+                    if len(shown) > 7:  # a hostile chain: keep the message short
+                        shown = [*shown[:3], f"... ({len(cycle)} providers) ...", *shown[-2:]]
+                    loop = " -> ".join(shown)
+                    yield (
+                        ("providers", node, "fallbacks", i),
+                        f"fallback cycle {loop}; remove one of these fallbacks",
+                        False,
+                    )
+            elif target not in state:
+                state[target] = 1
+                path.append(target)
+                stack.append(iter(enumerate(_fallbacks_of(providers[target]))))
+
+
 def _unique_aliases(loc: Loc, table: Mapping[Any, Any]) -> Iterator[ReferenceProblem]:
     seen: dict[str, str] = {}
     for alias in table:
@@ -859,56 +1102,68 @@ def _unique_aliases(loc: Loc, table: Mapping[Any, Any]) -> Iterator[ReferencePro
         if other != alias:
             yield (
                 (*loc, alias),
-                f"alias {alias!r} differs from {other!r} only by case; "
+                f"alias {quote(alias)} differs from {quote(other)} only by case; "
                 "alias names must be unique ignoring case",
                 True,
             )
 
 
 def _provider_references(
-    name: str, spec: Mapping[str, Any], pools: Mapping[Any, Any], models: Mapping[Any, Any]
+    name: str,
+    spec: Mapping[str, Any],
+    pools: Mapping[Any, Any],
+    models: Mapping[Any, Any],
+    known: _Names,
 ) -> Iterator[ReferenceProblem]:
     loc: Loc = ("providers", name)
     pool = spec.get("pool")
     if isinstance(pool, str) and pool not in pools:
         yield (
             (*loc, "pool"),
-            f"no pool named {pool!r} (pools: {_listed([str(p) for p in pools])})"
-            + _suggest(pool, [str(p) for p in pools], "declare it under pools:"),
+            known.unknown("pool", pool, known.pools, "declare it under pools:"),
             False,
         )
     own = _mapping(spec.get("models"))
     yield from _unique_aliases((*loc, "models"), own)
     model = spec.get("model")
-    if not isinstance(model, str) or model in own:
-        return
     kind = spec.get("kind")
+    # A provider of an unknown kind has one problem, its kind: which fields and model
+    # ids it needs cannot be known.
+    if not isinstance(model, str) or model in own or kind not in known.kinds.names:
+        return
     if model in models:
         table = models[model]
-        if isinstance(table, Mapping) and table and isinstance(kind, str) and kind not in table:
+        if isinstance(table, Mapping) and table and kind not in table:
             yield (
                 (*loc, "model"),
-                f"alias {model!r} has no model id for kind {kind!r}; add {kind}: <model id> "
-                f"under models.{model}, or give a complete model id",
+                f"alias {quote(model)} has no model id for kind {kind!r}; add {kind}: <model id> "
+                f"under models.{_short(model)}, or give a complete model id",
                 False,
             )
         return
-    aliases = {str(a) for a in models} | {str(a) for a in own}
     if spec.get("unknown_models") == "error":
+        aliases = known.aliases if not own else Vocabulary([*known.aliases.names, *map(str, own)])
         yield (
             (*loc, "model"),
-            f"unknown model alias {model!r} (aliases: {_listed(aliases)})"
-            + _suggest(model, aliases, "with unknown_models: error the model must be an alias"),
+            f"unknown model alias {quote(model)} (aliases: {aliases.listing()})"
+            + known.suggester.hint(
+                model, aliases, "with unknown_models: error the model must be an alias"
+            ),
             False,
         )
     elif not looks_like_model_id(model):
+        aliases = known.aliases if not own else Vocabulary([*known.aliases.names, *map(str, own)])
         yield (
             (*loc, "model"),
-            f"unknown model alias {model!r}"
-            + _suggest(
+            f"unknown model alias {quote(model)}"
+            + known.suggester.hint(
                 model,
                 aliases,
                 "declare it under models: or give a complete model id such as claude-sonnet-4-5",
             ),
             False,
         )
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= MAX_WORD else quote(name)

@@ -6,24 +6,31 @@ that lacks it, a wrong value at the value, and anything an environment override 
 there at line 0 with the variable's name. pydantic's wording is rewritten into what to
 write instead ("unknown key 'bse_url'; did you mean 'base_url'?"). Before an error
 leaves, every secret value seen is scrubbed from its text as a last line of defence.
+
+Cost stays bounded whatever the file holds: problems are placed cheaply, only the first
+:data:`~provcfg._errors.PROBLEM_LIMIT` by position get their message written (with a
+did-you-mean from the run's :class:`~provcfg._suggest.Suggester`) and scrubbed, and the
+rest are only counted.
 """
 
 from __future__ import annotations
 
+import heapq
 import re
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from provcfg import _yaml
-from provcfg._errors import Problem
+from provcfg._errors import PROBLEM_LIMIT, Problem
 from provcfg._manifest import NAME_PATTERN, WARM_KINDS, Manifest
 from provcfg._secrets import MASK
+from provcfg._suggest import MAX_WORD, Suggester, listing, quote
 
-__all__ = ["ProblemMapper"]
+__all__ = ["ProblemMapper", "dotted", "first_problems"]
 
 Loc = tuple[str | int, ...]
 _MASK = MASK
@@ -47,7 +54,15 @@ _TYPE_WORDS = {
     "list_type": "must be a list",
     "tuple_type": "must be a list",
     "finite_number": "must be a finite number",
+    "int_parsing_size": "must be a whole number, and this one is far too large",
 }
+_BOUNDS = {
+    "greater_than_equal": ("ge", "must be at least"),
+    "greater_than": ("gt", "must be greater than"),
+    "less_than_equal": ("le", "must be at most"),
+    "less_than": ("lt", "must be less than"),
+}
+_CODE_NAMES_SHOWN = 30  # names that come from the models (fields, kinds, choices), not the file
 _MISSING_HINTS = {
     "version": "add 'version: 1' at the top",
     "providers": "declare at least one provider under providers:",
@@ -58,15 +73,22 @@ class ProblemMapper:
     """Collects problems of one manifest by loc and resolves them to :class:`Problem`."""
 
     def __init__(
-        self, file: str, model: type[Manifest], data: dict[str, Any], composed: _yaml.Composed
+        self,
+        file: str,
+        model: type[Manifest],
+        data: dict[str, Any],
+        composed: _yaml.Composed,
+        suggester: Suggester | None = None,
     ) -> None:
         self.file = file
         self.model = model
         self.data = data
         self.composed = composed
+        self.suggester = suggester if suggester is not None else Suggester()
         self.env_locs: dict[Loc, str] = {}
         self.extra: list[Problem] = []  # already placed (environment problems)
-        self._found: list[tuple[Loc, str, str, bool]] = []  # loc, message, where, validation
+        # loc, message (or the pydantic error to word later), where, from validation
+        self._found: list[tuple[Loc, str | dict[str, Any], str, bool]] = []
         self._secrets: set[str] = set()
 
     def add(self, loc: Loc, message: str, *, at_key: bool = False) -> None:
@@ -91,7 +113,8 @@ class ProblemMapper:
             if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
                 ctx = error.get("ctx") or {}
                 loc = (*loc, str(ctx.get("discriminator", "kind")).strip("'\""))
-            self._found.append((loc, self._message(error, loc), where, True))
+            # Worded only if it is among the problems shown (see problems()).
+            self._found.append((loc, dict(error), where, True))
 
     def _raw_loc(self, loc: tuple[int | str, ...], kind: str) -> tuple[Loc, str]:
         """pydantic's loc -> the loc in the data, dropping union tags; and where to point."""
@@ -130,20 +153,19 @@ class ProblemMapper:
             tags = _QUOTED.findall(str(ctx.get("expected_tags", ""))) or _tags_at(
                 self.model, loc[:-1], self.data, field
             )
-            listed = ", ".join(tags)
+            listed = listing(tags, _CODE_NAMES_SHOWN, ordered=True)
             if kind == "union_tag_not_found":
                 return f"missing required key {field!r}; add {field}: one of {listed}"
             tag = str(ctx.get("tag", ""))
-            return f"unknown {field} {tag!r} ({field}s: {listed})" + self._suggest(
+            return f"unknown {field} {quote(tag)} ({field}s: {listed})" + self.suggester.hint(
                 tag, tags, f"use one of the {field}s"
             )
         if kind == "literal_error":
             choices = _QUOTED.findall(str(ctx.get("expected", ""))) or [str(ctx.get("expected"))]
             if len(choices) == 1:
                 return f"must be {choices[0]}"
-            match = _closest(value, choices) if isinstance(value, str) else None
-            hint = f"; did you mean {match!r}?" if match else ""
-            return f"must be one of {', '.join(choices)}{hint}"
+            hint = self.suggester.hint(value, choices) if isinstance(value, str) else ""
+            return f"must be one of {listing(choices, _CODE_NAMES_SHOWN, ordered=True)}{hint}"
         if kind in {"value_error", "assertion_error"}:
             return (
                 str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
@@ -158,6 +180,15 @@ class ProblemMapper:
             if kind == "string_type" and isinstance(value, bool | int | float):
                 text += "; put the value in quotes"
             return text
+        if kind in _BOUNDS:
+            key, words = _BOUNDS[kind]
+            bound = ctx.get(key)
+            if isinstance(bound, int) and not isinstance(bound, bool):
+                return f"{words} {bound:,}"
+            if isinstance(bound, float):
+                return f"{words} {bound:g}"
+        if kind == "string_too_long" and isinstance(ctx.get("max_length"), int):
+            return f"must be at most {ctx['max_length']:,} characters long"
         if kind == "string_too_short" and ctx.get("min_length") == 1:
             return "must not be empty"
         if kind == "too_short" and loc == ("providers",):
@@ -175,40 +206,37 @@ class ProblemMapper:
             )
         fields = _fields_at(self.model, loc[:-1], self.data)
         if not fields:
-            return f"unknown key {key!r}; remove it"
-        return f"unknown key {key!r}" + self._suggest(
-            key, fields, f"remove it (allowed: {', '.join(fields)})"
+            return f"unknown key {quote(key)}; remove it"
+        allowed = listing(fields, _CODE_NAMES_SHOWN, ordered=True)
+        return f"unknown key {quote(key)}" + self.suggester.hint(
+            key, fields, f"remove it (allowed: {allowed})"
         )
-
-    def _suggest(self, word: str, candidates: Iterable[str], fix: str) -> str:
-        match = _closest(word, candidates)
-        return f"; did you mean {match!r}?" if match else f"; {fix}"
 
     # ------------------------------------------------------------------ positions
 
-    def problems(self) -> list[Problem]:
-        """Every recorded problem, placed; validation noise under unusable values dropped."""
-        out: list[Problem] = list(self.extra)
+    def problems(self) -> tuple[list[Problem], int]:
+        """The first :data:`PROBLEM_LIMIT` recorded problems by position, and how many more.
+
+        Validation noise under unusable values (aliases, tags) is dropped. Every problem is
+        placed, but only the ones kept are worded: a flood of errors costs a dict lookup each.
+        """
         poisoned = self.composed.poisoned
-        for loc, message, where, from_validation in self._found:
-            if from_validation and any(loc[: len(p)] == p for p in poisoned):
+        placed: list[tuple[int, int, int, str | None]] = []  # line, column, index, variable
+        for index, (loc, _message, where, from_validation) in enumerate(self._found):
+            if from_validation and poisoned and _under(loc, poisoned):
                 continue
             variable = self._variable(loc, where)
-            dotted = ".".join(map(str, loc))
+            line, column = (0, 0) if variable is not None else self._position(loc, where)
+            placed.append((line, column, index, variable))
+        kept, omitted = first_problems(placed, key=lambda p: (p[0], p[1], p[2]))
+        out: list[Problem] = list(self.extra)
+        for line, column, index, variable in kept:
+            loc, message, _where, _ = self._found[index]
+            text = message if isinstance(message, str) else self._message(message, loc)
             if variable is not None:
-                out.append(
-                    Problem(
-                        self.file,
-                        0,
-                        0,
-                        dotted,
-                        f"{message} (set by environment variable {variable})",
-                    )
-                )
-                continue
-            line, column = self._position(loc, where)
-            out.append(Problem(self.file, line, column, dotted, message))
-        return out
+                text = f"{text} (set by environment variable {variable})"
+            out.append(Problem(self.file, line, column, dotted(loc), text))
+        return out, omitted
 
     def _variable(self, loc: Loc, where: str) -> str | None:
         if not self.env_locs:
@@ -244,12 +272,17 @@ class ProblemMapper:
     # ------------------------------------------------------------------ secrets
 
     def scrub(self, problems: Iterable[Problem]) -> list[Problem]:
-        """``problems`` with every known secret value replaced by ``**********``."""
+        """``problems`` with every known secret value replaced by ``**********``.
+
+        The cost depends on the size of the problems' text, not on how many secrets the
+        file holds (see :func:`_secrets_in`).
+        """
+        problems = list(problems)
         secrets = self._secrets | _secret_values(self.data)
-        secrets = {s for s in secrets if len(s) >= 4}
-        if not secrets:
-            return list(problems)
-        ordered = sorted(secrets, key=len, reverse=True)
+        found = _secrets_in([f"{p.loc}\0{p.message}" for p in problems], secrets)
+        if not found:
+            return problems
+        ordered = sorted(found, key=len, reverse=True)
         out = []
         for problem in problems:
             message = problem.message
@@ -259,6 +292,53 @@ class ProblemMapper:
                 loc = loc.replace(secret, _MASK)
             out.append(Problem(problem.file, problem.line, problem.column, loc, message))
         return out
+
+
+def _secrets_in(texts: Sequence[str], secrets: Iterable[str]) -> set[str]:
+    """The secrets (4 characters or more) that occur in any of ``texts``.
+
+    Words echoed in messages are at most MAX_WORD characters (longer ones are never
+    echoed), so short secrets are looked up by every substring of each of their lengths
+    (at most ~60 lengths x the text); the rare long ones are searched for directly.
+    """
+    text = "\0".join(texts)
+    short: dict[int, set[str]] = {}
+    long: list[str] = []
+    for secret in secrets:
+        if len(secret) < 4:
+            continue
+        if len(secret) <= MAX_WORD:
+            short.setdefault(len(secret), set()).add(secret)
+        else:
+            long.append(secret)
+    found = {secret for secret in long if secret in text}
+    for size, group in short.items():
+        found.update(group.intersection(text[i : i + size] for i in range(len(text) - size + 1)))
+    return found
+
+
+def first_problems(
+    items: Iterable[Any], *, key: Any, limit: int = PROBLEM_LIMIT
+) -> tuple[list[Any], int]:
+    """The ``limit`` smallest ``items`` by ``key``, in order, and how many were left out."""
+    items = list(items)
+    if len(items) <= limit:
+        return sorted(items, key=key), 0
+    return heapq.nsmallest(limit, items, key=key), len(items) - limit
+
+
+def dotted(loc: Loc) -> str:
+    """``providers.api.base_url`` for a loc; a part too long to echo becomes its length."""
+    return ".".join(_part(part) for part in loc)
+
+
+def _part(part: str | int) -> str:
+    text = str(part)
+    return text if len(text) <= MAX_WORD else quote(text)
+
+
+def _under(loc: Loc, poisoned: set[Loc]) -> bool:
+    return any(loc[:i] in poisoned for i in range(len(loc) + 1))
 
 
 _SECRET_KEY = re.compile(r"(?i)key|token|secret|passw|auth|credential|url|dsn")
@@ -278,13 +358,6 @@ def _secret_values(node: Any, under_env: bool = False) -> set[str]:
         for value in node:
             found |= _secret_values(value)
     return found
-
-
-def _closest(word: str, candidates: Iterable[str]) -> str | None:
-    import difflib  # only on the error path
-
-    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return match[0] if match else None
 
 
 def _get(data: Any, loc: Loc) -> Any:
@@ -347,28 +420,46 @@ def _type_at(model: type[BaseModel], loc: Loc, data: Any) -> Any:
 
 
 def _narrow(tp: Any, node: Any) -> Any:
-    """Strip Annotated/Optional and pick the union member whose Literal fields match ``node``."""
+    """Strip Annotated/Optional; of a union, the member that validates ``node``.
+
+    A discriminated union (``Field(discriminator="kind")``) is decided by the
+    discriminator's value alone, as pydantic decides it.
+    """
+    discriminator: str | None = None
     while True:
         origin = get_origin(tp)
         if origin is typing.Annotated:
-            tp = get_args(tp)[0]
+            tp, *metadata = get_args(tp)
+            for meta in metadata:
+                found = getattr(meta, "discriminator", None)
+                if isinstance(found, str):
+                    discriminator = found
         elif origin is typing.Union or origin is types.UnionType:
             members = [a for a in get_args(tp) if a is not type(None)]
             if len(members) == 1:
                 tp = members[0]
                 continue
-            return _pick(members, node)
+            return _pick(members, node, discriminator)
         else:
             return tp
 
 
-def _pick(members: list[Any], node: Any) -> Any:
+def _pick(members: list[Any], node: Any, discriminator: str | None) -> Any:
+    """The model among ``members`` whose discriminator Literal holds ``node``'s value.
+
+    Without a declared discriminator, only required Literal fields decide: a Literal field
+    with a default (``init: lazy``) is shared by every member and says nothing.
+    """
     if not isinstance(node, dict):
         return None
     for member in members:
         if not (isinstance(member, type) and issubclass(member, BaseModel)):
             continue
         for name, field in member.model_fields.items():
+            if discriminator is not None and name != discriminator:
+                continue
+            if discriminator is None and not field.is_required():
+                continue
             if get_origin(field.annotation) is typing.Literal and node.get(name) in get_args(
                 field.annotation
             ):

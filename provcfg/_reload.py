@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Final
 from provcfg._errors import ManifestError, ProvcfgError
 from provcfg._logs import get_logger
 from provcfg._reloadevents import EventHub, ReloadEvent, error_text, problem_lines, scrub
-from provcfg._reloadstep import Attempt, read_and_build
+from provcfg._reloadstep import MISSING, Attempt, read_and_build
 from provcfg._watchfs import FolderWatcher, ManifestTarget
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from provcfg._kinds import KindRegistry
     from provcfg._metrics import Metrics
     from provcfg._monitoring._alerts import AlertEvaluator
+    from provcfg._resilience import Breakers
     from provcfg._runtime import Runtime
 
 __all__ = ["LiveRuntime", "ReloadEvent", "watch"]
@@ -129,6 +130,11 @@ class LiveRuntime:
     def alerts(self) -> AlertEvaluator:
         """The alert evaluator (``live.alerts.subscribe(callback)``), shared across reloads."""
         return self.runtime.alerts
+
+    @property
+    def breakers(self) -> Breakers:
+        """The circuit breakers (``live.breakers.subscribe(callback)``), shared across reloads."""
+        return self.runtime.breakers
 
     @property
     def generation(self) -> int:
@@ -366,14 +372,23 @@ class LiveRuntime:
             return self._apply(attempt, noticed_at)
 
     async def _in_worker(self, previous: Runtime | None) -> Attempt:
-        """One attempt in a worker thread; if we are cancelled, what it builds is closed."""
-        work = asyncio.get_running_loop().run_in_executor(None, self._read_and_build, previous)
+        """One attempt in a worker thread; if we are cancelled, what it builds is closed.
+
+        Never raises but CancelledError: a failure of any type is a failed attempt.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            work = loop.run_in_executor(None, self._read_and_build, previous)
+        except RuntimeError as exc:  # the executor is shut down: the interpreter is exiting
+            return Attempt(MISSING, error=ProvcfgError(f"reload failed: {_describe(exc)}"))
         try:
             # Shielded: cancelling us must not orphan the runtime the thread is building.
             return await asyncio.shield(work)
         except asyncio.CancelledError:
             work.add_done_callback(_close_abandoned)
             raise
+        except Exception as exc:  # read_and_build returns its errors; this is the last net
+            return Attempt(MISSING, error=ProvcfgError(f"reload failed: {_describe(exc)}"))
 
     def _read_and_build(self, previous: Runtime | None) -> Attempt:
         return read_and_build(
@@ -475,7 +490,13 @@ class LiveRuntime:
             problems=list(problems),
         )
         event = self._event(
-            False, changes={}, latency=None, digest=attempt.digest, problems=problems, error=text
+            False,
+            changes={},
+            latency=None,
+            digest=attempt.digest,
+            problems=problems,
+            error=text,
+            omitted=error.omitted if isinstance(error, ManifestError) else 0,
         )
         self._hub.publish(event)
         return event
@@ -489,6 +510,7 @@ class LiveRuntime:
         digest: str,
         problems: tuple[str, ...] = (),
         error: str = "",
+        omitted: int = 0,
     ) -> ReloadEvent:
         return ReloadEvent(
             generation=self.generation,
@@ -499,6 +521,7 @@ class LiveRuntime:
             error=error,
             timestamp=time.time(),
             digest=digest,
+            omitted=omitted,
         )
 
 

@@ -17,7 +17,7 @@ from typing import Final
 
 from pydantic import BaseModel, SecretStr
 
-from provcfg._errors import ManifestError, ProvcfgError, RuntimeClosedError
+from provcfg._errors import ManifestError, ProvcfgError, RuntimeClosedError, printable
 from provcfg._secrets import MASK
 
 __all__ = ["EventHub", "ReloadEvent", "error_text", "known_secrets", "problem_lines", "scrub"]
@@ -38,10 +38,12 @@ class ReloadEvent:
             (empty when the attempt failed, or when content already live came back).
         latency_s: seconds from the save (the file's mtime) to the new runtime being
             live; None when nothing was built.
-        problems: ``FILE:LINE:COL: loc: message`` lines when it failed (no secret).
+        problems: ``FILE:LINE:COL: loc: message`` lines when it failed (no secret), at
+            most :data:`~provcfg._errors.PROBLEM_LIMIT` of them.
         error: the failure as one text (no secret); empty when ok.
         timestamp: wall-clock time (``time.time()``) of the outcome.
         digest: sha256 of the content tried (hex), or ``<missing>``.
+        omitted: problems found beyond those in ``problems`` (a file with thousands).
     """
 
     generation: int
@@ -52,12 +54,13 @@ class ReloadEvent:
     error: str
     timestamp: float
     digest: str
+    omitted: int = 0
 
     def summary(self) -> str:
         """One human line: what changed and how fast, or why it failed."""
         if not self.ok:
-            count = len(self.problems)
-            what = f"{count} problem{'s' if count != 1 else ''}" if count else self.error
+            count = len(self.problems) + self.omitted
+            what = f"{count:,} problem{'s' if count != 1 else ''}" if count else self.error
             return f"reload failed ({what}); generation {self.generation} stays live"
         parts = ", ".join(f"{name} {state}" for name, state in self.changes.items())
         latency = "" if self.latency_s is None else f" in {self.latency_s * 1000:.0f} ms"
@@ -136,10 +139,10 @@ def problem_lines(error: ProvcfgError) -> tuple[str, ...]:
 
 
 def error_text(error: ProvcfgError) -> str:
-    """The failure as one line of text."""
+    """The failure as one line of text (characters that are not printable escaped)."""
     if isinstance(error, ManifestError):
         return "; ".join(str(p) for p in error.problems)
-    return " ".join(str(error).split())
+    return printable(" ".join(str(error).split()))
 
 
 def scrub(text: str, manifest: BaseModel | None, environ: Mapping[str, str] | None) -> str:

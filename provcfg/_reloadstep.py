@@ -1,22 +1,24 @@
 """One reload attempt, off the event loop: read, hash, parse and validate, build.
 
-:func:`read_and_build` runs in a worker thread and never raises: it returns an
-:class:`Attempt` saying what became of the file's current content: skipped
-(identical to content already live or already rejected), a new Runtime built
-by reusing every unchanged part of the previous one, or the error to report.
-An empty or missing file is a "not yet" (a save in progress, a delete before a
-re-create): it is reported like any other failure and the last good runtime stays.
+:func:`read_and_build` runs in a worker thread and never raises, whatever fails (a
+``MemoryError``, a bug in a plugin kind): it returns an :class:`Attempt` saying what
+became of the file's current content: skipped (identical to content already live or
+already rejected), a new Runtime built by reusing every unchanged part of the previous
+one, or the error to report. The file is read like every manifest, by
+:func:`~provcfg._loading.read_manifest_file`: at most the size cap, and never from a FIFO,
+socket or device saved over it (those are refused without blocking). An empty or missing
+file is a "not yet" (a save in progress, a delete before a re-create): it is reported
+like any other failure and the last good runtime stays.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from provcfg._errors import ManifestError, ProvcfgError
+from provcfg._errors import ManifestError, ProvcfgError, printable
 
 if TYPE_CHECKING:
     from provcfg._kinds import KindRegistry
@@ -56,17 +58,31 @@ def read_and_build(
     Returns:
         The :class:`Attempt`; errors are returned in it, never raised.
     """
-    from provcfg._loading import parse_manifest_text
+    try:
+        return _read_and_build(file, previous, skip=skip, environ=environ, registry=registry)
+    except BaseException as exc:  # a worker thread hands every failure back, whatever its type
+        # MemoryError, RecursionError, a plugin's SystemExit: the watch goes on with the
+        # last good runtime, and the failure is reported like any other.
+        message = f"{printable(file)}: reloading failed: {type(exc).__name__}: {exc}"
+        return Attempt(MISSING, error=ProvcfgError(" ".join(message.split())))
+
+
+def _read_and_build(
+    file: str,
+    previous: Runtime | None,
+    *,
+    skip: tuple[str | None, ...],
+    environ: Mapping[str, str] | None,
+    registry: KindRegistry | None,
+) -> Attempt:
+    from provcfg._loading import parse_manifest_text, read_manifest_file
     from provcfg._runtime import Runtime
 
     try:
-        with open(file, "rb") as stream:
-            data = stream.read()
-            saved_at = os.fstat(stream.fileno()).st_mtime
-    except FileNotFoundError:
-        return _rejected(file, MISSING, "file not found (deleted, or a save in progress)")
-    except OSError as exc:
-        return _rejected(file, MISSING, f"cannot read: {exc.strerror or type(exc).__name__}")
+        read = read_manifest_file(file)
+    except ManifestError as exc:  # missing, not a regular file, over the size cap
+        return Attempt(MISSING, error=exc)
+    data = read.data
     digest = hashlib.sha256(data).hexdigest()
     if digest in skip:
         return Attempt(digest, skipped=True)
@@ -78,9 +94,9 @@ def read_and_build(
     except ProvcfgError as exc:
         return Attempt(digest, error=exc)
     except Exception as exc:  # a bug in a provider kind must not stop the watch
-        message = f"{file}: building the runtime failed: {type(exc).__name__}: {exc}"
-        return Attempt(digest, error=ProvcfgError(message))
-    return Attempt(digest, runtime=runtime, saved_at=saved_at)
+        message = f"{printable(file)}: building the runtime failed: {type(exc).__name__}: {exc}"
+        return Attempt(digest, error=ProvcfgError(" ".join(message.split())))
+    return Attempt(digest, runtime=runtime, saved_at=read.mtime)
 
 
 def _rejected(file: str, digest: str, message: str) -> Attempt:

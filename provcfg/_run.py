@@ -2,8 +2,11 @@
 
 Chunks are written as they arrive (text as plain text, or one JSON event per line
 with ``--json``). Every error family has its own exit code so scripts can react
-without parsing text; Ctrl-C cancels the stream cleanly (the provider closes its
-connection or stops its process group) and exits 130.
+without parsing text. SIGINT (Ctrl-C), SIGTERM, SIGHUP and SIGQUIT cancel the stream
+cleanly: the provider closes its connection, or stops the agent CLI's whole process
+group (SIGTERM, then SIGKILL after the provider's ``kill_grace``), the runtime closes,
+and provcfg exits 128 + the signal's number (130, 143, 129, 131). A second signal
+while that runs sends SIGKILL to every CLI group at once.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -30,7 +34,15 @@ from provcfg._errors import (
 if TYPE_CHECKING:
     from provcfg._manifest import Manifest
 
-__all__ = ["EXIT_CODES", "RunOptions", "exit_code_for", "run"]
+__all__ = ["EXIT_CODES", "STOP_SIGNALS", "RunOptions", "exit_code_for", "run"]
+
+STOP_SIGNALS: tuple[signal.Signals, ...] = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+)
+"""The signals that stop ``provcfg run`` cleanly (exit code 128 + the signal's number)."""
 
 EXIT_CODES: dict[str, int] = {
     "manifest": 1,
@@ -203,7 +215,12 @@ async def _one(provider: Any, opts: RunOptions, out: TextIO, err: TextIO, attemp
         total = time.perf_counter() - start
         timings = (final or {}).get("timings")
         connect = getattr(timings, "connect", None)
-        line = [f"run={attempt}"]
+        # Which provider answered: a provider with fallbacks may have handed over.
+        answered = getattr(stream, "provider", None) or provider.name
+        line = [f"run={attempt}", f"provider={answered}"]
+        moved = getattr(stream, "attempts", None)
+        if moved:
+            line.append("fallback_from=" + ",".join(f"{p}({kind})" for p, kind in moved))
         if connect is not None:
             line.append(f"connect={connect * 1000:.1f}ms")
         if first is not None:
@@ -225,10 +242,61 @@ def _jsonable(value: object) -> object:
     return str(value)
 
 
+class _Stopped(Exception):
+    """A stop signal ended the run (after the streams and the runtime were closed)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+async def _stream_until_signal(opts: RunOptions, out: TextIO, err: TextIO) -> int:
+    """:func:`_stream`, cancelled by the first stop signal; a second one kills at once."""
+    from provcfg._providers import _groups
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    received: list[int] = []
+
+    def stop(signum: int) -> None:
+        if received:
+            # Impatient: no more grace periods for the agents' process groups.
+            _groups.terminate_all(grace=0)
+            return
+        received.append(signum)
+        if task is not None:
+            task.cancel()
+
+    installed: list[signal.Signals] = []
+    for sig in STOP_SIGNALS:
+        try:
+            loop.add_signal_handler(sig, stop, int(sig))
+        except (ValueError, RuntimeError):  # not the main thread: the caller's handlers stay
+            continue
+        installed.append(sig)
+    try:
+        code = await _stream(opts, out, err)
+    except asyncio.CancelledError:
+        if received:
+            raise _Stopped(received[0]) from None
+        raise
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    if received:
+        raise _Stopped(received[0])
+    return code
+
+
 def run(opts: RunOptions, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Stream ``opts.prompt`` and return the exit code (see :data:`EXIT_CODES`)."""
     try:
-        return asyncio.run(_stream(opts, out, err))
+        return asyncio.run(_stream_until_signal(opts, out, err))
+    except _Stopped as stopped:
+        name = signal.Signals(stopped.signum).name
+        err.write(f"\nprovcfg: cancelled by {name}; the stream and its processes were closed\n")
+        err.flush()
+        return 128 + stopped.signum
     except KeyboardInterrupt:
         err.write("\nprovcfg: cancelled\n")
         return EXIT_CODES["cancelled"]

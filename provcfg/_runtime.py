@@ -43,6 +43,7 @@ from provcfg._build import (
     build_store,
     build_warm,
     compare,
+    install_routes,
 )
 from provcfg._digest import ManifestDigests
 from provcfg._errors import (
@@ -58,6 +59,7 @@ from provcfg._metrics import Metrics
 from provcfg._monitoring._lineage import Monitoring
 from provcfg._parts import Holdings, SharedPart
 from provcfg._pools import SSLContextCache
+from provcfg._resilience import Breakers
 from provcfg._store import PROVIDERS_REGION, ProviderStore
 from provcfg._suggest import closest
 
@@ -172,6 +174,7 @@ class Runtime:
         except BaseException:
             _release_now(holdings)
             raise
+        install_routes(rt._handles, rt._fields, rt._models, lineage)
         lineage.monitoring.configure(manifest.monitoring, baseline=baseline, pools=manifest.pools)
         holdings.undo(_release_monitoring(lineage.monitoring))
         lineage.metrics.observe("runtime_build_seconds", time.perf_counter() - start)
@@ -438,6 +441,12 @@ class Runtime:
         return self._lineage.monitoring.alerts
 
     @property
+    def breakers(self) -> Breakers:
+        """The circuit breakers (``rt.breakers.subscribe(callback)``, ``.states()``),
+        shared across reloads."""
+        return self._lineage.breakers
+
+    @property
     def monitoring(self) -> Monitoring:
         """Alerts, their delivery and traces of this runtime's lineage."""
         return self._lineage.monitoring
@@ -493,11 +502,19 @@ def _lineage(
     if previous is not None:
         old = previous._lineage
         if metrics is None or metrics is old.metrics:
-            return Lineage(registry or old.registry, old.metrics, old.ssl, old.monitoring)
-        return Lineage(registry or old.registry, metrics, old.ssl, Monitoring(metrics))
+            return Lineage(
+                registry or old.registry, old.metrics, old.ssl, old.monitoring, old.breakers
+            )
+        return Lineage(
+            registry or old.registry, metrics, old.ssl, Monitoring(metrics), Breakers(metrics)
+        )
     metrics = metrics or Metrics()
     return Lineage(
-        registry or KindRegistry.discover(), metrics, SSLContextCache(), Monitoring(metrics)
+        registry or KindRegistry.discover(),
+        metrics,
+        SSLContextCache(),
+        Monitoring(metrics),
+        Breakers(metrics),
     )
 
 

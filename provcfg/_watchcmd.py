@@ -8,7 +8,9 @@ reported the same way and the command waits for the next save instead of exiting
 SIGINT and SIGTERM stop it with exit status 0. With ``--metrics-addr HOST:PORT`` it
 also serves /metrics, /metrics.json, /healthz and /alerts of the watched file
 (:func:`provcfg.serve_metrics`); the address is bound before anything else, so a port
-in use is an error at once (exit status 2).
+in use is an error at once (exit status 2). The file is only ever read through
+:func:`~provcfg._loading.read_manifest_file` (a FIFO or device saved over it is refused
+without blocking), and its name is printed escaped, so it cannot forge a line.
 
 With ``json_lines`` each report is one JSON object per line instead (the shape is
 documented in docs/cli.md). Either way a rejected save is reported once: the library's
@@ -27,9 +29,17 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-from provcfg._errors import ManifestError, ProvcfgError
+from provcfg._errors import (
+    ManifestError,
+    ManifestReadError,
+    ProvcfgError,
+    more_problems,
+    printable,
+)
+from provcfg._loading import read_manifest_file
 from provcfg._logs import quiet_events
 from provcfg._reload import DEFAULT_DEBOUNCE, DEFAULT_STEP, LiveRuntime, ReloadEvent, watch
+from provcfg._suggest import listing
 from provcfg._watchfs import FolderWatcher, ManifestTarget
 
 if TYPE_CHECKING:
@@ -57,7 +67,11 @@ def run(
     stderr: TextIO = err if err is not None else sys.stderr
     folder = os.path.dirname(os.path.abspath(file))
     if not os.path.isdir(folder):
-        _say(stderr, f"{file}: the folder {folder} does not exist; give the manifest's path")
+        _say(
+            stderr,
+            f"{printable(file)}: the folder {printable(folder)} does not exist; "
+            "give the manifest's path",
+        )
         return 2
     report = _Report(file, stdout, json_lines)
     proxy = _LiveProxy()
@@ -132,15 +146,16 @@ class _Report:
         if self.json_lines:
             self._json(type="metrics", url=url)
             return
-        _say(self.out, f"{self.file}: metrics on {url}")
+        _say(self.out, f"{printable(self.file)}: metrics on {url}")
 
     def live(self, generation: int, providers: list[str]) -> None:
         if self.json_lines:
             self._json(type="live", generation=generation, providers=providers)
             return
+        names = listing(providers, 10, ordered=True)
         _say(
             self.out,
-            f"{self.file}: generation {generation} live ({', '.join(providers)}); "
+            f"{printable(self.file)}: generation {generation} live ({names}); "
             "watching for changes, Ctrl-C to stop",
         )
 
@@ -154,12 +169,15 @@ class _Report:
                 changes=dict(event.changes),
                 latency_ms=latency,
                 problems=list(event.problems),
+                more_problems=event.omitted,
                 error=event.error,
             )
             return
         if not event.ok:
-            for line in event.problems or (f"{self.file}: {event.error}",):
+            for line in event.problems or (f"{printable(self.file)}: {printable(event.error)}",):
                 _say(self.out, line)
+            if event.omitted:
+                _say(self.out, more_problems(event.omitted))
         _say(self.out, event.summary())
 
     def waiting(self, exc: ProvcfgError) -> None:
@@ -171,7 +189,7 @@ class _Report:
         # The same stream as a rejected reload's problems: stdout is the report.
         for line in lines:
             _say(self.out, line)
-        _say(self.out, f"{self.file}: waiting for a valid save")
+        _say(self.out, f"{printable(self.file)}: waiting for a valid save")
 
 
 async def _main(file: str, report: _Report, proxy: _LiveProxy) -> int:
@@ -214,16 +232,27 @@ async def _follow(live: LiveRuntime, stop: asyncio.Event, report: _Report) -> No
 
 def _error_lines(file: str, exc: ProvcfgError) -> list[str]:
     if isinstance(exc, ManifestError):
-        return [str(p) for p in exc.problems]
-    return [f"{file}: {exc}"]
+        lines = [str(p) for p in exc.problems]
+        return [*lines, more_problems(exc.omitted)] if exc.omitted else lines
+    return [printable(f"{file}: {' '.join(str(exc).split())}")]
 
 
 def _digest(file: str) -> str | None:
+    """The sha256 of the file's content as a manifest read sees it; None when unreadable.
+
+    Read like every manifest (at most the size cap; a FIFO or device is refused without
+    blocking), so waiting for a change never hangs and never reads a huge file whole.
+    """
     try:
-        with open(file, "rb") as stream:
-            return hashlib.sha256(stream.read()).hexdigest()
-    except OSError:
+        return hashlib.sha256(read_manifest_file(file).data).hexdigest()
+    except ManifestReadError:
         return None
+    except ManifestError:  # over the size cap: its size and mtime stand for its content
+        try:
+            info = os.stat(file)
+        except OSError:
+            return None
+        return f"too-large:{info.st_size}:{info.st_mtime_ns}"
 
 
 async def _wait_for_change(file: str, before: str | None, stop: asyncio.Event) -> None:

@@ -57,10 +57,11 @@ TEXT = st.one_of(
     TRICKY,
     st.text(st.characters(codec="utf-8"), max_size=12),  # utf-8: no surrogates
 )
+# Within every duration field's range (the shortest maximum is kill_grace's hour).
 DURATION = st.one_of(
-    st.floats(min_value=0, max_value=1e9, allow_nan=False),
-    st.integers(min_value=0, max_value=10**7),
-    st.sampled_from(["250ms", "30s", "5m", "1h", "1d", "0.5s"]),
+    st.floats(min_value=0, max_value=3600, allow_nan=False),
+    st.integers(min_value=0, max_value=3600),
+    st.sampled_from(["250ms", "30s", "5m", "1h", "0.5s"]),
 )
 KINDS = ("claude-code", "opencode", "codex", "anthropic-api")
 

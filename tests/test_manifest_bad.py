@@ -18,13 +18,16 @@ from tests.support_manifest import (
     run_cli,
 )
 
-# The head every case shares: line 1 version, lines 2-5 the provider `api` holding a secret.
+# The head every case shares: line 1 version, lines 2-6 the provider `api` holding a secret,
+# with `init:` set as real manifests do (a Literal field every provider kind shares: the
+# did-you-mean must still pick the kind by its discriminator).
 HEAD = f"""\
 version: 1
 providers:
   api:
     kind: anthropic-api
     api_key: {API_KEY}
+    init: background
 """
 
 # (id, manifest text, line, column, dotted loc, message fragment)
@@ -32,7 +35,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "typo-key",
         HEAD + "    bse_url: https://x\n",
-        6,
+        7,
         5,
         "providers.api.bse_url",
         "unknown key 'bse_url'; did you mean 'base_url'?",
@@ -64,7 +67,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "bad-literal",
         HEAD + "    transport: fsat\n",
-        6,
+        7,
         16,
         "providers.api.transport",
         "must be one of sdk, fast; did you mean 'fast'?",
@@ -72,7 +75,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "bad-duration",
         HEAD + "    timeout: 5x\n",
-        6,
+        7,
         14,
         "providers.api.timeout",
         "not a duration; write 250ms",
@@ -80,7 +83,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "negative-duration",
         HEAD + "    timeout: -3\n",
-        6,
+        7,
         14,
         "providers.api.timeout",
         "cannot be negative",
@@ -88,7 +91,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "duplicate-key",
         HEAD + "    api_key: other\n",
-        6,
+        7,
         5,
         "providers.api.api_key",
         "duplicate key 'api_key' (first on line 5)",
@@ -96,7 +99,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "anchor",
         HEAD + "    model: &m sonnet-4\n",
-        6,
+        7,
         12,
         "providers.api.model",
         "anchors (&name) are not allowed",
@@ -104,7 +107,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "alias",
         HEAD + "  other: *api\n",
-        6,
+        7,
         10,
         "providers.other",
         "aliases (*name) are not allowed",
@@ -112,20 +115,20 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "tag",
         HEAD + "    model: !!python/name:os.system x\n",
-        6,
+        7,
         12,
         "providers.api.model",
         "tags (!name) are not allowed",
     ),
-    ("multi-document", HEAD + "---\nversion: 1\n", 6, 1, "", "one YAML document"),
+    ("multi-document", HEAD + "---\nversion: 1\n", 7, 1, "", "one YAML document"),
     ("list-root", "- version: 1\n", 1, 1, "", "must be a mapping (key: value lines), not a list"),
     ("scalar-root", "just text\n", 1, 1, "", "not a single value"),
     ("empty-file", "", 1, 1, "", "the manifest is empty"),
     ("comment-only", "# nothing here\n\n# still nothing\n", 4, 1, "", "the manifest is empty"),
-    ("tab-indent", HEAD + "\tmodel: x\n", 6, 1, "", "tab in indentation"),
-    ("syntax-unclosed-quote", HEAD + '    model: "sonnet\n', 7, 1, "", "YAML syntax error"),
-    ("syntax-colon", HEAD + "    model: a: b\n", 6, 13, "", "a ':' inside an unquoted value"),
-    ("control-char", HEAD + "    model: a\x07b\n", 6, 13, "", "character U+0007 is not allowed"),
+    ("tab-indent", HEAD + "\tmodel: x\n", 7, 1, "", "tab in indentation"),
+    ("syntax-unclosed-quote", HEAD + '    model: "sonnet\n', 8, 1, "", "YAML syntax error"),
+    ("syntax-colon", HEAD + "    model: a: b\n", 7, 13, "", "a ':' inside an unquoted value"),
+    ("control-char", HEAD + "    model: a\x07b\n", 7, 13, "", "character U+0007 is not allowed"),
     (
         "too-deep",
         "version: 1\nx: " + "[" * 70 + "]" * 70 + "\n",
@@ -137,7 +140,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "missing-variable",
         HEAD + '    base_url: "${NOPE_UNSET_VAR}"\n',
-        6,
+        7,
         15,
         "providers.api.base_url",
         "environment variable NOPE_UNSET_VAR is not set",
@@ -145,7 +148,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "malformed-variable",
         HEAD + '    base_url: "${1BAD}"\n',
-        6,
+        7,
         15,
         "providers.api.base_url",
         "malformed variable reference",
@@ -161,7 +164,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "unknown-pool",
         HEAD + "    pool: anthropc\npools:\n  anthropic: {}\n",
-        6,
+        7,
         11,
         "providers.api.pool",
         "no pool named 'anthropc' (pools: anthropic); did you mean",
@@ -169,7 +172,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "unknown-alias",
         HEAD + "    model: sonet\nmodels:\n  sonnet: {anthropic-api: claude-x-1}\n",
-        6,
+        7,
         12,
         "providers.api.model",
         "unknown model alias 'sonet'; did you mean 'sonnet'?",
@@ -177,7 +180,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "alias-without-kind",
         HEAD + "    model: haiku\nmodels:\n  haiku: {claude-code: h-4}\n",
-        6,
+        7,
         12,
         "providers.api.model",
         "alias 'haiku' has no model id for kind 'anthropic-api'",
@@ -185,7 +188,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "models-unknown-kind",
         HEAD + "models:\n  sonnet: {claude_code: s-4}\n",
-        7,
+        8,
         12,
         "models.sonnet.claude_code",
         "did you mean 'claude-code'?",
@@ -193,7 +196,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "alias-case",
         HEAD + "models:\n  sonnet: {codex: a-1}\n  Sonnet: {codex: b-1}\n",
-        8,
+        9,
         3,
         "models.Sonnet",
         "only by case",
@@ -201,7 +204,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "redis-no-url",
         HEAD + "cache:\n  responses: {backend: redis}\n",
-        7,
+        8,
         3,
         "cache.responses.url",
         "missing required key 'url'",
@@ -209,7 +212,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "redis-bad-scheme",
         HEAD + f"cache:\n  r: {{backend: redis, url: 'http://:{REDIS_PASSWORD}@h'}}\n",
-        7,
+        8,
         28,
         "cache.r.url",
         "must be a redis://, rediss:// or unix:// URL",
@@ -217,7 +220,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "providers-region-not-memory",
         HEAD + "cache:\n  providers: {backend: file, path: /tmp/x}\n",
-        7,
+        8,
         24,
         "cache.providers.backend",
         "must be backend: memory",
@@ -225,7 +228,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "alert-unknown-provider",
         HEAD + "monitoring:\n  alerts:\n    - {metric: error_rate, provider: ap, above: 1}\n",
-        8,
+        9,
         38,
         "monitoring.alerts.0.provider",
         "no provider named 'ap'",
@@ -233,7 +236,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "alert-no-threshold",
         HEAD + "monitoring:\n  alerts:\n    - metric: error_rate\n",
-        8,
+        9,
         7,
         "monitoring.alerts.0",
         "add above: <value>, below: <value> or above_baseline",
@@ -257,7 +260,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "bad-name",
         HEAD + "  my provider: {kind: codex}\n",
-        6,
+        7,
         3,
         "providers.my provider",
         "names use letters, digits",
@@ -265,16 +268,16 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "pool-zero",
         HEAD + "pools:\n  p: {max_connections: 0}\n",
-        7,
+        8,
         24,
         "pools.p.max_connections",
-        "greater than or equal to 1",
+        "must be at least 1",
     ),
     ("version-2", HEAD.replace("version: 1", "version: 2"), 1, 10, "version", "must be 1"),
     (
         "yes-is-not-bool",
         HEAD + "  c: {kind: claude-code, partial_messages: yes}\n",
-        6,
+        7,
         44,
         "providers.c.partial_messages",
         "must be true or false",
@@ -282,7 +285,7 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "base-url-scheme",
         HEAD + "    base_url: ftp://example\n",
-        6,
+        7,
         15,
         "providers.api.base_url",
         "must be an http:// or https:// URL",
@@ -298,14 +301,71 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     (
         "cli-env-secret-mapping",
         HEAD + f"  c:\n    kind: codex\n    env: {{K: [{ENV_SECRET}]}}\n",
-        8,
+        9,
         14,
         "providers.c.env.K",
         "must be a string",
     ),
-    ("empty-value", HEAD + "    base_url:\n", 6, 14, "providers.api.base_url", "has no value"),
-    ("complex-key", HEAD + "  ? [a, b]\n  : 1\n", 6, 5, "providers", "a key must be a plain name"),
-    ("unknown-top-level", HEAD + "pool:\n  x: {}\n", 6, 1, "pool", "did you mean 'pools'?"),
+    ("empty-value", HEAD + "    base_url:\n", 7, 14, "providers.api.base_url", "has no value"),
+    ("complex-key", HEAD + "  ? [a, b]\n  : 1\n", 7, 5, "providers", "a key must be a plain name"),
+    ("unknown-top-level", HEAD + "pool:\n  x: {}\n", 7, 1, "pool", "did you mean 'pools'?"),
+    (
+        "typo-key-codex-with-unknown-models",
+        HEAD + "  c: {kind: codex, unknown_models: error, init: lazy, sandbx: read-only}\n",
+        7,
+        55,
+        "providers.c.sandbx",
+        "unknown key 'sandbx'; did you mean 'sandbox'?",
+    ),
+    (
+        "typo-key-opencode-with-init",
+        HEAD + "  o: {kind: opencode, init: eager, agnt: build}\n",
+        7,
+        36,
+        "providers.o.agnt",
+        "unknown key 'agnt'; did you mean 'agent'?",
+    ),
+    (
+        "typo-key-redis-region",
+        HEAD + "cache:\n  r: {backend: redis, url: 'redis://h', ttl: 1m, socket_timout: 1}\n",
+        8,
+        50,
+        "cache.r.socket_timout",
+        "did you mean 'socket_timeout'?",
+    ),
+    (
+        "unknown-kind-with-alias",
+        HEAD + "  oc: {kind: open-code, model: sonnet}\nmodels:\n  sonnet: {claude-code: s-4}\n",
+        7,
+        14,
+        "providers.oc.kind",
+        "unknown kind 'open-code' (kinds: claude-code, opencode, codex, anthropic-api); "
+        "did you mean 'opencode'?",
+    ),
+    (
+        "redis-socket-timeout-huge",
+        HEAD + "cache:\n  r: {backend: redis, url: 'redis://h', socket_timeout: 1e300}\n",
+        8,
+        57,
+        "cache.r.socket_timeout",
+        "must be at most 1d (86,400 seconds)",
+    ),
+    (
+        "region-ttl-huge",
+        HEAD + "cache:\n  r: {backend: redis, url: 'redis://h', ttl: 1e300}\n",
+        8,
+        46,
+        "cache.r.ttl",
+        "must be at most 365d",
+    ),
+    (
+        "max-size-huge",
+        HEAD + "cache:\n  m: {backend: memory, max_size: 99999999999999999999999999}\n",
+        8,
+        34,
+        "cache.m.max_size",
+        "must be at most 10,000,000",
+    ),
 ]
 
 
@@ -327,6 +387,38 @@ def test_bad_manifest_is_positioned_and_secret_free(
     assert_no_secret(str(info.value), repr(info.value), *(repr(p) for p in problems))
 
 
+def test_unknown_kind_is_reported_once() -> None:
+    """A provider of an unknown kind has exactly one problem, its kind, with a did-you-mean:
+    nothing about model ids for a kind that does not exist."""
+    text = HEAD + "  oc: {kind: open-code, model: sonnet}\nmodels:\n  sonnet: {claude-code: s-4}\n"
+    with pytest.raises(ManifestError) as info:
+        load_text(text)
+    (problem,) = info.value.problems
+    assert problem.loc == "providers.oc.kind"
+    assert "did you mean 'opencode'?" in problem.message
+
+
+def test_typo_under_every_kind_suggests_that_kinds_key() -> None:
+    """For every kind, with init: and unknown_models: set, a misspelled key of that kind
+    gets a did-you-mean from that kind's own fields."""
+    own = {
+        "claude-code": "permision_mode",
+        "opencode": "agnt",
+        "codex": "sandbx",
+        "anthropic-api": "bse_url",
+    }
+    for kind, typo in own.items():
+        text = (
+            "version: 1\nproviders:\n"
+            f"  p: {{kind: {kind}, init: eager, unknown_models: error, {typo}: x}}\n"
+        )
+        with pytest.raises(ManifestError) as info:
+            load_text(text)
+        (problem,) = info.value.problems
+        assert "did you mean" in problem.message, (kind, problem.message)
+        assert problem.loc == f"providers.p.{typo}"
+
+
 def test_table_is_large_enough() -> None:
     """The issue asks for at least 30 distinct bad manifests."""
     assert len({case[0] for case in CASES}) == len(CASES) >= 30
@@ -338,7 +430,7 @@ def test_non_utf8_bytes_point_at_the_byte() -> None:
     with pytest.raises(ManifestError) as info:
         load_text(data)
     (problem,) = info.value.problems
-    assert (problem.line, problem.column) == (6, 15)
+    assert (problem.line, problem.column) == (7, 15)
     assert "not valid UTF-8" in problem.message
 
 

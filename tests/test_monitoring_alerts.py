@@ -184,7 +184,7 @@ def test_a_bad_baseline_file_is_a_clear_manifest_error(
         ("{metric: error_rate, above: 1, window: 1m, for: 2m}", "for: is longer than window"),
         ("{metric: error_rate, above_baseline: 2}", "applies to the latency metrics"),
         ("{metric: pool_exhausted_rate, pool: poo, above: 1}", "did you mean 'pool'"),
-        ("{metric: error_rate, min_requests: -1, above: 1}", "greater than or equal to 0"),
+        ("{metric: error_rate, min_requests: -1, above: 1}", "must be at least 0"),
     ],
 )
 def test_bad_alert_rules_are_positioned_errors(alert: str, fragment: str) -> None:

@@ -41,7 +41,8 @@ async def test_anthropic_api_reports_success_and_failure(transport: str) -> None
     ok, failed = records
     assert ok.ok and ok.kind == "anthropic-api" and ok.provider == "api"
     assert ok.chunks == 3 and ok.output_tokens == result.usage.output_tokens
-    assert ok.first_chunk_s is not None and ok.first_chunk_s <= ok.total_s
+    assert ok.first_chunk_s is not None and ok.first_chunk_s < ok.total_s
+    assert ok.connect_s is not None and ok.connect_s <= ok.first_chunk_s
     assert not failed.ok and failed.error_kind == "rate_limit"
     assert handle.metrics.counter("requests", "api") == 2
     assert handle.metrics.counter("errors", "api") == 1

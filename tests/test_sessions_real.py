@@ -111,25 +111,25 @@ async def test_claude_session_survives_a_failed_turn(
     path = write_manifest(
         cli_home.parent / "p.yaml", warm_manifest(agent_clis, stub, cli_home, marker, init="lazy")
     )
-    async with provcfg.load(path, environ={"STUB_SECRET": SECRET}) as rt:
-        async with rt.provider("claude").session() as session:
-            first = [c async for c in session.send("hello")]
-            assert _text(first) == REPLY
-            stub.enqueue_fault("529", path="/v1/messages")
-            with pytest.raises(ProviderError) as caught:
-                [c async for c in session.send("this one fails")]
-            assert caught.value.kind == "overloaded"
-            third = [c async for c in session.send("and this one works?")]
-            assert _text(third) == REPLY
-            import os
-            import signal
+    rt = provcfg.load(path, environ={"STUB_SECRET": SECRET})
+    async with rt, rt.provider("claude").session() as session:
+        first = [c async for c in session.send("hello")]
+        assert _text(first) == REPLY
+        stub.enqueue_fault("529", path="/v1/messages")
+        with pytest.raises(ProviderError) as caught:
+            [c async for c in session.send("this one fails")]
+        assert caught.value.kind == "overloaded"
+        third = [c async for c in session.send("and this one works?")]
+        assert _text(third) == REPLY
+        import os
+        import signal
 
-            for pid in marked_processes(marker):
-                os.kill(pid, signal.SIGKILL)
-            with pytest.raises(ProviderError) as dead:
-                [c async for c in session.send("anyone there?")]
-            assert dead.value.kind == "cli_failed"
-            assert "ended" in dead.value.message
+        for pid in marked_processes(marker):
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(ProviderError) as dead:
+            [c async for c in session.send("anyone there?")]
+        assert dead.value.kind == "cli_failed"
+        assert "ended" in dead.value.message
     assert marked_processes(marker) == []
 
 

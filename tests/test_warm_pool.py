@@ -155,9 +155,11 @@ async def test_the_runtime_cap_holds_across_providers(tmp_path: Path) -> None:
         await _until(lambda: rt.warm_pool.ready_count() == 3)
         await asyncio.sleep(1.5)
         assert len(fake.alive()) == 3
-        assert rt.metrics.counter("warm_cap_reached", "a") + rt.metrics.counter(
-            "warm_cap_reached", "b"
-        ) > 0
+        assert (
+            rt.metrics.counter("warm_cap_reached", "a")
+            + rt.metrics.counter("warm_cap_reached", "b")
+            > 0
+        )
     assert fake.alive() == []
 
 
@@ -278,7 +280,7 @@ providers:
     }, found
     messages = "\n".join(found.values())
     assert "above the runtime cap warm.max_processes: 2" in messages
-    assert "greater than or equal to 0" in messages
+    assert "must be at least 0" in messages
     assert "kind anthropic-api runs no agent process to keep warm" in messages
     assert "unknown key 'sparez'; did you mean 'spares'?" in messages
     assert "serves one conversation" in messages

@@ -81,12 +81,20 @@ def load_baseline(path: str, *, manifest_file: str) -> dict[str, dict[str, float
     def bad(message: str) -> ManifestError:
         return ManifestError.single(manifest_file, message, loc="monitoring.baseline")
 
+    from provcfg._loading import read_manifest_file
+
     try:
-        with open(full, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise bad(f"baseline file {full} does not exist; write it or remove baseline:") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        # Read as a manifest is: only a regular file (a FIFO there never blocks a reload),
+        # at most the size cap.
+        data = json.loads(read_manifest_file(full).data.decode("utf-8"))
+    except ManifestError as exc:
+        reason = exc.problems[0].message
+        if reason.startswith("file not found"):
+            raise bad(
+                f"baseline file {full} does not exist; write it or remove baseline:"
+            ) from None
+        raise bad(f"baseline file {full}: {reason}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise bad(f"baseline file {full} is not readable JSON ({type(exc).__name__})") from None
     if not isinstance(data, Mapping):
         raise bad(f"baseline file {full} must hold an object: {{provider: {{metric: p95}}}}")

@@ -161,6 +161,31 @@ CATALOG: tuple[MetricInfo, ...] = (
         ("provider", "reason"),
         "Warm processes stopped by the pool, by why (docs/clis.md).",
     ),
+    MetricInfo(
+        "provcfg_fallbacks",
+        "counter",
+        ("provider",),
+        "Requests that left this provider for its next fallback (a failure before the first "
+        "chunk, or an open breaker).",
+    ),
+    MetricInfo(
+        "provcfg_breaker_state",
+        "gauge",
+        ("provider",),
+        "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+    ),
+    MetricInfo(
+        "provcfg_breaker_transitions",
+        "counter",
+        ("provider", "state"),
+        "Circuit breaker transitions, by the state entered (open, half_open, closed).",
+    ),
+    MetricInfo(
+        "provcfg_breaker_rejected",
+        "counter",
+        ("provider",),
+        "Requests an open breaker failed fast or sent straight to a fallback.",
+    ),
     MetricInfo("provcfg_config_generation", "gauge", (), "Generation of the live configuration."),
     MetricInfo(
         "provcfg_reloads", "counter", ("result",), "Reload attempts by result (success, failure)."
@@ -240,6 +265,7 @@ class ProvcfgCollector(Collector):
         yield from self._pools(metrics, counters)
         yield from self._clis(metrics, counters)
         yield from self._warm(metrics, counters)
+        yield from self._resilience(metrics, counters)
         yield from self._reloads(metrics, counters)
         yield from self._alert_states(counters)
         build = InfoMetricFamily("provcfg_build", _BY_NAME["provcfg_build"].help)
@@ -372,6 +398,34 @@ class ProvcfgCollector(Collector):
         for provider, (count, total) in sorted(metrics.series_totals("warm_spawn_seconds").items()):
             spawn.add_metric([provider], count, total)
         yield spawn
+
+    def _resilience(
+        self, metrics: Metrics, counters: dict[tuple[str, str], int]
+    ) -> Iterator[Metric]:
+        states = metrics.read_gauges("breaker_state.")
+        state = _family("provcfg_breaker_state")
+        for provider, value in sorted(states.items()):
+            state.add_metric([provider], float(value))
+        yield state
+        transitions = _family("provcfg_breaker_transitions")
+        # Every provider with a breaker gets each series (0 until it first moves).
+        seen = {(p, s): 0 for p in states for s in ("open", "half_open", "closed")}
+        for (key, label), value in counters.items():
+            if key in ("breaker_open", "breaker_half_open", "breaker_closed"):
+                seen[(label, key[len("breaker_") :])] = value
+        for (provider, entered), value in sorted(seen.items()):
+            transitions.add_metric([provider, entered], value)
+        yield transitions
+        for name, counter, base in (
+            ("provcfg_breaker_rejected", "breaker_rejected", states),
+            ("provcfg_fallbacks", "fallbacks", {}),
+        ):
+            fam = _family(name)
+            counts = {label: 0 for label in base}
+            counts.update({label: v for (key, label), v in counters.items() if key == counter})
+            for provider, value in sorted(counts.items()):
+                fam.add_metric([provider], value)
+            yield fam
 
     def _reloads(self, metrics: Metrics, counters: dict[tuple[str, str], int]) -> Iterator[Metric]:
         generation = (

@@ -20,20 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from provcfg._errors import ProviderError
 from provcfg._providers._claude_warm import control_line, stream_input, user_line
+from provcfg._providers._cli import CliProvider
 from provcfg._providers._meter import RequestMeter
 from provcfg._providers._sessions import SessionBase
 from provcfg._providers._subprocess import CliProcess
 from provcfg._providers.base import Chunk, Usage
-
-if TYPE_CHECKING:
-    from provcfg._providers.claude_code import ClaudeCodeProvider
 
 __all__ = ["ClaudeSession"]
 
@@ -41,14 +39,22 @@ _INTERRUPT_WAIT: Final = 10.0
 _EXIT_WAIT: Final = 2.0
 
 
+async def _until_result(events: AsyncGenerator[dict[str, Any], None]) -> bool:
+    """Read up to the next ``result`` line; False when the output ended first."""
+    while (event := await anext(events, None)) is not None:
+        if event.get("type") == "result":
+            return True
+    return False
+
+
 class ClaudeSession(SessionBase):
     """A conversation with one Claude Code process (see the module docstring)."""
 
-    provider: ClaudeCodeProvider
+    provider: CliProvider
 
     def __init__(
         self,
-        provider: ClaudeCodeProvider,
+        provider: CliProvider,
         *,
         cwd: str | Path | None,
         model: str | None,
@@ -75,7 +81,7 @@ class ClaudeSession(SessionBase):
 
     async def _turn(
         self, prompt: str, timeout: float | None, meter: RequestMeter
-    ) -> AsyncIterator[Chunk]:
+    ) -> AsyncGenerator[Chunk, None]:
         proc, events = self._proc, self._events
         assert proc is not None and events is not None
         spec = self.provider.cli_spec
@@ -96,7 +102,7 @@ class ClaudeSession(SessionBase):
             if not done and not proc.exited:
                 await self._interrupt(proc, events)
         self._turns += 1
-        self._session_id = parser.session_id or self._session_id
+        self._session_id = getattr(parser, "session_id", None) or self._session_id
         if parser.error is not None:
             raise parser.error
         yield Chunk("result", data=self._final(parser.final or {}, meter))
@@ -118,9 +124,8 @@ class ClaudeSession(SessionBase):
         try:
             proc.write(control_line(f"interrupt-{self._turns}", "interrupt"))
             async with asyncio.timeout(_INTERRUPT_WAIT):
-                while (event := await anext(events, None)) is not None:
-                    if event.get("type") == "result":
-                        return
+                if await _until_result(events):
+                    return
         except (ProviderError, TimeoutError):
             pass
         self.ended(self._died(proc))

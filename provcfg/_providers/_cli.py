@@ -378,40 +378,26 @@ class CliProvider(BaseProvider):
             provider=self.name,
         )
 
-    async def _run(self, request: _Request, meter: RequestMeter) -> AsyncIterator[Chunk]:
+    async def _run(self, request: _Request, meter: RequestMeter) -> AsyncGenerator[Chunk, None]:
         if self._path is None:
             await self.initialize()
         model_id = self.ctx.resolve_model(request.model)
         command = self.command(request, model_id)
-        parser = self.parser(request.options)
         group = self._warm
-        spare: WarmProcess | None = None
         if group is not None and group.kind.shared:
             group = None  # a server kind decided before calling this: run cold
+        spare: WarmProcess | None = None
         if group is not None:
             spare = group.take(command, self._default_shape(request, model_id))
-        taken = spare
+        state = _Outcome(self.parser(request.options))
         try:
-            if spare is not None:
-                outcome = _Outcome()
-                attempt = self._attempt(
-                    command, request, parser, meter, spare=spare, outcome=outcome
-                )
-                async with aclosing(attempt):
-                    async for chunk in attempt:
-                        yield chunk
-                if outcome.spare_died:
-                    # It died at the moment it was taken, before printing anything: the
-                    # request has seen nothing yet and runs cold instead.
-                    self.ctx.metrics.incr("warm_miss", f"{self.name}/died_at_take")
-                    parser, spare = self.parser(request.options), None
-            if spare is None:
-                async with aclosing(self._attempt(command, request, parser, meter)) as cold:
-                    async for chunk in cold:
-                        yield chunk
+            async with aclosing(self._attempt(command, request, state, meter, spare=spare)) as run:
+                async for chunk in run:
+                    yield chunk
         finally:
             if group is not None:
-                group.used(command, taken)
+                group.used(command, spare)
+        parser = state.parser
         data = cast(dict[str, Any], parser.final)
         usage = data.setdefault("usage", Usage())
         data.setdefault("model", model_id)
@@ -422,31 +408,36 @@ class CliProvider(BaseProvider):
         self,
         command: CliCommand,
         request: _Request,
-        parser: EventParser,
+        state: _Outcome,
         meter: RequestMeter,
         *,
         spare: WarmProcess | None = None,
-        outcome: _Outcome | None = None,
     ) -> AsyncGenerator[Chunk, None]:
         """Run ``command`` (on ``spare`` if given) and yield its chunks; raise its failure.
 
-        With a spare that exits abnormally before printing a line, nothing is raised:
-        ``outcome.spare_died`` tells the caller to run the request cold.
+        A spare that exits abnormally before printing a line died as it was taken: the
+        request has seen nothing, so it runs cold instead (``state.parser`` is replaced).
         """
         run = command
         if spare is not None:
             run = replace(command, stdin=self.warm_stdin(request.prompt))
-        async with CliProcess(run, self.ctx.metrics, adopt=spare) as proc:
+        died = False
+        async with CliProcess(run, self.ctx.metrics, owner=self, adopt=spare) as proc:
             meter.connected()
             async for event in proc.events():
-                for chunk in self._chunks(parser, event):
+                for chunk in self._chunks(state.parser, event):
                     yield chunk
             code = await proc.wait()
-            if outcome is not None and code != 0 and proc.lines == 0:
-                outcome.spare_died = True
-                return
-            parser.finish()
-            self._raise_failure(parser, proc, code, command)
+            died = spare is not None and code != 0 and proc.lines == 0
+            if not died:
+                state.parser.finish()
+                self._raise_failure(state.parser, proc, code, command)
+        if died:
+            self.ctx.metrics.incr("warm_miss", f"{self.name}/died_at_take")
+            state.parser = self.parser(request.options)
+            async with aclosing(self._attempt(command, request, state, meter)) as cold:
+                async for chunk in cold:
+                    yield chunk
 
     def _chunks(self, parser: EventParser, event: dict[str, Any]) -> tuple[Chunk, ...]:
         chunks = parser.feed(event)
@@ -481,9 +472,9 @@ class CliProvider(BaseProvider):
 
 @dataclass(slots=True)
 class _Outcome:
-    """What a run on a spare tells its caller."""
+    """One request's parser (a new one when a spare died as it was taken)."""
 
-    spare_died: bool = False
+    parser: EventParser
 
 
 @dataclass(frozen=True, slots=True)

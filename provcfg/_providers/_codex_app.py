@@ -35,10 +35,11 @@ import json
 import os
 import select
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from provcfg._errors import ProviderError
 from provcfg._logs import get_logger
@@ -47,17 +48,34 @@ from provcfg._providers._meter import RequestMeter
 from provcfg._providers._sessions import SessionBase
 from provcfg._providers._subprocess import CliCommand
 from provcfg._providers._warm import WarmProcess, WarmSpawnError
-from provcfg._providers.base import Chunk, Usage
+from provcfg._providers.base import BaseProvider, Chunk, ProviderContext, Usage
 
-if TYPE_CHECKING:
-    from provcfg._providers.codex import CodexProvider
-
-__all__ = ["AppServer", "CodexSession", "CodexWarm", "run_turn"]
+__all__ = ["AppServer", "CodexHost", "CodexSession", "CodexWarm", "run_turn"]
 
 log = get_logger(__name__)
 
 _CALL_TIMEOUT: Final = 60.0
 _TOOL_ITEMS: Final = frozenset({"commandExecution", "mcpToolCall", "fileChange", "webSearch"})
+
+
+class CodexHost(Protocol):
+    """What the codex provider offers this module (it is not imported here: it imports us)."""
+
+    name: str
+    ctx: ProviderContext
+
+    @property
+    def sandbox(self) -> str:
+        """The spec's sandbox mode."""
+        ...
+
+    def workdir(self, cwd: str | Path | None) -> str | None:
+        """The absolute working folder of a request (the spec's if None)."""
+        ...
+
+    async def app_server(self) -> tuple[AppServer, Callable[[], None]]:
+        """A server for a session and the function that gives it back."""
+        ...
 
 
 class AppServer:
@@ -159,27 +177,34 @@ class AppServer:
     def _read(self) -> None:
         out, err = self.proc.popen.stdout, self.proc.popen.stderr
         assert out is not None and err is not None
-        buf = bytearray()
         out_fd, err_fd = out.fileno(), err.fileno()
         poller = select.poll()
         open_fds = {out_fd, err_fd}
         for fd in open_fds:
             poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        buf = bytearray()
         try:
             while out_fd in open_fds:
                 for fd, _ in poller.poll():
-                    data = os.read(fd, 256 * 1024)
-                    if not data:
-                        poller.unregister(fd)
-                        open_fds.discard(fd)
-                    elif fd == out_fd:
-                        buf = self._lines(buf + data)
-                    else:
-                        self._stderr += data
-                        del self._stderr[:-8192]
+                    buf = self._pump(fd, out_fd, buf, poller, open_fds)
         except (OSError, ValueError) as exc:  # the pool closed the pipes (reaped)
             log.debug("codex_app_server_reader_stopped", error=repr(exc))
         self._died()
+
+    def _pump(
+        self, fd: int, out_fd: int, buf: bytearray, poller: Any, open_fds: set[int]
+    ) -> bytearray:
+        """Read what ``fd`` has: stdout lines are dispatched, stderr kept as a tail."""
+        data = os.read(fd, 256 * 1024)
+        if not data:
+            poller.unregister(fd)
+            open_fds.discard(fd)
+        elif fd == out_fd:
+            return self._lines(buf + data)
+        else:
+            self._stderr += data
+            del self._stderr[:-8192]
+        return buf
 
     def _lines(self, buf: bytearray) -> bytearray:
         *lines, rest = bytes(buf).split(b"\n")
@@ -330,7 +355,7 @@ async def start_thread(server: AppServer, params: dict[str, Any], turn: _Turn) -
 
 async def run_turn(
     server: AppServer, thread_id: str, turn: _Turn, prompt: str, meter: RequestMeter
-) -> AsyncIterator[Chunk]:
+) -> AsyncGenerator[Chunk, None]:
     """Stream one turn of ``thread_id``; the caller yields a ``result`` chunk after it.
 
     Raises:
@@ -435,7 +460,7 @@ def _completed(turn: _Turn, params: dict[str, Any]) -> None:
 
 
 def thread_params(
-    provider: CodexProvider, cwd: str | None, model: str | None, system: str | None
+    provider: CodexHost, cwd: str | None, model: str | None, system: str | None
 ) -> dict[str, Any]:
     """``thread/start`` parameters for a request of ``provider`` (as ``codex exec`` would run)."""
     params: dict[str, Any] = {
@@ -450,7 +475,7 @@ def thread_params(
     return params
 
 
-def new_turn(provider: CodexProvider) -> _Turn:
+def new_turn(provider: CodexHost) -> _Turn:
     """A notification inbox for one thread, on the running loop."""
     return _Turn(provider.name, provider.ctx.metrics)
 
@@ -472,11 +497,10 @@ def final_data(
 class CodexSession(SessionBase):
     """One codex thread on an app-server: many turns (see the module docstring)."""
 
-    provider: CodexProvider
-
     def __init__(
         self,
-        provider: CodexProvider,
+        provider: BaseProvider,
+        host: CodexHost,
         *,
         cwd: str | Path | None,
         model: str | None,
@@ -484,6 +508,7 @@ class CodexSession(SessionBase):
         options: dict[str, Any],
     ) -> None:
         super().__init__(provider, cwd=cwd, model=model, system=system, options=options)
+        self.host = host
         self._server: AppServer | None = None
         self._release: Callable[[], None] | None = None
         self._thread: str | None = None
@@ -491,7 +516,7 @@ class CodexSession(SessionBase):
         self._model: str | None = None
 
     async def _open(self) -> None:
-        provider = self.provider
+        provider = self.host
         self._server, self._release = await provider.app_server()
         self._model = provider.ctx.resolve_model(self.model)
         self._inbox = new_turn(provider)
@@ -501,13 +526,14 @@ class CodexSession(SessionBase):
 
     async def _turn(
         self, prompt: str, timeout: float | None, meter: RequestMeter
-    ) -> AsyncIterator[Chunk]:
+    ) -> AsyncGenerator[Chunk, None]:
         server, thread, turn = self._server, self._thread, self._inbox
         assert server is not None and thread is not None and turn is not None
         turn.usage, turn.last_error, turn.streamed = Usage(), None, set()
         try:
-            async for chunk in run_turn(server, thread, turn, prompt, meter):
-                yield chunk
+            async with aclosing(run_turn(server, thread, turn, prompt, meter)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         except ProviderError as exc:
             if not server.alive:
                 raise self.ended(exc) from None

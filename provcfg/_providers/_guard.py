@@ -70,6 +70,11 @@ class GuardedStream(httpx2.AsyncByteStream):
         """Close the wrapped stream (the connection goes back to the pool or is closed)."""
         await self._inner.aclose()
 
+    def __getattr__(self, name: str) -> object:
+        # Whatever else the wrapped stream offers (the anthropic SDK's tracing reads a
+        # ``stream_observer`` from it) stays visible through the guard.
+        return getattr(self._inner, name)
+
 
 def guard(
     response: httpx2.Response,

@@ -13,6 +13,7 @@ caller's own ``chunks += 1``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Final
 
@@ -91,6 +92,27 @@ class RequestMeter:
         timings = self.timings()
         self._report(None, timings.first_chunk, timings.total or 0.0, usage, cost_usd)
         return timings
+
+    def fail(self, exc: BaseException) -> BaseException:
+        """Report the request as ended by ``exc``; return the exception to raise.
+
+        A ProviderError is reported with its kind and loses its ``__cause__`` and
+        ``__context__`` (a transport exception there could carry request headers);
+        leaving early (GeneratorExit, cancellation) is ``cancelled`` unless the answer
+        was already reported whole; anything else is ``internal``. Raise the result
+        outside the ``except`` block, so that Python does not chain a context again.
+        """
+        from provcfg._errors import ProviderError
+
+        if isinstance(exc, ProviderError):
+            self.failed(exc.kind)
+            exc.__cause__ = exc.__context__ = None
+            exc.__suppress_context__ = True
+        elif isinstance(exc, GeneratorExit | asyncio.CancelledError):
+            self.failed("cancelled")
+        else:
+            self.failed("internal")
+        return exc
 
     def failed(self, error_kind: str) -> None:
         """Report a request that ended with ``error_kind`` (``"cancelled"``: the caller left)."""

@@ -36,10 +36,11 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 import httpx2
 
@@ -50,15 +51,21 @@ from provcfg._providers._meter import RequestMeter
 from provcfg._providers._sessions import SessionBase
 from provcfg._providers._subprocess import CliCommand
 from provcfg._providers._warm import WarmProcess, WarmSpawnError
-from provcfg._providers.base import Chunk, Usage
+from provcfg._providers.base import BaseProvider, Chunk, ProviderContext, Usage
 
-if TYPE_CHECKING:
-    from provcfg._providers.opencode import OpenCodeProvider
-
-__all__ = ["OpenCodeSession", "OpenCodeWarm", "ServeClient", "run_prompt"]
+__all__ = [
+    "SESSION_TITLE",
+    "OpenCodeHost",
+    "OpenCodeSession",
+    "OpenCodeWarm",
+    "ServeClient",
+    "run_prompt",
+]
 
 log = get_logger(__name__)
 
+SESSION_TITLE: Final = "provcfg"
+"""The title of the sessions provcfg starts (opencode otherwise asks the model for one)."""
 PASSWORD_VAR: Final = "OPENCODE_SERVER_PASSWORD"  # noqa: S105 (a variable's name)
 _LISTENING = re.compile(rb"listening on (http://127\.0\.0\.1:\d+)")
 _ERROR_NAMES: dict[str, ErrorKind] = {
@@ -67,6 +74,30 @@ _ERROR_NAMES: dict[str, ErrorKind] = {
     "ContextOverflowError": "invalid_request",
     "MessageAbortedError": "cancelled",
 }
+
+
+class OpenCodeHost(Protocol):
+    """What the opencode provider offers this module (it is not imported here)."""
+
+    name: str
+    ctx: ProviderContext
+
+    @property
+    def agent(self) -> str | None:
+        """The spec's opencode agent."""
+        ...
+
+    def refuse_system(self, system: str | None) -> None:
+        """Raise for a system prompt (opencode has none per request)."""
+        ...
+
+    def workdir(self, cwd: str | Path | None) -> str | None:
+        """The absolute working folder of a request (the spec's if None)."""
+        ...
+
+    async def serve_client(self) -> tuple[ServeClient, Callable[[], None]]:
+        """A server for a session and the function that gives it back."""
+        ...
 
 
 def serve_command(base: CliCommand) -> CliCommand:
@@ -145,9 +176,7 @@ class ServeClient:
         try:
             with self.http.stream("GET", "/global/event", timeout=None) as response:
                 self._connected.set()
-                for line in response.iter_lines():
-                    if line.startswith("data:"):
-                        self._dispatch(line[5:])
+                self._read_events(response)
         except Exception as exc:  # the server went away (or we closed the client)
             log.debug("opencode_events_stopped", error=repr(exc))
         self.alive = False
@@ -155,6 +184,11 @@ class ServeClient:
             subscribers = list(self._sessions.values())
         for deliver in subscribers:
             deliver({"type": "provcfg.serverExited", "properties": {}})
+
+    def _read_events(self, response: httpx2.Response) -> None:
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                self._dispatch(line[5:])
 
     def _dispatch(self, data: str) -> None:
         try:
@@ -283,8 +317,6 @@ def split_model(model: str | None) -> dict[str, str] | None:
 
 async def create_session(client: ServeClient, directory: str, inbox: _Inbox) -> str:
     """A new opencode session in ``directory``, its events routed to ``inbox``."""
-    from provcfg._providers.opencode import SESSION_TITLE
-
     answer = await asyncio.to_thread(
         client.request,
         "POST",
@@ -311,7 +343,7 @@ async def run_prompt(
     *,
     body: dict[str, Any],
     meter: RequestMeter,
-) -> AsyncIterator[Chunk]:
+) -> AsyncGenerator[Chunk, None]:
     """Stream one turn of ``session``; the caller yields the ``result`` chunk after it.
 
     Raises:
@@ -440,7 +472,7 @@ def _error(inbox: _Inbox, error: dict[str, Any]) -> None:
         )
 
 
-def prompt_body(provider: OpenCodeProvider, prompt: str, model: str | None) -> dict[str, Any]:
+def prompt_body(provider: OpenCodeHost, prompt: str, model: str | None) -> dict[str, Any]:
     """The ``prompt_async`` body: the prompt, the model and the spec's agent."""
     body: dict[str, Any] = {"parts": [{"type": "text", "text": prompt}]}
     split = split_model(model)
@@ -466,7 +498,7 @@ def final_data(
     }
 
 
-def new_inbox(provider: OpenCodeProvider) -> _Inbox:
+def new_inbox(provider: OpenCodeHost) -> _Inbox:
     """An event inbox for one session, on the running loop."""
     return _Inbox(provider.name)
 
@@ -474,11 +506,10 @@ def new_inbox(provider: OpenCodeProvider) -> _Inbox:
 class OpenCodeSession(SessionBase):
     """One opencode session on a server: many turns (see the module docstring)."""
 
-    provider: OpenCodeProvider
-
     def __init__(
         self,
-        provider: OpenCodeProvider,
+        provider: BaseProvider,
+        host: OpenCodeHost,
         *,
         cwd: str | Path | None,
         model: str | None,
@@ -486,6 +517,7 @@ class OpenCodeSession(SessionBase):
         options: dict[str, Any],
     ) -> None:
         super().__init__(provider, cwd=cwd, model=model, system=system, options=options)
+        self.host = host
         self._client: ServeClient | None = None
         self._release: Callable[[], None] | None = None
         self._inbox: _Inbox | None = None
@@ -493,7 +525,7 @@ class OpenCodeSession(SessionBase):
         self._model: str | None = None
 
     async def _open(self) -> None:
-        provider = self.provider
+        provider = self.host
         provider.refuse_system(self.system)
         self._client, self._release = await provider.serve_client()
         self._model = provider.ctx.resolve_model(self.model)
@@ -503,15 +535,15 @@ class OpenCodeSession(SessionBase):
 
     async def _turn(
         self, prompt: str, timeout: float | None, meter: RequestMeter
-    ) -> AsyncIterator[Chunk]:
+    ) -> AsyncGenerator[Chunk, None]:
         client, inbox, session = self._client, self._inbox, self._session_id
         assert client is not None and inbox is not None and session is not None
-        body = prompt_body(self.provider, prompt, self._model)
+        body = prompt_body(self.host, prompt, self._model)
         try:
-            async for chunk in run_prompt(
-                client, session, self._directory, inbox, body=body, meter=meter
-            ):
-                yield chunk
+            turns = run_prompt(client, session, self._directory, inbox, body=body, meter=meter)
+            async with aclosing(turns) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         except ProviderError as exc:
             if not client.alive:
                 raise self.ended(exc) from None

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,8 +94,9 @@ class SessionBase:
         async with self._lock:
             if self._dead is not None:
                 raise self._dead
-            async for chunk in self._turn(prompt, timeout, meter):
-                yield chunk
+            async with aclosing(self._turn(prompt, timeout, meter)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
 
     def ended(self, error: ProviderError) -> ProviderError:
         """Mark the session over (its agent died); later turns raise ``error``."""
@@ -119,7 +121,8 @@ class SessionBase:
 
     def _turn(
         self, prompt: str, timeout: float | None, meter: RequestMeter
-    ) -> AsyncIterator[Chunk]:
+    ) -> AsyncGenerator[Chunk, None]:
+        """One turn's chunks, ending with its ``result`` (report it on ``meter``)."""
         raise NotImplementedError
 
     async def _close(self) -> None:
@@ -171,8 +174,12 @@ class HistorySession(SessionBase):
                 messages=messages,
                 **self.options,
             )
-            async for chunk in stream:
-                if chunk.type == "text":
-                    parts.append(chunk.text)
-                yield chunk
+            try:
+                async for chunk in stream:
+                    parts.append(chunk.text if chunk.type == "text" else "")
+                    yield chunk
+            finally:
+                aclose = getattr(stream, "aclose", None)
+                if aclose is not None:
+                    await aclose()
             self.messages = [*messages, {"role": "assistant", "content": "".join(parts)}]

@@ -16,9 +16,17 @@ objects it prints as they arrive. It owns every failure mode of a child process:
   group, waits ``kill_grace``, sends SIGKILL to whatever is left, and reaps.
   When the CLI exits by itself, processes it left behind in its group are
   stopped the same way, so no grandchild outlives the request.
+- a process whose owner never closes it (a dropped stream, an interpreter that
+  exits first) is still stopped: every group is registered in
+  :mod:`provcfg._providers._groups`, which stops it when the ``CliProcess`` is
+  garbage-collected or the interpreter exits.
 - the child sees a minimal environment (:func:`minimal_env`) plus the provider's
   declared ``env``; secret values travel only there and are scrubbed from every
   stderr tail and error message.
+
+Metrics: ``cli_process_spawned`` and ``cli_process_killed`` (a group provcfg had
+to signal while something in it still ran) per provider, and the gauge
+``cli_processes_running.<provider>``.
 
 Per line the runner does one ``str.split`` share, one ``json.loads`` and one
 ``yield``; it logs once when a process starts and once when it ends.
@@ -31,6 +39,7 @@ import json
 import os
 import signal
 import time
+import weakref
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +51,8 @@ from pydantic import SecretStr
 from provcfg._errors import ProviderError
 from provcfg._logs import get_logger
 from provcfg._metrics import Metrics
+from provcfg._providers import _groups
+from provcfg._providers._groups import _read_stat, group_members
 from provcfg._secrets import scrub
 
 __all__ = [
@@ -91,56 +102,25 @@ def minimal_env(
 
 
 class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
-    """The protocol asyncio.create_subprocess_exec uses, plus a call when the child exits."""
+    """The protocol asyncio.create_subprocess_exec uses, plus a call when the child exits.
+
+    It holds that call weakly: the event loop's child watcher keeps the transport, and
+    so this protocol, alive for as long as the child runs, and a strong reference would
+    keep the ``CliProcess`` (and through its metrics, the runtime's instances) alive too,
+    so that a dropped stream could never be collected and its group never stopped.
+    """
 
     def __init__(
         self, limit: int, loop: asyncio.AbstractEventLoop, on_exit: Callable[[], None]
     ) -> None:
         super().__init__(limit=limit, loop=loop)
-        self._on_exit = on_exit
+        self._on_exit: Callable[[], Callable[[], None] | None] = weakref.WeakMethod(on_exit)
 
     def process_exited(self) -> None:
         super().process_exited()
-        self._on_exit()
-
-
-def group_members(pgid: int) -> list[int]:
-    """Pids of the live (not zombie) processes of process group ``pgid``.
-
-    The kernel is asked about the group first (``killpg(pgid, 0)``): when it has no
-    member at all, which is what a request that left nothing behind gives, no process
-    table is read. Only when members remain is /proc read once, to tell live members
-    from zombies (a zombie counts for ``killpg`` but needs no signal; where PID 1 does
-    not reap orphans, as in some containers, zombies stay for good).
-    """
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return []
-    except PermissionError:
-        return [pgid]  # someone else's group now: nothing we may signal; report it
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return [pgid]  # cannot tell: treat the group as alive
-    return [int(name) for name in names if name.isdigit() and _live_in_group(name, pgid)]
-
-
-def _live_in_group(pid: str, pgid: int) -> bool:
-    stat = _read_stat(pid)
-    if stat is None:
-        return False
-    # Fields after the command name (which may hold spaces): state ppid pgrp ...
-    fields = stat[stat.rfind(b")") + 2 :].split(b" ", 3)
-    return len(fields) >= 3 and int(fields[2]) == pgid and fields[0] != b"Z"
-
-
-def _read_stat(pid: str) -> bytes | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read()
-    except OSError:
-        return None
+        on_exit = self._on_exit()
+        if on_exit is not None:
+            on_exit()
 
 
 def _running(pid: int) -> bool:
@@ -178,6 +158,18 @@ async def wait_gone(pids: Iterable[int], deadline: float) -> None:
         for fd in fds:
             loop.remove_reader(fd)
             os.close(fd)
+
+
+async def _drain_stderr(reader: asyncio.StreamReader, tail: bytearray, keep: int) -> None:
+    """Read stderr to its end, keeping its last ``keep`` bytes in ``tail`` (in place).
+
+    A plain function, not a method: the task running it is kept alive by the pipe
+    (through the loop's child watcher) and must not keep the ``CliProcess`` alive.
+    """
+    while data := await reader.read(_READ_SIZE):
+        tail += data
+        if len(tail) > 2 * keep:
+            del tail[:-keep]
 
 
 async def _read_to_end(reader: asyncio.StreamReader | None) -> None:
@@ -249,10 +241,17 @@ class CliProcess:
     """
 
     def __init__(
-        self, command: CliCommand, metrics: Metrics | None = None, adopt: Adoptable | None = None
+        self,
+        command: CliCommand,
+        metrics: Metrics | None = None,
+        owner: object | None = None,
+        adopt: Adoptable | None = None,
     ) -> None:
+        """``owner``: the object (a provider instance) whose collection stops the group;
+        ``adopt``: a process started earlier for this command (a warm spare) to take over."""
         self.command = command
         self.metrics = metrics
+        self._owner = weakref.ref(owner) if owner is not None else None
         self.pid: int | None = None
         self.spawn_seconds: float | None = None
         self.lines = 0
@@ -268,6 +267,8 @@ class CliProcess:
         self._closed = False
         self._outcome = "ok"
         self._events: AsyncGenerator[dict[str, Any], None] | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._killed = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -341,6 +342,7 @@ class CliProcess:
     def _begin(self, proc: Any, loop: asyncio.AbstractEventLoop, *, adopted: bool) -> None:
         cmd = self.command
         self.pid = proc.pid
+        self._track(proc.pid, adopted)
         if proc.stdin is not None:
             # The transport writes in the background and closes after the last byte,
             # so a prompt larger than the pipe buffer cannot deadlock us against a
@@ -349,7 +351,9 @@ class CliProcess:
             if not cmd.keep_stdin:
                 proc.stdin.close()
         assert proc.stderr is not None
-        self._stderr_task = loop.create_task(self._drain_stderr(proc.stderr))
+        self._stderr_task = loop.create_task(
+            _drain_stderr(proc.stderr, self._stderr, cmd.stderr_tail_bytes)
+        )
         log.info(
             "cli_process_started",
             provider=cmd.provider,
@@ -358,6 +362,31 @@ class CliProcess:
             spawn_ms=round((self.spawn_seconds or 0.0) * 1000, 3),
             warm=adopted,
         )
+
+    def _track(self, pid: int, adopted: bool = False) -> None:
+        """Register the new group (GC and exit safety nets) and count it (a warm spare was
+        counted when the pool started it)."""
+        cmd = self.command
+        metrics = self.metrics
+        owner = id(metrics) if metrics is not None else 0
+        holder = self._owner() if self._owner is not None else None
+        _groups.register(_groups.GroupEntry(pid, cmd.provider, cmd.kill_grace, owner), holder)
+        # The callback holds the pid, never self: a finalizer must not keep its object alive.
+        # Not at exit: the registry's blocking exit sweep handles that.
+        self._finalizer = weakref.finalize(self, _groups.orphaned, pid, cmd.kill_grace)
+        self._finalizer.atexit = False
+        if metrics is not None:
+            if not adopted:
+                metrics.incr("cli_process_spawned", cmd.provider)
+            metrics.gauge(
+                f"cli_processes_running.{cmd.provider}", _groups.running_gauge(owner, cmd.provider)
+            )
+
+    def _count_killed(self) -> None:
+        if not self._killed:
+            self._killed = True
+            if self.metrics is not None:
+                self.metrics.incr("cli_process_killed", self.command.provider)
 
     async def aclose(self) -> None:
         """Stop the process group (SIGTERM, grace, SIGKILL), reap it and close the pipes.
@@ -378,6 +407,10 @@ class CliProcess:
             # Whatever happened above (even a second cancellation), nothing survives.
             self._signal_group(signal.SIGKILL)
             await self._close_pipes(proc)
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            if self.pid is not None:
+                _groups.unregister(self.pid)
             log.info(
                 "cli_process_ended",
                 provider=self.command.provider,
@@ -393,7 +426,8 @@ class CliProcess:
         loop = asyncio.get_running_loop()
         until = loop.time() + grace
         if proc.returncode is None:
-            self._signal_group(signal.SIGTERM)
+            if self._signal_group(signal.SIGTERM):
+                self._count_killed()
             try:
                 async with asyncio.timeout(grace):
                     await self._exited.wait()
@@ -404,6 +438,7 @@ class CliProcess:
             # Processes left behind in the CLI's group (tool shells, servers) belong to
             # this request and go with it: SIGTERM, the rest of the grace, then SIGKILL.
             self._signal_group(signal.SIGTERM)
+            self._count_killed()
             await wait_gone(members, until)
             if self.pid is not None and group_members(self.pid):
                 self._signal_group(signal.SIGKILL)
@@ -467,6 +502,8 @@ class CliProcess:
         # The CLI is done; whatever it left in its group (a tool's shell, a server)
         # would hold stdout open and keep us from seeing EOF: stop it now.
         if not self._closed and self._signal_group(signal.SIGTERM):
+            if self.pid is not None and group_members(self.pid):
+                self._count_killed()
             loop = asyncio.get_running_loop()
             self._kill_later = loop.call_later(
                 self.command.kill_grace, self._signal_group, signal.SIGKILL
@@ -480,14 +517,6 @@ class CliProcess:
         except (ProcessLookupError, PermissionError):
             return False
         return True
-
-    async def _drain_stderr(self, reader: asyncio.StreamReader) -> None:
-        keep = self.command.stderr_tail_bytes
-        tail = self._stderr
-        while data := await reader.read(_READ_SIZE):
-            tail += data
-            if len(tail) > 2 * keep:
-                del tail[:-keep]
 
     # ------------------------------------------------------------------ output
 

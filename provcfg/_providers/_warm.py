@@ -52,7 +52,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from provcfg._logs import get_logger
-from provcfg._providers._subprocess import CliCommand, group_members
+from provcfg._providers._groups import group_members
+from provcfg._providers._subprocess import CliCommand
 
 if TYPE_CHECKING:
     from provcfg._manifest import WarmSpec

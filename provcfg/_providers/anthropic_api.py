@@ -49,13 +49,12 @@ from provcfg._providers._messages import (
     MessageState,
     json_event,
     sdk_event,
-    text_of,
 )
 from provcfg._providers._meter import RequestMeter
 from provcfg._providers._retry import RetryPolicy
 from provcfg._providers._sessions import HistorySession
 from provcfg._providers._sse import SSEParser
-from provcfg._providers.base import BaseProvider, Chunk, ProviderContext, Usage, metered
+from provcfg._providers.base import BaseProvider, Chunk, ProviderContext, Usage
 
 if TYPE_CHECKING:
     import anthropic
@@ -89,6 +88,24 @@ def _quick_text(data: str) -> str | None:
     except ValueError:
         return None
     return text if text.__class__ is str else None
+
+
+def _sdk_events(stream: Any) -> AsyncIterator[Any]:
+    """The SDK stream's events, without its pass-through layer when nothing observes it.
+
+    ``AsyncStream.__aiter__`` re-yields each event of its inner iterator and asks for a
+    tracing observer on every one (two attribute probes per event, most of what we would
+    add over the SDK). With no observer there is nothing to tell: read the inner iterator
+    (the SDK's own ``_iterator``) directly. Any other shape falls back to ``__aiter__``.
+    """
+    try:
+        if stream._observer is None:
+            inner: AsyncIterator[Any] = stream._iterator
+            return inner
+    except AttributeError:
+        pass
+    events: AsyncIterator[Any] = stream.__aiter__()
+    return events
 
 
 async def _drain(source: AsyncIterator[Any]) -> None:
@@ -134,7 +151,8 @@ class AnthropicApiProvider(BaseProvider):
     """
 
     kind = "anthropic-api"
-    # stream() returns metered(...) itself: no second wrapper layer from BaseProvider.
+    # The transport generators track themselves (in flight, one report per request), so
+    # no wrapper generator sits between them and the caller: one hop per chunk saved.
     tracks_streams = True
 
     def __init__(self, ctx: ProviderContext) -> None:
@@ -230,10 +248,10 @@ class AnthropicApiProvider(BaseProvider):
         if self._transport == "fast":
             body.update(kind_options)
             body["stream"] = True
-            return metered(self, meter, lambda: self._run_fast(body, total, meter))
+            return self._run_fast(body, total, meter)
         if kind_options:
             body["extra_body"] = kind_options
-        return metered(self, meter, lambda: self._run_sdk(body, total, meter))
+        return self._run_sdk(body, total, meter)
 
     # ------------------------------------------------------------------ shared
 
@@ -312,30 +330,38 @@ class AnthropicApiProvider(BaseProvider):
     async def _run_fast(
         self, body: dict[str, Any], total: float | None, meter: RequestMeter
     ) -> AsyncIterator[Chunk]:
-        self._check(body)
-        payload = json.dumps(body, separators=(",", ":")).encode()
-        deadline = meter.start + total if total is not None else None
-        attempt = await self._retrying(
-            lambda: self._open_fast(payload, deadline, total, meter), meter, deadline
-        )
-        state = attempt.state
+        await self._enter_stream()
+        attempt: _Attempt | None = None
+        failure: BaseException | None = None
         try:
+            self._check(body)
+            payload = json.dumps(body, separators=(",", ":")).encode()
+            deadline = meter.start + total if total is not None else None
+            attempt = await self._retrying(
+                lambda: self._open_fast(payload, deadline, total, meter), meter, deadline
+            )
+            state = attempt.state
+            meter.chunks = len(attempt.ready)
             for chunk in attempt.ready:
                 yield chunk
             async for raw in self._fast_rest(attempt):
-                for chunk in self._fast_chunks(attempt, raw):
+                chunks = self._fast_chunks(attempt, raw)
+                meter.chunks += len(chunks)
+                for chunk in chunks:
                     yield chunk
                 if state.stopped:
                     break
             for chunk in await self._fast_end(attempt):
                 yield chunk
-        except httpx2.HTTPError as exc:
-            raise self._errors.from_transport(exc, streaming=True) from None
-        except _MALFORMED as exc:
-            raise self._errors.malformed(str(exc) or type(exc).__name__) from None
+            yield self._finish(state, meter)
+        except BaseException as exc:
+            failure = meter.fail(self._stream_error(exc))
         finally:
-            await attempt.close()
-        yield self._finish(state, meter)
+            self._exit_stream()
+            if attempt is not None:
+                await attempt.close()
+        if failure is not None:
+            raise failure  # outside the except block: nothing gets chained to it
 
     async def _open_fast(
         self, payload: bytes, deadline: float | None, total: float | None, meter: RequestMeter
@@ -362,6 +388,8 @@ class AnthropicApiProvider(BaseProvider):
             self._guard(response, deadline, total)
             attempt = _Attempt(response.aiter_bytes(), response.aclose)
             await self._fast_first(attempt)
+            if attempt.ready:
+                meter.first_content()  # the chunks in `ready` are content (text, thinking, tools)
         except httpx2.HTTPError as exc:
             await response.aclose()
             raise self._errors.from_transport(exc, streaming=True) from None
@@ -465,37 +493,59 @@ class AnthropicApiProvider(BaseProvider):
     async def _run_sdk(
         self, params: dict[str, Any], total: float | None, meter: RequestMeter
     ) -> AsyncIterator[Chunk]:
-        self._check(params)
-        deadline = meter.start + total if total is not None else None
-        attempt = await self._retrying(
-            lambda: self._open_sdk(params, deadline, total, meter), meter, deadline
-        )
-        state = attempt.state
+        await self._enter_stream()
+        attempt: _Attempt | None = None
+        failure: BaseException | None = None
         try:
+            self._check(params)
+            deadline = meter.start + total if total is not None else None
+            attempt = await self._retrying(
+                lambda: self._open_sdk(params, deadline, total, meter), meter, deadline
+            )
+            state = attempt.state
             for chunk in attempt.ready:
                 yield chunk
+            count = len(attempt.ready)
             async for event in attempt.source:
                 if (
                     event.type == "content_block_delta"
                     and (delta := event.delta).type == "text_delta"
+                    and (text := delta.text).__class__ is str
                 ):
-                    yield Chunk("text", text_of(delta.text))
+                    count += 1
+                    yield Chunk("text", text)
                     continue
-                produced = sdk_event(state, event)
+                produced = sdk_event(state, event)  # also rejects a text that is no string
                 if produced is not None:
+                    count += 1
                     yield produced
                 elif state.stopped:
                     break
             await self._sdk_end(attempt)
-        except ProviderError:
-            raise
-        except _MALFORMED as exc:
-            raise self._errors.malformed(str(exc) or type(exc).__name__) from None
-        except Exception as exc:
-            raise self._sdk_error(exc, streaming=True) from None
+            meter.chunks = count
+            yield self._finish(state, meter)
+        except BaseException as exc:
+            failure = meter.fail(self._stream_error(exc))
         finally:
-            await attempt.close()
-        yield self._finish(state, meter)
+            self._exit_stream()
+            if attempt is not None:
+                await attempt.close()
+        if failure is not None:
+            raise failure  # outside the except block: nothing gets chained to it
+
+    def _stream_error(self, exc: BaseException) -> BaseException:
+        """What a failure while streaming becomes: httpx2 and SDK errors and malformed
+        events turn into ProviderErrors; everything else stays itself."""
+        if isinstance(exc, ProviderError | GeneratorExit | asyncio.CancelledError):
+            return exc
+        if isinstance(exc, httpx2.HTTPError):
+            return self._errors.from_transport(exc, streaming=True)
+        if isinstance(exc, _MALFORMED):
+            return self._errors.malformed(str(exc) or type(exc).__name__)
+        anthropic = sys.modules.get("anthropic")
+        if anthropic is not None and isinstance(exc, anthropic.AnthropicError):
+            return self._errors.from_sdk(exc, streaming=True)
+        return exc
 
     async def _open_sdk(
         self,
@@ -517,9 +567,11 @@ class AnthropicApiProvider(BaseProvider):
             raise self._sdk_error(exc, streaming=False) from None
         meter.connected()
         self._guard(stream.response, deadline, total)
-        attempt = _Attempt(stream.__aiter__(), stream.close)
+        attempt = _Attempt(_sdk_events(stream), stream.close)
         try:
             await self._sdk_first(attempt)
+            if attempt.ready:
+                meter.first_content()
         except ProviderError:
             await attempt.close()
             raise

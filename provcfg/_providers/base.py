@@ -315,6 +315,7 @@ async def metered(
     await provider._enter_stream()
     final: Mapping[str, Any] | None = None
     inner = open_stream()
+    failure: BaseException | None = None
     try:
         async for chunk in inner:
             meter.chunks += 1
@@ -323,20 +324,10 @@ async def metered(
             elif chunk.type == "result":
                 final = chunk.data or {}
             yield chunk
-    except ProviderError as error:
-        meter.failed(error.kind)
-        # Nothing is chained to a ProviderError: a transport exception in its context
-        # could carry request headers (the API key) to whoever inspects the error.
-        error.__cause__ = error.__context__ = None
-        error.__suppress_context__ = True
-        raise
-    except (GeneratorExit, asyncio.CancelledError):
-        if final is None:
-            meter.failed("cancelled")
-        raise
-    except Exception:
-        meter.failed("internal")
-        raise
+    except BaseException as exc:
+        # Left after the result chunk: the answer is whole; the finally reports it.
+        whole = final is not None and isinstance(exc, GeneratorExit | asyncio.CancelledError)
+        failure = exc if whole else meter.fail(exc)
     finally:
         provider._exit_stream()
         if not meter.reported:
@@ -344,6 +335,8 @@ async def metered(
         aclose = getattr(inner, "aclose", None)
         if aclose is not None:
             await aclose()
+    if failure is not None:
+        raise failure  # outside the except block: nothing gets chained to it
 
 
 def _report_end(meter: RequestMeter, final: Mapping[str, Any] | None) -> None:

@@ -31,7 +31,8 @@ import os
 import platform
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -326,41 +327,41 @@ class CodexProvider(CliProvider):
     ) -> CodexSession:
         """A conversation on one app-server thread (the warm server's when there is one)."""
         self._check_options(kind_options)
-        return CodexSession(self, cwd=cwd, model=model, system=system, options=kind_options)
+        return CodexSession(self, self, cwd=cwd, model=model, system=system, options=kind_options)
 
-    async def _run(self, request: _Request, meter: RequestMeter) -> AsyncIterator[Chunk]:
+    async def _run(self, request: _Request, meter: RequestMeter) -> AsyncGenerator[Chunk, None]:
         """On the warm app-server when one is ready, else ``codex exec`` as always."""
         group = self._warm
-        if group is None:
-            async for chunk in super()._run(request, meter):
-                yield chunk
-            return
-        if self._path is None:
-            await self.initialize()
-        command = self.server_command()
-        proc = group.take(command, True) if self._warm_shape(request) else None
-        if proc is None:
-            async for chunk in super()._run(request, meter):
-                yield chunk
-            return
-        server = server_of(proc)
+        proc = None
+        command = None
+        if group is not None:
+            if self._path is None:
+                await self.initialize()
+            command = self.server_command()
+            proc = group.take(command, True) if self._warm_shape(request) else None
         try:
-            try:
-                thread, turn = await self._open_thread(server, request)
-            except ProviderError:
-                if server.alive:
-                    raise
-                # The server died as it was borrowed: nothing was sent yet, run cold.
-                self.ctx.metrics.incr("warm_miss", f"{self.name}/died_at_take")
-                thread = None
-            if thread is None:
-                async for chunk in super()._run(request, meter):
+            inner = super()._run(request, meter)
+            if proc is not None:
+                inner = await self._thread_or_cold(server_of(proc), request, meter)
+            async with aclosing(inner) as chunks:
+                async for chunk in chunks:
                     yield chunk
-                return
-            async for chunk in self._on_server(server, thread, turn, request, meter):
-                yield chunk
         finally:
-            group.used(command, proc)
+            if group is not None and proc is not None and command is not None:
+                group.used(command, proc)
+
+    async def _thread_or_cold(
+        self, server: AppServer, request: _Request, meter: RequestMeter
+    ) -> AsyncGenerator[Chunk, None]:
+        try:
+            thread, turn = await self._open_thread(server, request)
+        except ProviderError:
+            if server.alive:
+                raise
+            # The server died as it was borrowed: nothing was sent yet, run cold.
+            self.ctx.metrics.incr("warm_miss", f"{self.name}/died_at_take")
+            return super()._run(request, meter)
+        return self._on_server(server, thread, turn, request, meter)
 
     def _warm_shape(self, request: _Request) -> bool:
         if request.max_tokens is not None or request.options:
@@ -381,13 +382,14 @@ class CodexProvider(CliProvider):
         turn: _Turn,
         request: _Request,
         meter: RequestMeter,
-    ) -> AsyncIterator[Chunk]:
+    ) -> AsyncGenerator[Chunk, None]:
         model = self.ctx.resolve_model(request.model)
         try:
             yield Chunk("system", data={"subtype": "init", "session_id": thread})
             timeout = request.timeout if request.timeout is not None else self.cli_spec.timeout
-            async with asyncio.timeout(timeout):
-                async for chunk in run_turn(server, thread, turn, request.prompt, meter):
+            turns = run_turn(server, thread, turn, request.prompt, meter)
+            async with asyncio.timeout(timeout), aclosing(turns) as chunks:
+                async for chunk in chunks:
                     yield chunk
         finally:
             server.unsubscribe(thread)

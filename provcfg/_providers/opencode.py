@@ -25,7 +25,8 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,6 +35,7 @@ from provcfg._manifest import OpenCodeSpec
 from provcfg._providers._cli import CliProvider, EventParser, _Request, error_kind, status_in_text
 from provcfg._providers._meter import RequestMeter
 from provcfg._providers._opencode_serve import (
+    SESSION_TITLE,
     OpenCodeSession,
     OpenCodeWarm,
     ServeClient,
@@ -52,8 +54,6 @@ from provcfg._providers.base import Chunk, Usage
 __all__ = ["SESSION_TITLE", "OpenCodeParser", "OpenCodeProvider"]
 
 _NOTHING: tuple[Chunk, ...] = ()
-SESSION_TITLE = "provcfg"
-"""The title of the sessions provcfg starts (opencode otherwise asks the model for one)."""
 _ERROR_NAMES: dict[str, ErrorKind] = {
     "ProviderAuthError": "authentication",
     "MessageOutputLengthError": "invalid_request",
@@ -269,34 +269,36 @@ class OpenCodeProvider(CliProvider):
     ) -> OpenCodeSession:
         """A conversation in one opencode session (on the warm server when there is one)."""
         self._check_options(kind_options)
-        return OpenCodeSession(self, cwd=cwd, model=model, system=system, options=kind_options)
+        return OpenCodeSession(
+            self, self, cwd=cwd, model=model, system=system, options=kind_options
+        )
 
-    async def _run(self, request: _Request, meter: RequestMeter) -> AsyncIterator[Chunk]:
+    async def _run(self, request: _Request, meter: RequestMeter) -> AsyncGenerator[Chunk, None]:
         """On the warm server when one is ready, else ``opencode run`` as always."""
         group = self._warm
-        if group is None or request.options or request.system is not None:
-            if group is not None:
-                self.ctx.metrics.incr("warm_miss", f"{self.name}/not_kept")
-            async for chunk in super()._run(request, meter):
-                yield chunk
-            return
-        if self._path is None:
-            await self.initialize()
-        command = self._default_command(None)
-        proc = group.take(command, True)
-        if proc is None:
-            async for chunk in super()._run(request, meter):
-                yield chunk
-            return
+        proc = None
+        command = None
+        if group is not None and (request.options or request.system is not None):
+            self.ctx.metrics.incr("warm_miss", f"{self.name}/not_kept")
+        elif group is not None:
+            if self._path is None:
+                await self.initialize()
+            command = self._default_command(None)
+            proc = group.take(command, True)
         try:
-            async for chunk in self._on_server(client_of(proc), request, meter):
-                yield chunk
+            inner = super()._run(request, meter)
+            if proc is not None:
+                inner = self._on_server(client_of(proc), request, meter)
+            async with aclosing(inner) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         finally:
-            group.used(command, proc)
+            if group is not None and proc is not None and command is not None:
+                group.used(command, proc)
 
     async def _on_server(
         self, client: ServeClient, request: _Request, meter: RequestMeter
-    ) -> AsyncIterator[Chunk]:
+    ) -> AsyncGenerator[Chunk, None]:
         model = self.ctx.resolve_model(request.model)
         directory = self.workdir(request.cwd) or os.getcwd()
         inbox = new_inbox(self)
@@ -305,10 +307,9 @@ class OpenCodeProvider(CliProvider):
             yield Chunk("system", data={"subtype": "init", "session_id": session})
             timeout = request.timeout if request.timeout is not None else self.cli_spec.timeout
             body = prompt_body(self, request.prompt, model)
-            async with asyncio.timeout(timeout):
-                async for chunk in run_prompt(
-                    client, session, directory, inbox, body=body, meter=meter
-                ):
+            turns = run_prompt(client, session, directory, inbox, body=body, meter=meter)
+            async with asyncio.timeout(timeout), aclosing(turns) as chunks:
+                async for chunk in chunks:
                     yield chunk
         finally:
             client.unsubscribe(session)
