@@ -134,7 +134,8 @@ async def test_a_spare_killed_while_idle_is_never_handed_out(rig: WarmRig) -> No
     chunks = [c async for c in rig.rt.provider("claude").stream("Say hello.")]
     assert _text(chunks) == REPLY
     # Seen dead at take time, or already reaped by the pool's maintenance: never used.
-    assert _counter(rig, "warm_reaped", "claude/exited") == 1
+    await eventually(lambda: _counter(rig, "warm_reaped", "claude/exited") == 1, 30, "reaped")
+    assert _counter(rig, "warm_miss", "claude/died_at_take") == 0
     assert rig.stub.requests[-1].path == "/v1/messages"
 
 
