@@ -420,25 +420,28 @@ class WarmSpec(_Spec):
     spares: int = Field(
         default=1,
         ge=0,
+        le=256,
         description="Ready processes per working folder (claude-code) or servers (opencode, "
         "codex); 0 turns warming off. At most warm.max_processes (top level).",
     )
-    idle_timeout: Duration | None = Field(
+    idle_timeout: LongTimeout | None = Field(
         default=600.0,
         description="A spare nobody took for this long is stopped (and started again on the "
         "next request); none keeps it.",
     )
-    max_age: Duration = Field(
+    max_age: LongTimeout = Field(
         default=1800.0,
         description="A spare older than this is never handed out; it is replaced.",
     )
     max_uses: int | None = Field(
         default=None,
         ge=1,
+        le=1_000_000,
         description="Requests one process serves before it is replaced (claude-code: always 1; "
         "opencode and codex: 200 when not set).",
     )
-    cwds: tuple[str, ...] = Field(
+    cwds: tuple[Annotated[str, Field(min_length=1, max_length=4096)], ...] = Field(
+        max_length=64,
         default=(),
         description="More working folders to keep spares for, besides the provider's cwd (~ is "
         "expanded).",
