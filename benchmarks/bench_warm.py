@@ -129,6 +129,30 @@ async def by_hand(argv: list[str], env: dict[str, str], cwd: Path, is_text: Any)
     return first
 
 
+async def session_of(argv: list[str], env: dict[str, str], cwd: Path) -> str:
+    """Run ``argv`` once (prompt "My name is Ada.") and return the session id it reports."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+        limit=64 * 2**20,
+    )
+    out, _ = await proc.communicate(b"My name is Ada.")
+    for line in out.splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        found = obj.get("session_id") or obj.get("thread_id") or obj.get("sessionID")
+        if isinstance(found, str) and found:
+            return found
+    raise RuntimeError(f"{argv[0]} reported no session id (exit {proc.returncode})")
+
+
 def claude_text(obj: Any) -> bool:
     content = (obj.get("message") or {}).get("content") or ()
     return obj.get("type") == "assistant" and any(b.get("type") == "text" for b in content)
@@ -177,7 +201,7 @@ class Kind:
         self.work = work
         self.binary = binary
         self.session: Any = None
-        self.session_id = ""
+        self.session_id = ""  # a session made by the CLI by hand, for the cold resume
 
     def hand_argv(self) -> list[str]:
         raise NotImplementedError
@@ -189,11 +213,12 @@ class Kind:
 
     async def prepare_round(self) -> None:
         """Open this round's session (turn 1 done) and let every spare settle."""
+        if not self.session_id:
+            self.session_id = await session_of(self.hand_argv(), self.env, self.work)
         self.session = self.rt.provider(self.name).session()
         await self.session.__aenter__()
-        async for chunk in self.session.send("My name is Ada."):
-            if chunk.type == "result" and chunk.data is not None:
-                self.session_id = str(chunk.data.get("session_id") or self.session_id)
+        async for _ in self.session.send("My name is Ada."):
+            pass
         await settle(self.rt, self.name)
 
     async def end_round(self) -> None:
@@ -407,6 +432,20 @@ def cli_path_bench(rt: Any, provider: str, number: int = 200_000) -> dict[str, f
     return {"watched_us": watched / number * 1e6, "fstat_us": fstat / number * 1e6}
 
 
+def miss_cost(rt: Any, provider: str, number: int = 2000) -> dict[str, float]:
+    """What a cold request pays for the warm pool: the spare lookup that misses.
+
+    The cold path is today's plus this lookup (the launch key: realpath, one stat, a
+    digest of the environment; the pool's dict; the miss counter), timed on its own.
+    """
+    instance = rt.provider(provider).instance()
+    group = instance._warm
+    command = instance._default_command("/nonexistent-folder-never-kept")
+    group.take(command, False)
+    seconds = min(timeit.repeat(lambda: group.take(command, False), number=number, repeat=5))
+    return {"miss_us": seconds / number * 1e6}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=6)
@@ -455,6 +494,9 @@ async def main() -> None:
                     print(ratio_line(pair, s))
                 print()
             first = kinds[0]
+            if "claude" in kinds:
+                report["miss"] = miss_cost(rt, "claude")
+                print(f"cold request's spare lookup (a miss): {report['miss']['miss_us']:.1f} us")
             report["cli_path"] = cli_path_bench(rt, first)
             cp = report["cli_path"]
             print(

@@ -284,3 +284,29 @@ providers:
     assert "kind anthropic-api runs no agent process to keep warm" in messages
     assert "unknown key 'sparez'; did you mean 'spares'?" in messages
     assert "serves one conversation" in messages
+
+
+async def test_the_prometheus_exporter_reads_the_warm_metrics(tmp_path: Path) -> None:
+    """After a hit and a miss, a scrape has spares ready, processes, RSS, hits, misses by
+    reason and spawn time for the provider."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from provcfg._monitoring._collector import ProvcfgCollector
+
+    fake = Fake(tmp_path)
+    async with fake.load({"c": fake.provider()}) as rt:
+        await rt.warmup(timeout=60)
+        await rt.provider("c").complete("x")
+        await rt.provider("c").complete("x", max_tokens=5)
+        await _until(lambda: rt.warm_pool.ready_count() == 1)
+        rt.warm_pool._sample_rss(time.monotonic())
+        registry = CollectorRegistry()
+        registry.register(ProvcfgCollector(lambda: rt.metrics))
+        text = generate_latest(registry).decode()
+    assert 'provcfg_warm_hits_total{provider="c"} 1.0' in text
+    assert 'provcfg_warm_misses_total{provider="c",reason="not_kept"} 1.0' in text
+    assert 'provcfg_warm_spares_ready{provider="c"} 1.0' in text
+    assert 'provcfg_warm_processes{provider="c"} 1.0' in text
+    assert 'provcfg_warm_spawn_seconds_count{provider="c"} 2.0' in text
+    rss = [ln for ln in text.splitlines() if ln.startswith("provcfg_warm_processes_rss_bytes{")]
+    assert rss and float(rss[0].split()[-1]) > 1_000_000

@@ -10,6 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
+import textwrap
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -101,4 +105,61 @@ async def test_opencode_requests_share_the_warm_server(
         cold = await p.complete("Say hello.", session=first.session_id)
         assert cold.text == REPLY
         assert rt.metrics.counter("warm_miss", "opencode/not_kept") == 1
+    assert marked_processes(marker) == []
+
+
+@pytest.mark.parametrize("provider", ["claude", "codex", "opencode"])
+def test_sigterm_of_the_process_leaves_nothing_behind(
+    agent_clis: AgentClis, cli_home: Path, netns: Netns, tmp_path: Path, provider: str
+) -> None:
+    """A program holding ready warm processes killed by SIGTERM (no aclose, no atexit)
+    leaves none of them alive: Claude Code and codex see their stdin close, opencode's
+    server dies with its parent (setpriv --pdeathsig)."""
+    marker = uuid.uuid4().hex
+    code = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
+        from pathlib import Path
+        import provcfg
+        from provcfg.stub import StubServer
+        from tests.support_clis import AgentClis
+        from tests.support_warm import SECRET, warm_manifest, write_manifest
+
+        async def main():
+            async with StubServer() as stub:
+                clis = AgentClis(Path({str(agent_clis.claude)!r}),
+                                 Path({str(agent_clis.opencode)!r}),
+                                 Path({str(agent_clis.codex)!r}), {{}})
+                home = Path({str(cli_home)!r})
+                m = warm_manifest(clis, stub, home, {marker!r}, warm={{"spares": 1}},
+                                  providers=({provider!r},))
+                rt = provcfg.load(write_manifest(home.parent / "p.yaml", m),
+                                  environ={{"STUB_SECRET": SECRET}})
+                report = await rt.warmup(timeout=300)
+                print("ready", rt.warm_pool.ready_count(), report, flush=True)
+                await asyncio.sleep(600)
+
+        asyncio.run(main())
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("ready 1 "), line
+        assert len(marked_processes(marker)) >= 1
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    end = time.monotonic() + 30
+    while marked_processes(marker) and time.monotonic() < end:
+        time.sleep(0.1)
     assert marked_processes(marker) == []
