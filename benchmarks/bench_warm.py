@@ -308,7 +308,22 @@ class Claude(Kind):
 class Codex(Kind):
     name = "codex"
     is_text = staticmethod(codex_text)
-    pairs = (("warm", "hand"), ("turn2", "resume"))
+    pairs = (
+        ("warm", "hand"),
+        ("warm", "launcher"),
+        ("hand", "launcher"),
+        ("turn2", "resume"),
+        ("turn2", "resume_launcher"),
+    )
+
+    def contenders(self) -> dict[str, Callable[[], Awaitable[float]]]:
+        out = super().contenders()
+        # What `codex exec` from a shell runs: the npm launcher (Node, then the binary).
+        launcher = [str(BIN / "codex"), *self.hand_argv()[1:]]
+        out["launcher"] = lambda: by_hand(launcher, self.env, self.work, self.is_text)
+        resume = [str(BIN / "codex"), *self.resume_argv()[1:]]
+        out["resume_launcher"] = lambda: by_hand(resume, self.env, self.work, self.is_text)
+        return out
 
     def hand_argv(self) -> list[str]:
         return [

@@ -64,7 +64,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -86,6 +86,8 @@ _MAX_ENTRIES: Final = 256
 # os.environ.get("PATH") costs ~0.7 us (Mapping.get, key encoding, value decoding); the
 # encoded key looked up in the underlying dict costs ~50 ns and sees every os.environ write.
 _PATH_KEY: Final = os.environ.encodekey("PATH")
+# os.environ's underlying dict: every os.environ write lands there (the object never changes).
+_ENV_DATA: Final[dict[object, object]] = getattr(os.environ, "_data", {})
 _OPEN_FLAGS: Final = getattr(os, "O_PATH", os.O_RDONLY) | getattr(os, "O_CLOEXEC", 0)
 # Module-level bindings: each saves an attribute lookup on the cached path.
 _fstat: Final = os.fstat
@@ -133,7 +135,19 @@ class _Entry:
     slice instead of six attribute reads) plus ``st_mtime_ns``.
     """
 
-    __slots__ = ("checked_at", "fd", "file", "head", "hops", "mtime_ns", "result", "watched")
+    __slots__ = (
+        "checked_at",
+        "command",
+        "fd",
+        "file",
+        "head",
+        "hits",
+        "hops",
+        "mtime_ns",
+        "raw_path",
+        "result",
+        "watched",
+    )
 
     def __init__(self, result: Path, file: str, fd: int, st: os.stat_result) -> None:
         self.result = result
@@ -145,6 +159,10 @@ class _Entry:
         self.hops = _hops(file)
         # Set by the watcher once its watch covers every hop's folder: no check on a hit.
         self.watched = False
+        # Watched hits are counted here (an integer add), read by the metrics as a source.
+        self.hits = 0
+        self.command = ""
+        self.raw_path: object = None  # the PATH value (object) of its key
 
     def close(self) -> None:
         fd, self.fd = self.fd, -1
@@ -184,9 +202,23 @@ class CLIResolver:
         self._listeners: list[Callable[[str], object]] = []
         self._watch_wanted = watch
         self._watch: _BinaryWatch | None = None
+        self._retired_hits: dict[str, int] = {}
+        metrics.add_counter_source(self._hit_counts)
         self._stopped_watch: _BinaryWatch | None = None
         # A resolver dropped without close() still releases its descriptors when collected.
         weakref.finalize(self, _close_entries, self._entries)
+
+    def _hit_counts(self) -> dict[tuple[str, str], int]:
+        """Watched hits per command (``cli_path_hit``), for the metrics."""
+        counts = dict(self._retired_hits)
+        for entry in list(self._entries.values()):
+            counts[entry.command] = counts.get(entry.command, 0) + entry.hits
+        return {("cli_path_hit", command): n for command, n in counts.items() if n}
+
+    def entry(self, command: str, path: str | None, search_paths: tuple[str, ...]) -> Any:
+        """The cached entry for this lookup under the current PATH (None if not cached):
+        what :class:`CliLookup` keeps for its no-call fast path."""
+        return self._entries.get((command, path, search_paths, _ENV_DATA.get(_PATH_KEY)))
 
     def on_change(self, listener: Callable[[str], object]) -> None:
         """Call ``listener(file)`` whenever a cached file is dropped because it changed on
@@ -232,7 +264,7 @@ class CLIResolver:
         entry = self._entries.get(key)
         if entry is not None:
             if entry.watched:
-                self._metrics.incr("cli_path_hit", command)
+                entry.hits += 1
                 return entry.result
             st: os.stat_result | None
             try:
@@ -267,7 +299,7 @@ class CLIResolver:
             files = []
             for key in doomed:
                 entry = self._entries.pop(key)
-                entry.close()
+                self._retire(entry)
                 files.append(entry.file)
         if doomed:
             _log.debug("cli_path_invalidated", target=str(path_or_none), entries=len(doomed))
@@ -290,7 +322,7 @@ class CLIResolver:
             files = []
             for key in doomed:
                 entry = self._entries.pop(key)
-                entry.close()
+                self._retire(entry)
                 files.append(entry.file)
         if files:
             _log.debug("cli_path_changed", files=files)
@@ -320,7 +352,7 @@ class CLIResolver:
             files = []
             for key in stale:
                 entry = self._entries.pop(key)
-                entry.close()
+                self._retire(entry)
                 files.append(entry.file)
         if files:
             self._changed_files(files)
@@ -346,12 +378,21 @@ class CLIResolver:
         if watch is not None:
             watch.join(timeout)
 
+    def _retire(self, entry: _Entry) -> None:
+        """Close a dropped entry, keeping its hit count (lock held)."""
+        if entry.hits:
+            self._retired_hits[entry.command] = (
+                self._retired_hits.get(entry.command, 0) + entry.hits
+            )
+            entry.hits = 0
+        entry.close()
+
     def _drop(self, key: _Key, entry: _Entry) -> None:
         with self._lock:
             if self._entries.get(key) is not entry:
                 return
             del self._entries[key]
-            entry.close()
+            self._retire(entry)
         self._changed_files([entry.file])
 
     def _detect(
@@ -382,7 +423,9 @@ class CLIResolver:
                 )
             if len(self._entries) >= _MAX_ENTRIES:
                 oldest = next(iter(self._entries))
-                self._entries.pop(oldest).close()
+                self._retire(self._entries.pop(oldest))
+            entry.command = command
+            entry.raw_path = raw_path
             self._entries[key] = entry
             if self._watch_wanted and self._watch is None:
                 self._watch = _BinaryWatch(self)
@@ -710,14 +753,21 @@ class CliLookup:
     install_hint: str
     provider: str
     shared: CacheRegion | None = None
+    # The entry of the last resolve, for the no-call fast path (mutable on purpose).
+    _hot: list[Any] = field(default_factory=lambda: [None], compare=False, repr=False)
 
     def resolve(self) -> Path:
-        """The executable (cached; re-checked cheaply on use).
+        """The executable (cached; with a watcher no system call, else one ``fstat``).
 
         Raises:
             CLINotFoundError: the CLI is not installed where the spec says to look.
         """
-        return self.resolver.resolve(
+        entry = self._hot[0]
+        # Watched, and PATH is the very value its key was made with: nothing can differ.
+        if entry is not None and entry.watched and _ENV_DATA.get(_PATH_KEY) is entry.raw_path:
+            entry.hits += 1
+            return entry.result  # type: ignore[no-any-return]
+        result = self.resolver.resolve(
             self.command,
             path=self.path,
             search_paths=self.search_paths,
@@ -725,3 +775,5 @@ class CliLookup:
             provider=self.provider,
             shared=self.shared,
         )
+        self._hot[0] = self.resolver.entry(self.command, self.path, self.search_paths)
+        return result
