@@ -241,6 +241,9 @@ class Claude(Kind):
         ("sdk_client", "hand"),
         ("provcfg", "hand"),
         ("provcfg", "plain"),
+        ("provcfg", "sdk_query"),
+        ("provcfg", "sdk_preset"),
+        ("sdk_query", "hand"),
         ("turn2", "resume"),
     )
 
@@ -290,8 +293,38 @@ class Claude(Kind):
             raise RuntimeError("the SDK client printed no text")
         return first
 
+    async def sdk_query(self, preset: bool) -> float:
+        from claude_agent_sdk import AssistantMessage, ClaudeAgentOptions, TextBlock, query
+
+        extra: dict[str, Any] = {}
+        if preset:
+            extra["system_prompt"] = {"type": "preset", "preset": "claude_code"}
+        options = ClaudeAgentOptions(
+            cli_path=str(self.binary),
+            model="claude-sonnet-4-5",
+            cwd=str(self.work),
+            env=self.env,
+            permission_mode="default",
+            max_buffer_size=64 * 2**20,
+            **extra,
+        )
+        start = time.perf_counter()
+        first = None
+        async for message in query(prompt=PROMPT, options=options):
+            texts = isinstance(message, AssistantMessage) and any(
+                isinstance(b, TextBlock) for b in message.content
+            )
+            if first is None and texts:
+                first = time.perf_counter() - start
+        if first is None:
+            raise RuntimeError("the SDK's query() printed no text")
+        return first
+
     def contenders(self) -> dict[str, Callable[[], Awaitable[float]]]:
         out = super().contenders()
+        if self.client is not None:
+            out["sdk_query"] = lambda: self.sdk_query(False)
+            out["sdk_preset"] = lambda: self.sdk_query(True)
         # A launch no spare matches (max_tokens is in the environment): provcfg's cold path.
         out["provcfg"] = lambda: first_text(
             self.rt.provider(self.name).stream(PROMPT, max_tokens=32000)
@@ -426,6 +459,30 @@ async def run_kind(kind: Kind, rounds: int) -> dict[str, Any]:
     return {"loads": loads, "rows": rows, "ratios": ratios, "first_text": times}
 
 
+def footprint(rt: Any, seconds: float = 5.0) -> dict[str, dict[str, float]]:
+    """Per provider: RSS (MiB) of its ready warm processes and their CPU while idle (ms/s)."""
+    clock = os.sysconf("SC_CLK_TCK")
+
+    def cpu(pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / clock
+
+    pool = rt.warm_pool
+    with pool._cond:
+        procs = [p for spares in pool._ready.values() for p in spares]
+    before = {p.pid: cpu(p.pid) for p in procs}
+    time.sleep(seconds)
+    out: dict[str, dict[str, float]] = {}
+    for p in procs:
+        entry = out.setdefault(p.owner_name, {"rss_mib": 0.0, "idle_cpu_ms_per_s": 0.0})
+        entry["rss_mib"] += p.rss_bytes() / 2**20
+        entry["idle_cpu_ms_per_s"] += (cpu(p.pid) - before[p.pid]) * 1000 / seconds
+    return out
+
+
 def cli_path_bench(rt: Any, provider: str, number: int = 200_000) -> dict[str, float]:
     """Seconds per rt.cli_path() hit, with the resolver's watcher and without (fstat)."""
     from provcfg._clipath import CliLookup, CLIResolver
@@ -489,6 +546,9 @@ async def main() -> None:
             failed = {k: str(v) for k, v in warmed.items() if v is not None}
             if failed:
                 raise SystemExit(f"warm-up failed: {failed}")
+            await asyncio.sleep(2.0)
+            report["footprint_ready"] = await asyncio.to_thread(footprint, rt)
+            print(f"warm processes when ready: {json.dumps(report['footprint_ready'])}")
             classes = {"claude": Claude, "codex": Codex, "opencode": OpenCode}
             for name in kinds:
                 spec = data["providers"][name]
@@ -508,6 +568,10 @@ async def main() -> None:
                 for pair, s in report[name]["ratios"].items():
                     print(ratio_line(pair, s))
                 print()
+            for name in kinds:
+                await settle(rt, name)
+            report["footprint_used"] = await asyncio.to_thread(footprint, rt)
+            print(f"warm processes after the rounds: {json.dumps(report['footprint_used'])}")
             first = kinds[0]
             if "claude" in kinds:
                 report["miss"] = miss_cost(rt, "claude")

@@ -683,8 +683,13 @@ class WarmPool:
             self._launches.clear()
             doomed = [p for spares in self._ready.values() for p in spares]
             self._ready.clear()
+            starting = [p for p in self._alive if p not in doomed]
             self._cond.notify_all()
             thread, spawner = self._thread, self._spawner
+        # A spare still starting (priming can take seconds) is told to stop now, so the
+        # spawn threads see it exit instead of waiting for it to become ready.
+        for proc in starting:
+            _signal_group(proc.pid, signal.SIGTERM)
         if spawner is not None:
             spawner.shutdown(wait=True, cancel_futures=True)
         if thread is not None:
@@ -830,6 +835,10 @@ class WarmPool:
             self.metrics.incr("cli_process_spawned", group.name)
             group.kind.prepare(proc, _monotonic() + SPAWN_TIMEOUT)
         except Exception as exc:
+            if self._closed:  # stopped by close() while starting: nothing to report
+                if proc is not None:
+                    self._reap(proc, "closed")
+                return
             detail = proc.stderr_text() if proc is not None else ""
             if proc is not None:
                 self._reap(proc, "failed")
