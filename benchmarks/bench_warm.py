@@ -65,6 +65,7 @@ BIN = ROOT / "tools" / "clis" / "node_modules" / ".bin"
 KEY = "sk-provcfg-bench-warm"
 PROMPT = "Say hello."
 Timed = dict[str, float]
+ABLATE = "--ablate" in sys.argv
 
 
 def isolate() -> None:
@@ -98,8 +99,13 @@ def ratio_line(name: str, s: dict[str, float]) -> str:
 # --------------------------------------------------------------------------- by hand
 
 
-async def by_hand(argv: list[str], env: dict[str, str], cwd: Path, is_text: Any) -> float:
-    """Seconds from spawn to the first stdout line ``is_text`` accepts; runs to the end."""
+async def by_hand(
+    argv: list[str], env: dict[str, str], cwd: Path, is_text: Any, stdin: bytes | None = None
+) -> float:
+    """Seconds from spawn to the first stdout line ``is_text`` accepts; runs to the end.
+
+    The prompt goes to stdin (``stdin``: other bytes instead, e.g. a stream-json line).
+    """
     start = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(
         *argv,
@@ -112,7 +118,7 @@ async def by_hand(argv: list[str], env: dict[str, str], cwd: Path, is_text: Any)
         limit=64 * 2**20,
     )
     assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(PROMPT.encode())
+    proc.stdin.write(PROMPT.encode() if stdin is None else stdin)
     proc.stdin.close()
     first = None
     while line := await proc.stdout.readline():
@@ -244,6 +250,10 @@ class Claude(Kind):
         ("provcfg", "sdk_query"),
         ("provcfg", "sdk_preset"),
         ("sdk_query", "hand"),
+        ("sdk_preset", "hand"),
+        ("hand_stream", "hand"),
+        ("hand_sdkenv", "hand"),
+        ("hand_fullenv", "hand"),
         ("turn2", "resume"),
     )
 
@@ -325,6 +335,20 @@ class Claude(Kind):
         if self.client is not None:
             out["sdk_query"] = lambda: self.sdk_query(False)
             out["sdk_preset"] = lambda: self.sdk_query(True)
+        if ABLATE:
+            # What the SDK does differently, one thing at a time, by hand.
+            line = json.dumps({"type": "user", "message": {"role": "user", "content": PROMPT}})
+            stream = [*self.hand_argv(), "--input-format", "stream-json"]
+            out["hand_stream"] = lambda: by_hand(
+                stream, self.env, self.work, self.is_text, (line + "\n").encode()
+            )
+            sdk_env = {**self.env, "CLAUDE_CODE_ENTRYPOINT": "sdk-py"}
+            out["hand_sdkenv"] = lambda: by_hand(self.hand_argv(), sdk_env, self.work, self.is_text)
+            full_env = {**os.environ, **self.env}
+            full_env.pop("PROVCFG_BENCH_NETNS", None)
+            out["hand_fullenv"] = lambda: by_hand(
+                self.hand_argv(), full_env, self.work, self.is_text
+            )
         # A launch no spare matches (max_tokens is in the environment): provcfg's cold path.
         out["provcfg"] = lambda: first_text(
             self.rt.provider(self.name).stream(PROMPT, max_tokens=32000)
@@ -523,6 +547,12 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--kinds", default="claude,codex,opencode")
     parser.add_argument("-o", "--output", type=Path)
+    parser.add_argument(
+        "--ablate",
+        action="store_true",
+        help="also run claude by hand with one SDK difference at a time (stream-json input, "
+        "CLAUDE_CODE_ENTRYPOINT=sdk-py, the whole environment)",
+    )
     args = parser.parse_args()
     isolate()
     import provcfg

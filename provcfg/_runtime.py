@@ -126,6 +126,7 @@ class Runtime:
         self._handles = MappingProxyType(dict(handles))
         self._models = MappingProxyType(dict(models))
         self._cli = MappingProxyType(dict(cli))
+        self._cli_lookups: dict[str, CliLookup] = dict(cli)  # hot path: a plain dict
         self._fields = MappingProxyType(dict(fields))
         # rt.provider(None) is the default provider: one lookup either way.
         lookup: dict[str | None, ProviderHandle] = {name: h for name, h in handles.items()}
@@ -339,7 +340,7 @@ class Runtime:
             UnknownProviderError: ``provider`` is not declared.
             ProvcfgError: ``provider`` is not a CLI kind.
         """
-        lookup = self._cli.get(provider)
+        lookup = self._cli_lookups.get(provider)
         if lookup is not None:
             return lookup.resolve()
         if provider not in self._handles:
