@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from provcfg._cache import build_region, close_region
 from provcfg._clipath import CliLookup, CLIResolver
-from provcfg._digest import ManifestDigests, spec_digest
+from provcfg._digest import ManifestDigests, combine_digests, spec_digest
 from provcfg._kinds import KindRegistry, ProviderKind
 from provcfg._manifest import (
     DEFAULT_FALLBACK_ON,
@@ -110,7 +110,6 @@ class ProviderFields:
     @classmethod
     def of(cls, spec: BaseModel) -> ProviderFields:
         """Read ``spec`` (a built-in or plugin spec model)."""
-        fields = type(spec).model_fields
         model = getattr(spec, "model", None)
         models = getattr(spec, "models", None)
         init: InitPolicy = "lazy"
@@ -126,7 +125,7 @@ class ProviderFields:
             models=dict(models) if isinstance(models, Mapping) else {},
             passthrough=getattr(spec, "unknown_models", "passthrough") == "passthrough",
             init=init,
-            uses_pool=isinstance(spec, AnthropicApiSpec) or "pool" in fields,
+            uses_pool=isinstance(spec, AnthropicApiSpec) or hasattr(spec, "pool"),
             pool=pool if isinstance(pool, str) and pool else DEFAULT_POOL,
             cli=spec if isinstance(spec, CliProviderSpec) else None,
             fallbacks=tuple(f for f in fallbacks if isinstance(f, str))
@@ -329,14 +328,12 @@ def build_handles(
                 shared,
             )
         # The instance captures its pool, model table and CLI lookup: part of its identity.
-        digest = spec_digest(
-            [
-                f.kind,
-                digests.providers[name],
-                pool.digest if pool is not None else None,
-                dict(table.ids),
-                cli_part.digest if cli is not None and cli_part is not None else None,
-            ]
+        digest = combine_digests(
+            f.kind,
+            digests.providers[name],
+            pool.digest if pool is not None else None,
+            digests.table(table.ids),
+            cli_part.digest if cli is not None and cli_part is not None else None,
         )
         ctx = ProviderContext(
             name=name,
@@ -396,7 +393,7 @@ def install_routes(
             handle.breaker = CircuitBreaker(name, spec, lineage.breakers)
     graph = {name: f.fallbacks for name, f in fields.items()}
     for name, handle in handles.items():
-        order = expand(name, graph)
+        order = expand(name, graph) if graph[name] else [name]
         if len(order) == 1 and handle.breaker is None:
             handle.route = None
             continue

@@ -433,6 +433,164 @@ def _run_stub(args: argparse.Namespace) -> int:
     return stub_main(list(args.argv))
 
 
+# --------------------------------------------------------------------------- bench
+
+
+def _configure_bench(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--suite",
+        choices=("quick", "full"),
+        default="quick",
+        help="quick: the CI set, under 3 minutes; full: every case, longer runs (default quick)",
+    )
+    parser.add_argument(
+        "--case",
+        action="append",
+        metavar="PATTERN",
+        help="run only cases whose name matches PATTERN (fnmatch, e.g. 'stream.*'); repeatable",
+    )
+    parser.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: progress and tables on the terminal; json: every sample and the "
+        "environment on stdout (or -o)",
+    )
+    parser.add_argument("-o", "--output", metavar="FILE", help="also write the JSON result to FILE")
+    parser.add_argument(
+        "--compare",
+        metavar="BASELINE",
+        help="compare every ratio with BASELINE (a baseline "
+        "or a run JSON) and print the comparison table",
+    )
+    parser.add_argument(
+        "--gate",
+        metavar="PERCENT",
+        help="with --compare: exit 1 when a provcfg ratio is worse "
+        "than the baseline by more than PERCENT (e.g. 10%%) with confidence; a case's own "
+        "wider threshold wins",
+    )
+    parser.add_argument(
+        "--save", action="store_true", help="append this run to the history (see --history)"
+    )
+    parser.add_argument(
+        "--history",
+        metavar="FILE",
+        default=".provcfg/bench/history.jsonl",
+        help="the history file (JSON lines; default .provcfg/bench/history.jsonl)",
+    )
+    parser.add_argument(
+        "--baseline-out",
+        metavar="FILE",
+        help="write the portable baseline (ratios only), e.g. benchmarks/baseline.json",
+    )
+    parser.add_argument(
+        "--markdown",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="write the baseline document (default docs/provider-performance-baseline.md)",
+    )
+    parser.add_argument(
+        "--providers",
+        nargs="+",
+        metavar="NAME",
+        help="benchmark these providers of your manifest (-f) instead of the built-in cases",
+    )
+    parser.add_argument(
+        "-f", "--file", default=DEFAULT_MANIFEST, help="manifest for --providers (providers.yaml)"
+    )
+    parser.add_argument(
+        "--prompt", default="Say hello", help="the prompt --providers sends (default: Say hello)"
+    )
+    parser.add_argument("-m", "--model", help="model alias or id for --providers")
+    parser.add_argument(
+        "--stub",
+        action="store_true",
+        help="with --providers: serve the embedded stub on each provider's loopback base_url",
+    )
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="measure the gate: N runs unchanged and N with a real slowdown inserted; "
+        "report detection and false-alarm rates",
+    )
+    parser.add_argument(
+        "--runs", type=int, default=20, help="with --calibrate: runs each way (default 20)"
+    )
+    parser.add_argument(
+        "--slowdown",
+        default="15%",
+        help="with --calibrate: the inserted slowdown, of the subject's time (default 15%%)",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny parameters and 2 rounds: checks that every case runs (figures mean nothing)",
+    )
+    actions = parser.add_subparsers(
+        dest="bench_action",
+        metavar="ACTION",
+        help="history or report (none: run the benchmarks)",
+    )
+    history = actions.add_parser(
+        "history",
+        help="the trend of each ratio over the saved runs, with sparklines",
+        description="the trend of each ratio over the saved runs, with sparklines",
+    )
+    history.add_argument(
+        "--history",
+        metavar="FILE",
+        default=".provcfg/bench/history.jsonl",
+        help="the history file (default .provcfg/bench/history.jsonl)",
+    )
+    history.add_argument(
+        "--case", action="append", metavar="PATTERN", help="only cases matching PATTERN"
+    )
+    history.add_argument(
+        "--all", action="store_true", help="also controls, floors and others, not only subjects"
+    )
+    report = actions.add_parser(
+        "report",
+        help="write one self-contained HTML report with plots",
+        description="write one self-contained HTML report with plots (works offline)",
+    )
+    report.add_argument("--html", metavar="FILE", help="write the HTML report to FILE")
+    report.add_argument(
+        "--markdown",
+        metavar="FILE",
+        help="write the baseline document (as bench --markdown does) from --run or the latest "
+        "saved run",
+    )
+    report.add_argument(
+        "--run", metavar="FILE", help="with --markdown: the run JSON (bench -o FILE) to render"
+    )
+    report.add_argument(
+        "--history",
+        metavar="FILE",
+        default=".provcfg/bench/history.jsonl",
+        help="the history file (default .provcfg/bench/history.jsonl)",
+    )
+    report.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("A", "B"),
+        help="two run JSON files (bench --format json -o) to compare side by side",
+    )
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from provcfg.bench import _command
+
+    action = getattr(args, "bench_action", None)
+    if action == "history":
+        return _command.run_history(args)
+    if action == "report":
+        return _command.run_report(args)
+    return _command.run_bench(args)
+
+
 # --------------------------------------------------------------------------- init, doctor
 
 
@@ -505,6 +663,12 @@ COMMANDS: list[Command] = [
         "provcfg._doctor:run",
     ),
     Command("watch", "live-reload a manifest; one line per reload", _configure_watch, _run_watch),
+    Command(
+        "bench",
+        "benchmark provcfg (or your providers) side by side; gate, history, report",
+        _configure_bench,
+        _run_bench,
+    ),
     Command(
         "alerts",
         "export the manifest's alert rules for Prometheus",

@@ -202,16 +202,18 @@ async def _resolve(host: str, port: int, timeout: float) -> list[tuple[Any, ...]
 
 
 async def connect_check(name: str, spec: AnthropicApiSpec, pool: PoolSpec, timeout: float) -> Check:
-    parts = urlsplit(spec.base_url)
+    url = spec.base_url.get_secret_value()
+    parts = urlsplit(url)
     host = parts.hostname or ""
     tls = parts.scheme == "https"
     try:
         port = parts.port or (443 if tls else 80)
     except ValueError:
         port = 443 if tls else 80
-    budget = min(pool.timeouts.connect, timeout)
+    connect = pool.timeouts.connect
+    budget = timeout if connect is None else min(connect, timeout)
     where = f"{host}:{port}"
-    shown = mask_url(spec.base_url)
+    shown = mask_url(url)
     details: dict[str, Any] = {
         "base_url": shown,
         "host": host,

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TextIO
 from urllib.parse import urlsplit
 
+from pydantic import SecretStr
+
 from provcfg._errors import ManifestError, ManifestReadError
 from provcfg._manifest import Manifest, MemcachedRegionSpec, RedisRegionSpec
 from provcfg._secrets import MASK, secret_forms
@@ -111,7 +113,13 @@ def secrets_of(manifest: Manifest | None) -> set[str]:
     found = known_secrets(manifest, None)
     urls: list[str] = []
     if manifest is not None:
-        urls.extend(getattr(spec, "base_url", "") or "" for spec in manifest.providers.values())
+        for spec in manifest.providers.values():
+            base = getattr(spec, "base_url", None)
+            if isinstance(base, SecretStr):  # a SecretUrl: only its password is secret
+                found.discard(base.get_secret_value())
+                urls.append(base.get_secret_value())
+            elif isinstance(base, str):
+                urls.append(base)
         for region in manifest.cache.values():
             if isinstance(region, MemcachedRegionSpec):
                 urls.append(region.url)

@@ -65,6 +65,7 @@ class ProviderHandle:
         "_expires",
         "_instance",
         "_store",
+        "_ttl",
         "breaker",
         "key",
         "kind",
@@ -80,9 +81,11 @@ class ProviderHandle:
         self.key = key
         self._create = create
         self._store = store
+        self._ttl = store.ttl
         # The live-instance view: mutable on purpose (recycled by eviction and ttl).
+        # _expires is None while instances never expire: the hot path then reads no clock.
         self._instance: Provider | None = None
-        self._expires = 0.0
+        self._expires: float | None = None if self._ttl is None else 0.0
         self._closed = False
         self.route: Route | None = None
         """Fallbacks and breakers to go through (None: straight to the instance)."""
@@ -99,7 +102,8 @@ class ProviderHandle:
             Exception: whatever the kind's factory raised while creating it.
         """
         instance = self._instance
-        if instance is not None and (self._store.ttl is None or _monotonic() < self._expires):
+        expires = self._expires
+        if instance is not None and (expires is None or _monotonic() < expires):
             return instance
         return self._acquire()
 
@@ -110,11 +114,17 @@ class ProviderHandle:
                 "closed; get it again with rt.provider() on the current runtime"
             )
         instance = self._store.acquire(self)
-        ttl = self._store.ttl
-        if ttl is not None:
-            self._expires = _monotonic() + ttl
+        if self._ttl is not None:
+            self._expires = _monotonic() + self._ttl
         self._instance = instance
         return instance
+
+    @property
+    def live(self) -> bool:
+        """Whether an unexpired instance is behind the handle right now (no acquisition)."""
+        instance = self._instance
+        expires = self._expires
+        return instance is not None and (expires is None or _monotonic() < expires)
 
     def dropped(self, instance: Provider) -> None:
         """The store let go of ``instance`` (eviction, expiry, reload): forget it."""

@@ -58,10 +58,14 @@ __all__ = [
     "MemoryRegionSpec",
     "MonitoringSpec",
     "OpenCodeSpec",
+    "OptionalDuration",
+    "OptionalLongTimeout",
+    "OptionalTimeout",
     "PoolSpec",
     "ProviderSpec",
     "RedisRegionSpec",
     "RegionSpec",
+    "SecretUrl",
     "Timeout",
     "TimeoutsSpec",
     "WarmLimitsSpec",
@@ -187,6 +191,47 @@ LongTimeout = Annotated[
 Grace = Annotated[float, _at_most(HOUR), Field(ge=0, le=HOUR), _AS_TEXT, _duration_schema(HOUR)]
 """A duration of at most an hour: a kill grace period, one retry's wait."""
 
+
+def _none_word(value: object) -> object:
+    """``none`` (any case) is None: the explicit opt-out of a wait's default limit."""
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return None
+    return value
+
+
+def _format_optional_duration(seconds: float | None) -> str | float:
+    return "none" if seconds is None else _format_duration(seconds)
+
+
+def _optional_schema(maximum: float) -> WithJsonSchema:
+    """A duration up to ``maximum``, or ``none``/null: the schema of an optional limit."""
+    return WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": maximum},
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)\s*$"},
+                {"const": "none", "description": "no limit of its own"},
+                {"type": "null"},
+            ],
+            "examples": ["30s", "5m", "none"],
+        },
+        mode="validation",
+    )
+
+
+_AS_OPTIONAL_TEXT = PlainSerializer(_format_optional_duration, when_used="json")
+
+OptionalTimeout = Annotated[
+    Timeout | None, BeforeValidator(_none_word), _AS_OPTIONAL_TEXT, _optional_schema(DAY)
+]
+"""A limit on one wait (at most a day); ``none`` (or null) switches the limit off."""
+OptionalLongTimeout = Annotated[
+    LongTimeout | None, BeforeValidator(_none_word), _AS_OPTIONAL_TEXT, _optional_schema(WEEK)
+]
+"""A limit on a whole request (at most a week); ``none`` (or null) switches it off."""
+OptionalDuration = OptionalTimeout
+"""A limit on a wait, as a :data:`Timeout`; ``none`` (or null) switches the limit off."""
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 """A provider, pool, region or alias name: letters, digits, ``.``, ``_``, ``-``."""
@@ -295,6 +340,36 @@ def mask_url(url: str) -> str:
     return f"{scheme}://{_SECRET_QUERY.sub(lambda m: m.group(1) + _MASK, rest)}"
 
 
+class SecretUrl(SecretStr):
+    """A URL that may carry a password (``http://user:password@host``).
+
+    ``str``, ``repr``, ``model_dump`` and ``model_dump_json`` show it with the password
+    masked (:func:`mask_url`); only :meth:`get_secret_value` gives it whole.
+    """
+
+    def _display(self) -> str:
+        return mask_url(self.get_secret_value())
+
+
+def _to_secret_url(value: object) -> object:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)  # as coerce_numbers_to_str would, then checked like any text
+    if isinstance(value, str) and not re.fullmatch(r"https?://\S+", value):
+        raise ValueError("must be an http:// or https:// URL, e.g. https://api.anthropic.com")
+    return value
+
+
+HttpUrlSecret = Annotated[
+    SecretUrl,
+    BeforeValidator(_to_secret_url),
+    PlainSerializer(lambda url: mask_url(url.get_secret_value()), when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": r"^https?://\S+$"}, mode="validation"),
+]
+"""An http(s) URL kept as a :class:`SecretUrl`: its password never shows in a dump."""
+
+
 RegionSpec = Annotated[
     MemoryRegionSpec | FileRegionSpec | RedisRegionSpec | MemcachedRegionSpec,
     Field(discriminator="backend"),
@@ -304,19 +379,36 @@ RegionSpec = Annotated[
 
 
 class TimeoutsSpec(_Spec):
-    """httpx2 timeouts of a pool."""
+    """httpx2 timeouts of a pool; ``none`` switches one off (a request's deadline still caps it)."""
 
-    connect: Timeout = Field(default=5.0, description="Connecting, at most 1d.")
-    read: Timeout = Field(default=600.0, description="Between two reads, at most 1d.")
-    write: Timeout = Field(default=30.0, description="Between two writes, at most 1d.")
-    pool: Timeout = Field(default=10.0, description="Waiting for a free connection, at most 1d.")
+    connect: OptionalTimeout = Field(default=5.0, description="Opening a connection, at most 1d.")
+    read: OptionalTimeout = Field(
+        default=600.0, description="Longest wait for the next bytes of an answer, at most 1d."
+    )
+    write: OptionalTimeout = Field(default=30.0, description="Sending the request, at most 1d.")
+    pool: OptionalTimeout = Field(
+        default=None,
+        description="Longest wait for a free connection, at most 1d; none (the default): as "
+        "long as the request's own deadline allows (the provider's timeout).",
+    )
 
 
 class PoolSpec(_Spec):
-    """One httpx2 connection pool, shared by every provider that names it."""
+    """One httpx2 connection pool, shared by every provider that names it.
 
-    max_connections: int = Field(default=100, ge=1, le=10_000, description="1 to 10,000.")
-    max_keepalive_connections: int = Field(default=20, ge=0, le=10_000, description="0 to 10,000.")
+    The limits default to the anthropic SDK's own (``DEFAULT_CONNECTION_LIMITS``: 1000
+    connections, 100 kept alive): a streamed answer holds its connection for its whole length.
+    """
+
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000,
+        description="Connections open at once: one per stream in flight (1 to 10,000).",
+    )
+    max_keepalive_connections: int = Field(
+        default=100, ge=0, le=10_000, description="Idle connections kept for reuse (0 to 10,000)."
+    )
     keepalive_expiry: Timeout = Field(
         default=30.0, description="How long an idle connection is kept, at most 1d."
     )
@@ -350,9 +442,12 @@ class BreakerSpec(_Spec):
     failures: int = Field(
         default=5, ge=1, le=10_000, description="Failures within the window that open it."
     )
-    window: Duration = Field(default=60.0, description="How far back failures are counted.")
-    cooldown: Duration = Field(
-        default=30.0, description="How long it stays open before one probe request is let through."
+    window: Timeout = Field(
+        default=60.0, description="How far back failures are counted, at most 1d."
+    )
+    cooldown: Timeout = Field(
+        default=30.0,
+        description="How long it stays open before one probe request is let through, at most 1d.",
     )
     on: tuple[ErrorKind, ...] = Field(
         default=DEFAULT_BREAKER_ON,
@@ -385,8 +480,9 @@ class _ProviderBase(_Spec):
         default="lazy",
         description="lazy: nothing until first use; eager: in load(); background: a task.",
     )
-    timeout: LongTimeout | None = Field(
-        default=None, description="Total deadline of one request, at most 7d."
+    timeout: OptionalLongTimeout = Field(
+        default=None,
+        description="Total deadline of one request, at most 7d; none: no deadline.",
     )
     fallbacks: tuple[Name, ...] = Field(
         default=(),
@@ -403,6 +499,16 @@ class _ProviderBase(_Spec):
         default=None,
         description="Circuit breaker, e.g. {failures: 5, window: 60s, cooldown: 30s}.",
     )
+
+
+DEFAULT_CLI_TIMEOUT = 4 * 3600.0
+"""A CLI request's total deadline unless the spec says otherwise (4 h: long agent runs)."""
+DEFAULT_CLI_IDLE_TIMEOUT = 30 * 60.0
+"""Longest silence of an agent CLI on stdout unless the spec says otherwise (30 min)."""
+DEFAULT_API_TIMEOUT = 3600.0
+"""An anthropic-api request's total deadline unless the spec says otherwise (1 h)."""
+DEFAULT_FIRST_BYTE_TIMEOUT = 60.0
+"""Longest wait for an API's response headers unless the spec says otherwise (60 s)."""
 
 
 WARM_KINDS: tuple[str, ...] = ("claude-code", "opencode", "codex")
@@ -479,8 +585,13 @@ class CliProviderSpec(_ProviderBase):
     )
     cwd: str | None = None
     extra_args: tuple[str, ...] = ()
-    idle_timeout: Timeout | None = Field(
-        default=None, description="Longest silence between two output lines, at most 1d."
+    timeout: OptionalLongTimeout = Field(
+        default=DEFAULT_CLI_TIMEOUT,
+        description="Total deadline of one request (default 4h, at most 7d); none: no deadline.",
+    )
+    idle_timeout: OptionalTimeout = Field(
+        default=DEFAULT_CLI_IDLE_TIMEOUT,
+        description="Longest silence on stdout (default 30m, at most 1d); none: wait for ever.",
     )
     kill_grace: Grace = Field(default=5.0, description="SIGTERM -> SIGKILL grace, at most 1h.")
     line_limit: int = Field(
@@ -532,7 +643,11 @@ class AnthropicApiSpec(_ProviderBase):
     """The Anthropic Messages API over a pooled httpx2 client."""
 
     kind: Literal["anthropic-api"]
-    base_url: str = Field(default="https://api.anthropic.com", pattern=r"^https?://\S+$")
+    base_url: HttpUrlSecret = Field(
+        default="https://api.anthropic.com",  # type: ignore[assignment]
+        description="Where the API is; a password in it (http://user:password@host) is sent "
+        "as HTTP Basic authentication and is secret.",
+    )
     api_key: SecretStr | None = Field(
         default=None, description="API key; usually ${ANTHROPIC_API_KEY}."
     )
@@ -545,6 +660,23 @@ class AnthropicApiSpec(_ProviderBase):
     max_retries: int = Field(default=2, ge=0, le=10, description="0 to 10.")
     retry_max_wait: Grace = Field(default=30.0, description="Cap on one retry's wait, at most 1h.")
     anthropic_version: str = "2023-06-01"
+    timeout: OptionalLongTimeout = Field(
+        default=DEFAULT_API_TIMEOUT,
+        description="Total deadline of one request, retries included (default 1h, at most 7d); "
+        "none: none.",
+    )
+    first_byte_timeout: OptionalTimeout = Field(
+        default=DEFAULT_FIRST_BYTE_TIMEOUT,
+        description="Longest wait for the response headers of one attempt (default 60s, at "
+        "most 1d); none: only the deadline and the pool's timeouts apply.",
+    )
+    max_event_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=64 * 1024,
+        le=1024 * 1024 * 1024,
+        description="Most bytes one stream event may grow to without ending (default 8 MiB, "
+        "64 KiB to 1 GiB); a server that goes past it is stopped with server_error.",
+    )
 
 
 ProviderSpec = Annotated[

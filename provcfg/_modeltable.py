@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from provcfg._errors import UnknownModelError
 from provcfg._manifest import looks_like_model_id
@@ -20,6 +20,7 @@ __all__ = ["ModelTable"]
 
 # A name this close to an alias is a typo of it, not a model id to pass through.
 _TYPO_CUTOFF = 0.85
+_PASSED_MAX = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,9 @@ class ModelTable:
     passthrough: bool = True
     default: str | None = None
     any_name: bool = False
+    passed: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    """Names already let through (bounded): a caller passing a full model id on every
+    request pays the typo check once, not per request."""
 
     @classmethod
     def of(
@@ -69,9 +73,13 @@ class ModelTable:
             return found
         if name in self.known_ids or self.any_name:
             return name
+        if name in self.passed:
+            return name
         if self.passthrough and looks_like_model_id(name):
             near = difflib.get_close_matches(name, list(self.ids), n=1, cutoff=_TYPO_CUTOFF)
             if not near:
+                if len(self.passed) < _PASSED_MAX:
+                    self.passed[name] = name
                 return name
         raise UnknownModelError(self.provider, name, closest(name, self.ids), list(self.ids))
 

@@ -12,8 +12,22 @@ truststore on macOS and Windows), so behaviour equals a default client.
 
 Transport failures are translated in one place, :func:`map_http_error`, into
 :class:`~provcfg._errors.ProviderError` kinds; waiting longer than
-``timeouts.pool`` for a free connection is ``pool_exhausted``, never a plain
-timeout, and is counted in the metrics (``pool_exhausted``/pool name).
+``timeouts.pool`` (by default: the request's own deadline) for a free connection is
+``pool_exhausted``, never a plain timeout, says how many requests were queued, and is
+counted in the metrics (``pool_exhausted``/pool name).
+
+Credentials never cross origins. Every client follows redirects within the origin
+of the request, as the anthropic SDK's own default client does, and refuses one to
+another origin (scheme, host or port) before anything is sent there: a response hook
+(:mod:`provcfg._poolhooks`) raises ``RedirectRefused``, which the providers turn into a
+ProviderError naming the target and the fix. httpx2 itself strips only
+``Authorization`` on such a redirect (not ``x-api-key``, and not on an http -> https
+upgrade), so the hook is what keeps every transport's credentials home. The same hook
+caps the body of every answer that is not a success (1 MiB): an error body is read
+whole, so a server that never ends one could otherwise grow memory without bound.
+The clients keep no cookies: a pool is
+shared by providers of different servers and keys, and a cookie set by one server
+would otherwise be sent to every other port of the same host.
 
 Closing (:meth:`Pool.aclose`) reaches every loop's client:
 
@@ -164,6 +178,8 @@ class Pool:
     def _build_client(self) -> httpx2.AsyncClient:
         import httpx2
 
+        from provcfg._poolhooks import check_response, mark_request, no_cookies
+
         spec = self.spec
         t = spec.timeouts
         return httpx2.AsyncClient(
@@ -175,8 +191,10 @@ class Pool:
             timeout=httpx2.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
             verify=self._ssl.get(),
             # The anthropic SDK's own default client follows redirects; the client it is
-            # handed instead must behave the same.
+            # handed instead does the same within one origin, and refuses any other.
             follow_redirects=True,
+            event_hooks={"request": [mark_request], "response": [check_response]},
+            cookies=no_cookies(),
         )
 
     def _take_dead_loops_locked(self) -> list[httpx2.AsyncClient]:
@@ -246,6 +264,15 @@ class Pool:
             **totals,
             "clients": clients,
         }
+
+    def queued(self) -> int | None:
+        """Requests of the running loop's client waiting for a connection right now, or
+        None when that cannot be read (no client on this loop, httpcore2 internals changed)."""
+        try:
+            client = self._clients.get(asyncio.get_running_loop())
+            return None if client is None else _client_counts(client)["waiting"]
+        except Exception:
+            return None
 
     def map_error(
         self, exc: BaseException, *, provider: str, base_url_setting: str = "the base_url"
@@ -337,7 +364,9 @@ def _find_http_error(exc: BaseException) -> BaseException | None:
     httpx2 = sys.modules.get("httpx2")
     if httpx2 is None:  # nothing imported it, so no httpx2 exception can exist
         return None
-    transport_error: type[BaseException] = httpx2.TransportError
+    from provcfg._poolhooks import RedirectRefused
+
+    transport_error: tuple[type[BaseException], ...] = (httpx2.TransportError, RedirectRefused)
     seen: set[int] = set()
     todo: list[BaseException] = [exc]
     while todo and len(seen) < _CHAIN_LIMIT:
@@ -360,7 +389,9 @@ def map_http_error(
 ) -> ProviderError | None:
     """Translate an httpx2 transport exception into a :class:`ProviderError`.
 
-    ``PoolTimeout`` becomes ``pool_exhausted``; ``ConnectTimeout``,
+    ``PoolTimeout`` becomes ``pool_exhausted`` (saying how many requests were queued
+    and how to size the pool); a :class:`~provcfg._poolhooks.RedirectRefused` becomes
+    ``invalid_request``; ``ConnectTimeout``,
     ``ReadTimeout`` and ``WriteTimeout`` become ``timeout``; connection, read,
     write, protocol and proxy errors become ``network``; ``UnsupportedProtocol``
     and ``LocalProtocolError`` (a bad URL or request built here) become
@@ -380,18 +411,23 @@ def map_http_error(
         return None
     import httpx2
 
+    from provcfg._poolhooks import RedirectRefused
+
     name = type(found).__name__
     where = f"pools.{pool.name}" if pool is not None else "pools.<pool>"
     timeouts = pool.spec.timeouts if pool is not None else None
     kind: ErrorKind
+    if isinstance(found, RedirectRefused):
+        return ProviderError(
+            message=str(found),
+            kind="invalid_request",
+            provider=provider,
+            status=found.status,
+            details={"exception": name, "pool": pool.name if pool is not None else None},
+        )
     if isinstance(found, httpx2.PoolTimeout):
         kind = "pool_exhausted"
-        limit = f" of {pool.spec.max_connections}" if pool is not None else ""
-        waited = f" within {timeouts.pool:g}s" if timeouts is not None else ""
-        message = (
-            f"all connections{limit} of the pool were busy and none came free{waited}; "
-            f"raise {where}.max_connections or {where}.timeouts.pool, or lower concurrency"
-        )
+        message = _exhausted_message(pool, where)
         if pool is not None:
             pool._metrics.incr("pool_exhausted", pool.name)
     elif isinstance(found, httpx2.TimeoutException):
@@ -413,6 +449,25 @@ def map_http_error(
         kind=kind,
         provider=provider,
         details={"exception": name, "pool": pool.name if pool is not None else None},
+    )
+
+
+def _exhausted_message(pool: Pool | None, where: str) -> str:
+    """What an exhausted pool says: its size, how long it waited, the queue, how to size it."""
+    size = f" {pool.spec.max_connections}" if pool is not None else ""
+    limit = pool.spec.timeouts.pool if pool is not None else None
+    waited = (
+        f"within {where}.timeouts.pool ({limit:g}s)"
+        if limit is not None
+        else "before the request's deadline"
+    )
+    queued = pool.queued() if pool is not None else None
+    queue = f"; {queued} more request{'s were' if queued != 1 else ' was'} queued" if queued else ""
+    return (
+        f"all{size} connections of the pool were busy and none came free {waited}{queue}. "
+        f"A streamed answer holds its connection until it ends, so {where}.max_connections "
+        "must be at least the number of requests running at once (the default is 1000); "
+        f"raise it, give the requests a longer timeout, or lower concurrency"
     )
 
 

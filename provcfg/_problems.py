@@ -27,7 +27,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from provcfg import _yaml
 from provcfg._errors import PROBLEM_LIMIT, Problem
 from provcfg._manifest import NAME_PATTERN, WARM_KINDS, Manifest
-from provcfg._secrets import MASK
+from provcfg._secrets import MASK, every_form
 from provcfg._suggest import MAX_WORD, Suggester, listing, quote
 
 __all__ = ["ProblemMapper", "dotted", "first_problems"]
@@ -279,7 +279,8 @@ class ProblemMapper:
         """
         problems = list(problems)
         secrets = self._secrets | _secret_values(self.data)
-        found = _secrets_in([f"{p.loc}\0{p.message}" for p in problems], secrets)
+        forms = set(every_form(secrets))  # URL-encoded, base64 of user:password, ...
+        found = _secrets_in([f"{p.loc}\0{p.message}" for p in problems], forms)
         if not found:
             return problems
         ordered = sorted(found, key=len, reverse=True)

@@ -18,7 +18,7 @@ from typing import Final
 from pydantic import BaseModel, SecretStr
 
 from provcfg._errors import ManifestError, ProvcfgError, RuntimeClosedError, printable
-from provcfg._secrets import MASK
+from provcfg._secrets import MASK, every_form
 
 __all__ = ["EventHub", "ReloadEvent", "error_text", "known_secrets", "problem_lines", "scrub"]
 
@@ -152,7 +152,7 @@ def scrub(text: str, manifest: BaseModel | None, environ: Mapping[str, str] | No
     values of environment variables whose names say they are secret (``*KEY*``,
     ``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``, ...), ``environ`` or ``os.environ``.
     """
-    for secret in sorted(known_secrets(manifest, environ), key=len, reverse=True):
+    for secret in every_form(known_secrets(manifest, environ)):  # URL-encoded, base64, ...
         text = text.replace(secret, _MASK)
     return text
 

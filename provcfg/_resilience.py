@@ -38,9 +38,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
-import structlog
-
 from provcfg._errors import ProviderError, UnknownModelError
+from provcfg._logs import get_logger
 
 if TYPE_CHECKING:
     from provcfg._contract import Chunk, Provider
@@ -61,7 +60,7 @@ __all__ = [
     "fallback_model",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 BreakerState = Literal["closed", "open", "half_open"]
 _STATE_VALUE: Final = {"closed": 0, "half_open": 1, "open": 2}

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
+from pydantic import SecretStr
+
 from provcfg._errors import (
     CLINotFoundError,
     ManifestError,
@@ -313,6 +315,8 @@ def _stub_url(manifest: Manifest, name: str) -> str:
     """The base_url of the provider that ``--stub`` should serve (loopback only)."""
     spec = manifest.providers.get(name)
     base_url = getattr(spec, "base_url", None)
+    if isinstance(base_url, SecretStr):  # a base_url may carry a password
+        base_url = base_url.get_secret_value()
     if not base_url:
         raise ProvcfgError(
             f"--stub serves the Anthropic API for an anthropic-api provider; "

@@ -75,6 +75,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Runtime", "load"]
 
+_monotonic = time.monotonic
+
 log = get_logger(__name__)
 
 
@@ -125,6 +127,7 @@ class Runtime:
         self._warm = warm
         self._handles = MappingProxyType(dict(handles))
         self._models = MappingProxyType(dict(models))
+        self._ids = {name: table.ids for name, table in models.items()}  # translate's hot path
         self._cli = MappingProxyType(dict(cli))
         self._cli_lookups: dict[str, CliLookup] = dict(cli)  # hot path: a plain dict
         self._fields = MappingProxyType(dict(fields))
@@ -299,6 +302,15 @@ class Runtime:
             Exception: whatever the provider kind's factory raised creating the instance.
         """
         handle = self._lookup.get(name)
+        # The hot path, inlined (a method call costs as much as the rest): the handle's
+        # instance is there and unexpired, and the runtime is open.
+        if (
+            handle is not None
+            and handle._instance is not None
+            and (handle._expires is None or _monotonic() < handle._expires)
+            and not self._closed
+        ):
+            return handle
         if handle is None or self._closed:
             return self._provider_slow(name)
         handle.instance()
@@ -322,7 +334,7 @@ class Runtime:
             UnknownModelError: the alias is unknown and may not pass through.
         """
         try:
-            return self._models[provider].ids[alias]
+            return self._ids[provider][alias]
         except KeyError:
             table = self._models.get(provider)
             if table is None:

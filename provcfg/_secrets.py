@@ -9,9 +9,9 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable
 from typing import Final
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
-__all__ = ["MASK", "MIN_SECRET_LENGTH", "scrub", "secret_forms"]
+__all__ = ["MASK", "MIN_SECRET_LENGTH", "every_form", "scrub", "secret_forms"]
 
 MASK: Final = "**********"
 """What a secret's value is replaced by, everywhere."""
@@ -34,6 +34,25 @@ def secret_forms(secret: str, user: str | None = None) -> tuple[str, ...]:
         forms.add(base64.urlsafe_b64encode(pair).decode("ascii"))
     # Longest first: a form containing another is replaced whole.
     return tuple(sorted((f for f in forms if len(f) >= MIN_SECRET_LENGTH), key=len, reverse=True))
+
+
+def every_form(values: Iterable[str]) -> tuple[str, ...]:
+    """:func:`secret_forms` of each value, and, for a URL with a password in it
+    (``https://user:password@host``), of that password with its user: what a scrubber
+    that knows only whole secret values should mask. Longest first."""
+    forms: set[str] = set()
+    for value in values:
+        forms.update(secret_forms(value))
+        if "@" in value and "://" in value:
+            try:
+                parts = urlsplit(value)
+                password, user = parts.password, parts.username
+            except ValueError:
+                continue
+            if password:
+                forms.update(secret_forms(unquote(password), unquote(user or "")))
+                forms.update(secret_forms(password))
+    return tuple(sorted(forms, key=len, reverse=True))
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:

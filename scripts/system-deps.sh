@@ -4,7 +4,8 @@
 # strace (counts the system calls of a cached CLI lookup), setpriv (util-linux: warm
 # opencode servers die with their parent),
 # Prometheus (with promtool) and Alertmanager for the monitoring tests (started by the tests
-# on loopback; the packages' own services are not needed and are left stopped).
+# on loopback; the packages' own services are not needed and are left stopped), Chromium
+# (headless) for the bench report test.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
@@ -17,6 +18,7 @@ command -v npm >/dev/null || need+=(nodejs npm)
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "system-deps: missing ${need[*]}; run as root or install them: apt-get install ${need[*]}" >&2

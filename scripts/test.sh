@@ -13,3 +13,7 @@ fi
 .venv/bin/mypy
 .venv/bin/lint-imports --no-cache   # the layers of docs/architecture.md
 .venv/bin/python -m pytest -p no:cacheprovider "$@"
+# The performance gate: the quick suite against the committed baseline (ratios measured
+# side by side in this run; exit 1 only on a regression beyond a case's threshold with
+# confidence). docs/performance.md, "How provcfg bench measures".
+.venv/bin/provcfg bench --suite quick --compare benchmarks/baseline.json --gate 10%

@@ -79,7 +79,10 @@ def parsers() -> dict[str, argparse.ArgumentParser]:
     found: dict[str, argparse.ArgumentParser] = {}
     for name, parser in _subparsers(_parser()).items():
         actions = _subparsers(parser)
-        found.update({f"{name} {action}": p for action, p in actions.items()} or {name: parser})
+        own = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+        if not actions or own:  # `bench` runs by itself and has actions too
+            found[name] = parser
+        found.update({f"{name} {action}": p for action, p in actions.items()})
     found["stub"] = stub_parser()
     return found
 
@@ -90,7 +93,7 @@ NAMES = list(parsers())
 def test_every_command_is_documented_and_nothing_else() -> None:
     """The synopsis lists exactly the commands (and their actions) of the command table."""
     assert list(documented()) == NAMES
-    assert [name.split()[0] for name in NAMES] == [command.name for command in COMMANDS]
+    assert list(dict.fromkeys(name.split()[0] for name in NAMES)) == [c.name for c in COMMANDS]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -30,7 +30,7 @@ def test_example_manifest_validates_offline() -> None:
     assert set(manifest.providers) >= {"claude", "api", "local", "opencode", "codex"}
     local = manifest.providers["local"]
     assert isinstance(local, AnthropicApiSpec)
-    assert (local.base_url, local.pool, local.transport, local.init) == (
+    assert (local.base_url.get_secret_value(), local.pool, local.transport, local.init) == (
         "http://127.0.0.1:8765",
         "anthropic",
         "fast",
@@ -112,7 +112,7 @@ def test_variables_are_substituted() -> None:
     manifest = load_text(text, {"BASE": "http://127.0.0.1:9", "EMPTY": ""})
     spec = manifest.providers["a"]
     assert isinstance(spec, AnthropicApiSpec)
-    assert spec.base_url == "http://127.0.0.1:9"
+    assert spec.base_url.get_secret_value() == "http://127.0.0.1:9"
     assert spec.api_key == SecretStr("fallback")
     assert spec.model == "claude-x-1"
     assert spec.anthropic_version == "${NOT_A_VAR}-http://127.0.0.1:9"
@@ -155,7 +155,9 @@ def test_env_override_beats_the_file_and_matches_keys_ignoring_case() -> None:
     }
     manifest = load_text(text, environ)
     assert set(manifest.providers) == {"API", "c"}
-    assert getattr(manifest.providers["API"], "base_url", None) == "http://127.0.0.1:1234"
+    spec = manifest.providers["API"]
+    assert isinstance(spec, AnthropicApiSpec)
+    assert spec.base_url.get_secret_value() == "http://127.0.0.1:1234"
     assert manifest.default_provider == "c"
     claude = manifest.providers["c"]
     assert isinstance(claude, ClaudeCodeSpec)

@@ -44,6 +44,7 @@ PLACES: dict[str, str] = {
         "monitoring:\n  alertmanager: {{url: 'http://127.0.0.1:9093', {field}: {value}}}\n"
     ),
     "MonitoringSpec": "monitoring:\n  {field}: {value}\n",
+    "BreakerSpec": "providers:\n  p: {{kind: codex, breaker: {{{field}: {value}}}}}\n",
 }
 EXTRA = {("AlertSpec", "for"): "window: 1d, "}
 """Other keys a field needs beside it (``for:`` may not be longer than ``window:``)."""

@@ -14,8 +14,19 @@ from provcfg.stub.wire import GARBAGE, shape
     [
         ("thinking", Directives(scenario="thinking")),
         ("tool-use", Directives(scenario="tool-use")),
-        ("fault-429-retry-after-1", Directives(fault=Fault(status=429, retry_after=1.0))),
-        ("429; retry-after-0.5", Directives(fault=Fault(status=429, retry_after=0.5))),
+        (
+            "fault-429-retry-after-1",
+            Directives(fault=Fault(status=429, retry_after=("seconds", 1.0), retry_after_ms=1000)),
+        ),
+        (
+            "429; retry-after-0.5",
+            Directives(fault=Fault(status=429, retry_after=("seconds", 0.5), retry_after_ms=500)),
+        ),
+        ("529-retry-after-seconds-2", Directives(fault=Fault(529, retry_after=("seconds", 2.0)))),
+        ("503-retry-after-date-7", Directives(fault=Fault(503, retry_after=("date", 7.0)))),
+        ("429-retry-after-ms-1500", Directives(fault=Fault(429, retry_after_ms=1500))),
+        ("echo-conversation", Directives(echo=True)),
+        ("thinking-echo", Directives(scenario="thinking", echo=True)),
         ("drop-3", Directives(fault=Fault(drop_after=3))),
         ("drop", Directives(fault=Fault(drop_after=1))),
         ("error", Directives(fault=Fault(error_after=1))),
@@ -37,9 +48,7 @@ def test_grammar(spec: str, expected: Directives) -> None:
     assert parse_directives(spec, where="test") == expected
 
 
-@pytest.mark.parametrize(
-    "spec", ["drpo", "429x", "drop3", "retry-after", "thinking-sonnet", "4290"]
-)
+@pytest.mark.parametrize("spec", ["drpo", "429x", "drop3", "thinking-sonnet", "echoes", "1.5"])
 def test_unknown_words_are_errors(spec: str) -> None:
     """A word outside the grammar raises StubError naming the word and the place."""
     with pytest.raises(StubError, match=r"^here: unknown stub directive '.+'; known: "):
@@ -52,11 +61,13 @@ def test_later_directives_win() -> None:
     header = parse_directives("retry-after-2-drop-1", where="header")
     merged = model.merged(header)
     assert merged.scenario == "thinking"
-    assert merged.fault == Fault(status=429, retry_after=2.0, drop_after=1)
+    assert merged.fault == Fault(
+        status=429, retry_after=("seconds", 2.0), retry_after_ms=2000, drop_after=1
+    )
     config = parse_directives("deltas-5-delay-0.5-tool-use", where="x").apply(StubConfig())
     assert (config.deltas, config.delay, config.scenario) == (5, 0.5, "tool-use")
-    with pytest.raises(StubError, match="chunk_size"):
-        parse_directives("chunk-size-0", where="x").apply(StubConfig())
+    later = parse_directives("retry-after-date-5", where="queue")
+    assert merged.merged(later).fault.retry_after == ("date", 5.0)
 
 
 def test_queue_matches_path_and_counts_uses() -> None:
@@ -74,9 +85,13 @@ def test_queue_matches_path_and_counts_uses() -> None:
 
 
 def _frames(fault: Fault) -> tuple[list[bytes], str]:
+    # Frames are whole SSE events (ending in a blank line); the names keep the table short.
     sections = [(False, [b"head"]), (True, [b"d1", b"d2", b"d3"]), (False, [b"tail"])]
-    frames, end = shape(sections, [b"stop"], fault, error_frame=lambda: b"err", bad_frame=b"bad")
-    return list(frames), end
+    events = [(d, [f + b"\n\n" for f in fs]) for d, fs in sections]
+    frames, end = shape(
+        events, [b"stop\n\n"], fault, error_frame=lambda: b"err\n\n", bad_frame=b"bad\n\n"
+    )
+    return [f.removesuffix(b"\n\n") if f != GARBAGE else f for f in frames], end
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -265,7 +266,7 @@ def test_cli_refuses_non_loopback_host(capsys: pytest.CaptureFixture[str]) -> No
 def test_cli_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     """Unusable option values exit 2 with a message, never a traceback."""
     assert main(["--chunk-size", "0"]) == 2
-    assert "chunk_size must be >= 1" in capsys.readouterr().err
+    assert "chunk_size is out of range (0): give 1 to 65,536" in capsys.readouterr().err
     assert main(["--port", "nope"]) == 2
 
 
@@ -375,8 +376,15 @@ async def test_expect_100_continue(stub: StubServer) -> None:  # noqa: F811
     await writer.wait_closed()
 
 
-async def test_malformed_http_closes_the_connection(stub: StubServer) -> None:  # noqa: F811
-    """Bytes that are not HTTP end the connection without a reply or a server error."""
-    assert await _raw_exchange(stub, b"\x00\x01 not http at all\r\n\r\n") == b""
+async def test_malformed_http_gets_a_400_and_the_connection_closes(
+    stub: StubServer,  # noqa: F811
+) -> None:
+    """Bytes that are not HTTP get a 400 JSON error, then the server closes; it serves on."""
+    received = await _raw_exchange(stub, b"\x00\x01 not http at all\r\n\r\n")
+    head, body = received.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"connection: close" in head
+    assert json.loads(body)["error"]["type"] == "invalid_request_error"
+    assert "malformed HTTP request" in json.loads(body)["error"]["message"]
     async with httpx2.AsyncClient() as http:
         assert (await http.get(stub.base_url + "/")).status_code == 200

@@ -4,8 +4,12 @@ Both anthropic-api transports end here, so a failure looks the same whichever on
 met it: an HTTP error status (with its JSON body and ``retry-after`` headers), an
 ``error`` event inside an SSE stream, an httpx2 transport exception, or an anthropic
 SDK exception (which wraps the same three). Every message names the endpoint and
-the fix and is scrubbed of the API key, whatever the server or a library echoed.
-No exception is chained (``from None``): a ``__cause__`` could carry request headers.
+the fix and is scrubbed of the API key and of a ``base_url`` password, in every
+spelling (:func:`~provcfg._secrets.secret_forms`: plain, URL-encoded, the base64 of
+``user:password`` that HTTP Basic sends), whatever the server or a library echoed;
+text is scrubbed before it is cut to length, so no prefix of a secret survives either.
+No exception is chained: a ``__cause__`` or ``__context__`` could carry request headers
+(:func:`~provcfg._providers.base.metered` clears both on the way out).
 """
 
 from __future__ import annotations
@@ -15,15 +19,16 @@ import json
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
 
 from provcfg._errors import ErrorKind, ProviderError
 from provcfg._manifest import mask_url
+from provcfg._poolhooks import RedirectRefused
 from provcfg._providers._status import kind_for_status
 from provcfg._providers.base import ClientPool
-from provcfg._secrets import scrub, secret_forms
+from provcfg._secrets import every_form, scrub, secret_forms
 
 __all__ = [
     "ErrorMapper",
@@ -54,11 +59,12 @@ _HINTS: dict[str, str] = {
     "server_error": "the API failed; retry later",
     "timeout": "raise providers.{name}.timeout or pass timeout=",
     "network": "check providers.{name}.base_url and that the server is reachable",
-    "pool_exhausted": "raise pools.<pool>.max_connections or timeouts.pool, or lower concurrency",
+    "pool_exhausted": "raise pools.<pool>.max_connections, or lower concurrency",
     "stream_incomplete": "the connection dropped mid-answer; retry the request",
 }
 
 _MESSAGE_LIMIT = 300
+_CHAIN_LIMIT = 8
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -91,21 +97,27 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
 class ErrorMapper:
     """Builds ProviderErrors for one provider: its name, endpoint, pool and secrets to scrub."""
 
-    __slots__ = ("_name", "_place", "_pool", "_secrets")
+    __slots__ = ("_endpoint", "_name", "_place", "_pool", "_secrets")
 
     def __init__(
-        self, name: str, url: str, secrets: tuple[str, ...], pool: ClientPool | None = None
+        self,
+        name: str,
+        url: str,
+        secrets: tuple[str, ...],
+        pool: ClientPool | None = None,
+        endpoint: str = "/v1/messages",
     ) -> None:
         self._name = name
         self._pool = pool
+        self._endpoint = endpoint
         # A base_url may carry a password (http://user:pw@host): the place shows it masked,
         # and the password is scrubbed wherever else it turns up, in every spelling.
         self._place = f"POST {mask_url(url)}"
-        parts = urlsplit(url)
-        forms = [form for secret in secrets for form in secret_forms(secret)]
-        if parts.password:
-            forms.extend(secret_forms(parts.password, parts.username or ""))
-        self._secrets = tuple(sorted(set(forms), key=len, reverse=True))
+        # The URL's password in every spelling too (as typed, decoded, and the base64 of
+        # user:password that HTTP Basic sends), not the whole URL: that stays readable.
+        url_forms = set(every_form([url])) - set(secret_forms(url))
+        forms = {form for secret in secrets for form in secret_forms(secret)} | url_forms
+        self._secrets = tuple(sorted(forms, key=len, reverse=True))
 
     def _scrub(self, text: str) -> str:
         return scrub(text, self._secrets)
@@ -146,7 +158,8 @@ class ErrorMapper:
         message = error.get("message") if isinstance(error, dict) else None
         if not isinstance(message, str):
             message = body if isinstance(body, str) else ""
-        message = " ".join(message.split())[:_MESSAGE_LIMIT]
+        # Scrubbed before it is cut: a cut through a secret would leave its prefix behind.
+        message = " ".join(self._scrub(message).split())[:_MESSAGE_LIMIT]
         kind: ErrorKind | None = _TYPE_KINDS.get(err_type) if isinstance(err_type, str) else None
         if kind is None:
             kind = kind_for_status(status, message)
@@ -178,6 +191,9 @@ class ErrorMapper:
         A connection that breaks mid-stream is ``stream_incomplete``; everything else
         goes through the pools' one mapping (:func:`provcfg._pools.map_http_error`).
         """
+        refused = _redirect_in(exc)
+        if refused is not None:
+            return self.redirect(refused.status, refused.target)
         name = type(exc).__name__
         if (
             streaming
@@ -202,13 +218,45 @@ class ErrorMapper:
             mapped.kind, mapped.message, hint=mapped.kind not in ("pool_exhausted", "network")
         )
 
+    def redirect(self, status: int, target: str) -> ProviderError:
+        """The server redirected to another origin; nothing was sent there."""
+        parts = urlsplit(target)
+        path = parts.path
+        if path.endswith(self._endpoint):
+            path = path[: -len(self._endpoint)]
+        final = urlunsplit((parts.scheme, parts.netloc, path.rstrip("/"), "", ""))
+        return self.make(
+            "invalid_request",
+            f"the server redirected (HTTP {status}) to another origin, {mask_url(target)}; "
+            "provcfg never sends credentials to another origin, so it did not follow; if "
+            f"that server is the right one, set providers.{self._name}.base_url to the final "
+            f"URL ({mask_url(final)})",
+            status=status,
+            hint=False,
+        )
+
+    def first_byte(self, seconds: float) -> ProviderError:
+        """No response headers arrived within ``first_byte_timeout``."""
+        return self.make(
+            "timeout",
+            f"no answer within first_byte_timeout ({seconds:g}s): the server took the request "
+            f"but sent no response headers; raise providers.{self._name}.first_byte_timeout "
+            "(none: no limit of its own) or check the server",
+            details={"timeout": "first_byte"},
+            hint=False,
+        )
+
     def incomplete(self, why: str) -> ProviderError:
         """The stream ended without ``message_stop``."""
         return self.make("stream_incomplete", why)
 
     def deadline(self, seconds: float) -> ProviderError:
         """The request's total deadline passed."""
-        return self.make("timeout", f"no complete answer within the deadline of {seconds:g}s")
+        return self.make(
+            "timeout",
+            f"no complete answer within the deadline of {seconds:g}s",
+            details={"timeout": "total"},
+        )
 
     def oversize(self, limit: int) -> ProviderError:
         """One stream event grew past ``limit`` bytes without ending."""
@@ -229,6 +277,9 @@ class ErrorMapper:
 
         if isinstance(exc, anthropic.APIStatusError):
             return self.from_body(exc.status_code, exc.body, exc.response.headers)
+        refused = _redirect_in(exc)
+        if refused is not None:
+            return self.redirect(refused.status, refused.target)
         if isinstance(exc, anthropic.APIConnectionError):
             cause = exc.__cause__
             if isinstance(cause, httpx2.HTTPError):
@@ -240,3 +291,15 @@ class ErrorMapper:
         if isinstance(exc, anthropic.APIResponseValidationError):
             return self.make("server_error", "the API answered with an unexpected shape")
         return self.make("network", f"anthropic SDK failure ({type(exc).__name__})")
+
+
+def _redirect_in(exc: BaseException) -> RedirectRefused | None:
+    """The :class:`RedirectRefused` in ``exc``'s cause/context chain (the SDK wraps it)."""
+    current: BaseException | None = exc
+    for _ in range(_CHAIN_LIMIT):
+        if current is None:
+            return None
+        if isinstance(current, RedirectRefused):
+            return current
+        current = current.__cause__ or current.__context__
+    return None

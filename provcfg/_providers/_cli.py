@@ -25,7 +25,9 @@ from provcfg._providers._meter import RequestMeter
 from provcfg._providers._status import listed_kind_for_status
 from provcfg._providers._subprocess import CliCommand, CliProcess, minimal_env, scrub
 from provcfg._providers._warm import WarmGroup, WarmKind, WarmProcess, pool_of
+from provcfg._providers._wire import MalformedEvent
 from provcfg._providers.base import BaseProvider, Chunk, ProviderContext, Usage, metered
+from provcfg._secrets import secret_forms
 
 __all__ = [
     "CliProvider",
@@ -36,6 +38,12 @@ __all__ = [
 ]
 
 _NOTHING: tuple[Chunk, ...] = ()
+# What a parser meeting a malformed event raises: MalformedEvent from the field checks,
+# and, as a net under them, what Python raises on a shape nobody foresaw.
+_MALFORMED = (MalformedEvent, TypeError, ValueError, KeyError, AttributeError, IndexError)
+_LABEL_LIMIT = 64
+# Chunks whose text is an error message (scrubbed of secrets), not the agent's output.
+_MESSAGE_CHUNKS = frozenset({"error", "retry"})
 
 # The forms in which the CLIs (and the HTTP libraries inside them) write a status into
 # an error text. The loose forms (a number before a reason phrase, or in parentheses)
@@ -151,15 +159,40 @@ class EventParser:
         self.final: dict[str, Any] | None = None
 
     def feed(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
-        """Return the chunks that ``event`` produces (an empty tuple for none)."""
+        """Return the chunks that ``event`` produces (an empty tuple for none).
+
+        Raises:
+            MalformedEvent: a field the parser reads has the wrong type.
+        """
         raise NotImplementedError
+
+    def parse(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
+        """:meth:`feed`, with a malformed event turned into a ``server_error`` ProviderError.
+
+        The one entry point the runner uses: whatever the CLI printed, the outcome is
+        chunks of the documented types or a :class:`ProviderError`.
+        """
+        try:
+            return self.feed(event)
+        except _MALFORMED as exc:
+            etype = event.get("type")
+            label = repr(etype[:_LABEL_LIMIT]) if type(etype) is str else "without a type"
+            why = str(exc) if isinstance(exc, MalformedEvent) else type(exc).__name__
+            error = ProviderError(
+                f"the CLI printed a malformed event ({label}): {why}; its output format may "
+                "have changed: check the CLI's version against the one provcfg supports",
+                kind="server_error",
+                provider=self.provider,
+                details={"event_type": etype[:_LABEL_LIMIT] if type(etype) is str else None},
+            )
+        raise error
 
     def finish(self) -> None:
         """Called once stdout ended: turn what was seen into ``final`` or ``error`` if needed."""
 
     def unknown(self, event_type: object) -> tuple[Chunk, ...]:
         """Count an event type this parser does not know and skip it."""
-        self.metrics.incr("cli_unknown_event", str(event_type))
+        self.metrics.incr("cli_unknown_event", str(event_type)[:_LABEL_LIMIT])
         return _NOTHING
 
     def fail(self, message: str, kind: ErrorKind, **details: Any) -> None:
@@ -194,7 +227,10 @@ class CliProvider(BaseProvider):
             raise TypeError(f"{type(self).__name__} needs a CLI provider spec, got {spec!r}")
         self.cli_spec = spec
         self._path: Path | None = None
-        self._secrets = tuple(v.get_secret_value() for v in spec.env.values())
+        # Every spelling of every declared value (plain, URL-encoded): scrubbed from
+        # stderr tails, error messages and error chunks.
+        forms = {form for v in spec.env.values() for form in secret_forms(v.get_secret_value())}
+        self._secrets = tuple(sorted(forms, key=len, reverse=True))
         self._warm: WarmGroup | None = None
 
     def prepare(self) -> None:
@@ -440,11 +476,13 @@ class CliProvider(BaseProvider):
                     yield chunk
 
     def _chunks(self, parser: EventParser, event: dict[str, Any]) -> tuple[Chunk, ...]:
-        chunks = parser.feed(event)
-        if self._secrets and any(chunk.type == "error" for chunk in chunks):
-            # An error event is an error message (the raised error is scrubbed too); other
-            # chunks are the agent's own output, forwarded as they are.
-            return tuple(_scrubbed(c, self._secrets) if c.type == "error" else c for c in chunks)
+        chunks = parser.parse(event)
+        if self._secrets and any(chunk.type in _MESSAGE_CHUNKS for chunk in chunks):
+            # An error or retry event is an error message (the raised error is scrubbed
+            # too); other chunks are the agent's own output, forwarded as they are.
+            return tuple(
+                _scrubbed(c, self._secrets) if c.type in _MESSAGE_CHUNKS else c for c in chunks
+            )
         return chunks
 
     def _raise_failure(

@@ -7,7 +7,8 @@ objects (the ``sdk`` transport); both return the chunk the event produces, or No
 
 Every field read from the server is type-checked here: a text that is not a string,
 an index that is not an integer, a usage count that is not a number, raise
-:class:`MalformedEvent` (a ``ValueError``), which the transports turn into a
+:class:`~provcfg._providers._wire.MalformedEvent` (a ``ValueError``; the CLI kinds'
+parsers use the same checks), which the transports turn into a
 ``ProviderError`` saying the server sent a malformed event. Nothing else of the
 server's choosing can reach a caller as a wrong type.
 """
@@ -18,6 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
+from provcfg._providers._wire import MalformedEvent
 from provcfg._providers.base import Chunk, Timings, Usage
 
 __all__ = [
@@ -38,10 +40,6 @@ USAGE_FIELDS: Final = (
 TEXT_DELTA_PREFIX: Final = '"delta":{"type":"text_delta","text":'
 """How the Messages API writes a text delta; the fast transport parses just the string after it."""
 _TOOL_BLOCKS: Final = frozenset({"tool_use", "server_tool_use"})
-
-
-class MalformedEvent(ValueError):
-    """A stream event whose shape or field types are not what the Messages API sends."""
 
 
 def _str(value: object, what: str) -> str:

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 __all__ = ["MAX_EVENT_BYTES", "SSEParser"]
 
-#: Largest event accepted; a server that never ends an event must not grow the buffer forever.
-MAX_EVENT_BYTES = 64 * 1024 * 1024
+#: Largest event accepted by default; a server that never ends an event must not grow the
+#: buffer forever (the byte-stream guard in front, :mod:`provcfg._providers._guard`, stops
+#: such a stream at the same size).
+MAX_EVENT_BYTES = 8 * 1024 * 1024
 
 
 class SSEParser:
@@ -31,10 +33,11 @@ class SSEParser:
     lines. Events without any ``data`` line are not returned, as the spec says.
     """
 
-    __slots__ = ("_tail",)
+    __slots__ = ("_limit", "_tail")
 
-    def __init__(self) -> None:
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
         self._tail = b""
+        self._limit = max_event_bytes
 
     @property
     def pending(self) -> bool:
@@ -45,15 +48,16 @@ class SSEParser:
         """Add one network chunk; return the events it completed, in order.
 
         Raises:
-            ValueError: an event grew beyond :data:`MAX_EVENT_BYTES`, or is not UTF-8.
+            ValueError: an event grew beyond the cap (:data:`MAX_EVENT_BYTES` by default),
+                or is not UTF-8.
         """
         buf = self._tail + raw if self._tail else raw
         if b"\r" in buf:
             buf = self._normalize(buf)
         cut = buf.rfind(b"\n\n")
         if cut < 0:
-            if len(buf) > MAX_EVENT_BYTES:
-                raise ValueError(f"an SSE event exceeds {MAX_EVENT_BYTES} bytes")
+            if len(buf) > self._limit:
+                raise ValueError(f"an SSE event exceeds {self._limit} bytes")
             self._tail = buf
             return []
         self._tail = buf[cut + 2 :]

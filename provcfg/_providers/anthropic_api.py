@@ -23,6 +23,17 @@ deadline on every network read, and a cap on one event's size), and both raise
 ``stream_incomplete`` when a stream ends without ``message_stop``: the SDK on its own
 returns the partial text as if it had succeeded.
 
+Waits, all finite by default: each attempt's wait for the response headers (and an
+error body) is bounded by ``first_byte_timeout`` and by the request's total deadline
+(``timeout``), so a server that accepts and never answers, or trickles its headers
+byte by byte, ends in ``timeout``; after the headers, every httpx2 phase timeout is
+capped by the time left and the guard checks the deadline on each read.
+
+Credentials: a ``base_url`` with a password (``http://user:password@host``) is split
+once; the URL handed to httpx2 and to the SDK carries no userinfo (their loggers print
+URLs), and the user and password go as ``httpx2.BasicAuth``. Redirects stay within the
+origin (the pool's hook, :mod:`provcfg._poolhooks`).
+
 Per chunk, nothing but the :class:`Chunk` is allocated: no lock, log or metrics call.
 """
 
@@ -36,13 +47,21 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx2
 
 from provcfg._errors import ProviderError
 from provcfg._logs import get_logger
+from provcfg._poolhooks import (
+    ERROR_BODY_BYTES,
+    ON_SEND,
+    RedirectRefused,
+    mark_request,
+    trace_sending,
+)
 from provcfg._providers._api_errors import ErrorMapper
-from provcfg._providers._guard import guard
+from provcfg._providers._guard import MAX_EVENT_BYTES, guard
 from provcfg._providers._messages import (
     TEXT_DELTA_PREFIX,
     MalformedEvent,
@@ -68,6 +87,34 @@ _TEXT_SKIP: Final = len(TEXT_DELTA_PREFIX)
 _DRAIN_SECONDS: Final = 1.0
 # What a malformed event raises inside our parsing (turned into one ProviderError).
 _MALFORMED: Final = (MalformedEvent, ValueError, KeyError, TypeError, AttributeError)
+# A phase timeout this close to the deadline was capped by it (timers never fire early).
+_DEADLINE_SLACK: Final = 0.01
+# How long after the deadline the opening's own timer fires (httpx2's capped timers first).
+_GRACE: Final = 0.05
+# What sending a request may raise besides a ProviderError (mapped by the ErrorMapper).
+_SEND_FAILURES: Final = (httpx2.HTTPError, RedirectRefused)
+
+
+def split_credentials(url: str) -> tuple[str, httpx2.BasicAuth | None]:
+    """``url`` without its userinfo, and that userinfo as HTTP Basic credentials (or None)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.netloc.rpartition("@")[2]
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return bare, httpx2.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+
+
+async def _read_error_body(response: httpx2.Response) -> bytes:
+    """At most :data:`ERROR_BODY_BYTES` of an error answer's body (the rest is not read)."""
+    parts: list[bytes] = []
+    size = 0
+    async for raw in response.aiter_bytes():
+        parts.append(raw)
+        size += len(raw)
+        if size >= ERROR_BODY_BYTES:
+            break
+    return b"".join(parts)[:ERROR_BODY_BYTES]
 
 
 def _decode_body(raw: bytes) -> object:
@@ -129,15 +176,82 @@ class _Attempt:
 
     __slots__ = ("close", "parser", "pending", "ready", "source", "state")
 
-    def __init__(self, source: AsyncIterator[Any], close: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        source: AsyncIterator[Any],
+        close: Callable[[], Awaitable[None]],
+        max_event_bytes: int = MAX_EVENT_BYTES,
+    ) -> None:
         self.state = MessageState()
         self.source = source
         self.close = close
         self.ready: list[Chunk] = []
-        self.parser = SSEParser()
+        self.parser = SSEParser(max_event_bytes)
         # A failure met in the same network read as chunks before it: raised once those
         # chunks reached the caller (as if the events had come one read each).
         self.pending: Exception | None = None
+
+
+class _Window:
+    """How long one attempt may wait for its answer (headers, and an error body).
+
+    Until the request is on a connection, only the request's deadline applies (plus
+    :data:`_GRACE`, so httpx2's own timers, capped by the deadline, fire first with their
+    precise kind: a pool wait ends as ``pool_exhausted``). Once its headers start going
+    out (:data:`~provcfg._poolhooks.ON_SEND`), ``first_byte_timeout`` counts too.
+    """
+
+    __slots__ = ("_at", "_by_first_byte", "_first_byte", "_loop", "_timeout", "_value")
+
+    def __init__(
+        self, deadline: float | None, first_byte: float | None, total: float | None
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._first_byte = first_byte
+        self._value = total or 0.0
+        self._by_first_byte = False
+        self._timeout: asyncio.Timeout | None = None
+        self._at: float | None = None
+        if deadline is not None:
+            self._at = self._loop.time() + max(deadline - time.perf_counter(), 0.0) + _GRACE
+
+    def at(self) -> float | None:
+        """The loop time the wait must end by (for ``asyncio.timeout_at``), or None."""
+        return self._at
+
+    def watch(self, timeout: asyncio.Timeout) -> None:
+        """The ``asyncio.timeout_at`` context whose end :meth:`sending` may bring forward."""
+        self._timeout = timeout
+
+    def sending(self) -> None:
+        """The request is on a connection: its first-byte limit starts now."""
+        if self._first_byte is None or self._by_first_byte:
+            return
+        when = self._loop.time() + self._first_byte
+        if self._at is None or when < self._at:
+            self._at = when
+            self._by_first_byte = True
+            if self._timeout is not None:
+                self._timeout.reschedule(when)
+
+    def error(self, errors: ErrorMapper) -> ProviderError:
+        """The ``timeout`` error of whichever limit ended the wait."""
+        if self._by_first_byte and self._first_byte is not None:
+            return errors.first_byte(self._first_byte)
+        return errors.deadline(self._value)
+
+
+def _basic_auth_client(
+    base: type[anthropic.AsyncAnthropic], auth: httpx2.BasicAuth
+) -> type[anthropic.AsyncAnthropic]:
+    """An ``AsyncAnthropic`` whose requests carry ``auth`` (the SDK's ``custom_auth`` hook)."""
+
+    class BasicAuthAnthropic(base):  # type: ignore[misc,valid-type]
+        @property
+        def custom_auth(self) -> httpx2.Auth | None:
+            return auth
+
+    return BasicAuthAnthropic
 
 
 class AnthropicApiProvider(BaseProvider):
@@ -158,17 +272,25 @@ class AnthropicApiProvider(BaseProvider):
     def __init__(self, ctx: ProviderContext) -> None:
         super().__init__(ctx)
         spec: Any = ctx.spec
-        self._base_url: str = spec.base_url.rstrip("/")
+        raw_url = spec.base_url
+        if not isinstance(raw_url, str):  # a SecretUrl (a plugin's spec may hold a plain str)
+            raw_url = raw_url.get_secret_value()
+        secret_url = raw_url.rstrip("/")
+        bare, self._auth = split_credentials(secret_url)
+        self._base_url: str = bare
         self._url = self._base_url + "/v1/messages"
         self._transport: str = spec.transport
         self._default_max_tokens: int = spec.max_tokens
         self._timeout: float | None = spec.timeout
+        self._first_byte: float | None = getattr(spec, "first_byte_timeout", None)
+        self._max_event: int = getattr(spec, "max_event_bytes", MAX_EVENT_BYTES)
         self._version: str = spec.anthropic_version
         self._policy = RetryPolicy(max_retries=spec.max_retries, max_wait=spec.retry_max_wait)
         key = spec.api_key.get_secret_value() if spec.api_key is not None else None
         self._api_key: str | None = key or os.environ.get("ANTHROPIC_API_KEY") or None
         secrets = (self._api_key,) if self._api_key else ()
-        self._errors = ErrorMapper(ctx.name, self._url, secrets, pool=ctx.pool)
+        self._errors = ErrorMapper(ctx.name, secret_url + "/v1/messages", secrets, pool=ctx.pool)
+        self._send_auth: Any = self._auth if self._auth is not None else httpx2.USE_CLIENT_DEFAULT
         self._headers = {
             "x-api-key": self._api_key or "",
             "anthropic-version": self._version,
@@ -269,6 +391,7 @@ class AnthropicApiProvider(BaseProvider):
         open_attempt: Callable[[], Awaitable[_Attempt]],
         meter: RequestMeter,
         deadline: float | None,
+        total: float | None,
     ) -> _Attempt:
         """The one retry skeleton: open (send, read to the first chunk) until it works or
         the policy says stop; the transport's own part is ``open_attempt``."""
@@ -276,7 +399,21 @@ class AnthropicApiProvider(BaseProvider):
             try:
                 return await open_attempt()
             except ProviderError as error:
-                await self._backoff(error, meter, deadline)
+                await self._backoff(self._at_deadline(error, deadline, total), meter, deadline)
+
+    def _at_deadline(
+        self, error: ProviderError, deadline: float | None, total: float | None
+    ) -> ProviderError:
+        """A phase timeout that fired because it was capped by the time left is the
+        request's deadline passing: say that (and name ``timeout``), not the phase."""
+        if (
+            error.kind == "timeout"
+            and deadline is not None
+            and error.details.get("timeout") is None
+            and time.perf_counter() >= deadline - _DEADLINE_SLACK
+        ):
+            return self._errors.deadline(total or 0.0)
+        return error
 
     async def _backoff(
         self, error: ProviderError, meter: RequestMeter, deadline: float | None
@@ -320,7 +457,40 @@ class AnthropicApiProvider(BaseProvider):
             deadline=deadline,
             on_deadline=lambda: self._errors.deadline(total or 0.0),
             on_oversize=self._errors.oversize,
+            max_event_bytes=self._max_event,
         )
+
+    async def _send(
+        self,
+        send: Callable[[], Awaitable[Any]],
+        deadline: float | None,
+        total: float | None,
+        traced: bool,
+    ) -> tuple[Any, _Window]:
+        """``send()`` (one attempt, until its response headers) within its :class:`_Window`.
+
+        ``traced`` says the request will report when it is sent (a pooled client's hook,
+        or the fast transport's own trace); otherwise the first-byte limit starts at once
+        (a client from elsewhere: its queueing then counts too).
+
+        Raises:
+            ProviderError: ``timeout`` when the window ends first.
+        """
+        window = _Window(deadline, self._first_byte, total)
+        if window.at() is None and self._first_byte is None:  # both limits switched off
+            return await send(), window
+        token = ON_SEND.set(window.sending)
+        try:
+            async with asyncio.timeout_at(window.at()) as timeout:
+                window.watch(timeout)
+                if not traced:
+                    window.sending()
+                answer = await send()
+        except TimeoutError:
+            raise window.error(self._errors) from None
+        finally:
+            ON_SEND.reset(token)
+        return answer, window
 
     def _finish(self, state: MessageState, meter: RequestMeter) -> Chunk:
         return state.result(meter.succeeded(Usage(**state.usage)))
@@ -330,15 +500,15 @@ class AnthropicApiProvider(BaseProvider):
     async def _run_fast(
         self, body: dict[str, Any], total: float | None, meter: RequestMeter
     ) -> AsyncIterator[Chunk]:
+        deadline = meter.start + total if total is not None else None
         await self._enter_stream()
         attempt: _Attempt | None = None
         failure: BaseException | None = None
         try:
             self._check(body)
             payload = json.dumps(body, separators=(",", ":")).encode()
-            deadline = meter.start + total if total is not None else None
             attempt = await self._retrying(
-                lambda: self._open_fast(payload, deadline, total, meter), meter, deadline
+                lambda: self._open_fast(payload, deadline, total, meter), meter, deadline, total
             )
             state = attempt.state
             meter.chunks = len(attempt.ready)
@@ -355,7 +525,7 @@ class AnthropicApiProvider(BaseProvider):
                 yield chunk
             yield self._finish(state, meter)
         except BaseException as exc:
-            failure = meter.fail(self._stream_error(exc))
+            failure = meter.fail(self._stream_error(exc, deadline, total))
         finally:
             self._exit_stream()
             if attempt is not None:
@@ -374,19 +544,28 @@ class AnthropicApiProvider(BaseProvider):
             else self._phase_timeouts(client, deadline)
         )
         request = client.build_request(
-            "POST", self._url, content=payload, headers=self._headers, timeout=timeout
+            "POST",
+            self._url,
+            content=payload,
+            headers=self._headers,
+            timeout=timeout,
+            extensions={"trace": trace_sending},
         )
         try:
-            response = await client.send(request, stream=True)
-        except httpx2.HTTPError as exc:
+            response, window = await self._send(
+                lambda: client.send(request, stream=True, auth=self._send_auth),
+                deadline,
+                total,
+                traced=True,
+            )
+        except _SEND_FAILURES as exc:
             raise self._errors.from_transport(exc, streaming=False) from None
         try:
             meter.connected()
             if response.status_code != 200:
-                body = _decode_body(await response.aread())
-                raise self._errors.from_body(response.status_code, body, response.headers)
+                raise await self._error_answer(response, window)
             self._guard(response, deadline, total)
-            attempt = _Attempt(response.aiter_bytes(), response.aclose)
+            attempt = _Attempt(response.aiter_bytes(), response.aclose, self._max_event)
             await self._fast_first(attempt)
             if attempt.ready:
                 meter.first_content()  # the chunks in `ready` are content (text, thinking, tools)
@@ -400,6 +579,16 @@ class AnthropicApiProvider(BaseProvider):
             await response.aclose()
             raise
         return attempt
+
+    async def _error_answer(self, response: httpx2.Response, window: _Window) -> ProviderError:
+        """The error an answer with an error status stands for (its body read within
+        ``window``, at most :data:`ERROR_BODY_BYTES` of it)."""
+        try:
+            async with asyncio.timeout_at(window.at()):
+                raw = await _read_error_body(response)
+        except TimeoutError:
+            return window.error(self._errors)
+        return self._errors.from_body(response.status_code, _decode_body(raw), response.headers)
 
     async def _fast_first(self, attempt: _Attempt) -> None:
         """Read until the first chunk or the end of the message; keep it in ``ready``."""
@@ -476,13 +665,22 @@ class AnthropicApiProvider(BaseProvider):
         await self.initialize()
         import anthropic
 
-        client = anthropic.AsyncAnthropic(
-            api_key=self._api_key,
+        headers = {"anthropic-version": self._version}
+        factory: type[anthropic.AsyncAnthropic] = anthropic.AsyncAnthropic
+        key = self._api_key
+        if self._auth is not None:
+            # Authorization carries the base_url's user:password (HTTP Basic), so the key
+            # goes as x-api-key, as on the fast transport.
+            factory = _basic_auth_client(anthropic.AsyncAnthropic, self._auth)
+            headers["x-api-key"] = key or ""
+            key = None
+        client = factory(
+            api_key=key,
             base_url=self._base_url,
             http_client=http,
             max_retries=0,
             timeout=http.timeout,
-            default_headers={"anthropic-version": self._version},
+            default_headers=headers,
         )
         # One client per live loop; entries of closed loops go (their clients went with them).
         live = {lp: e for lp, e in self._sdk_clients.items() if not lp.is_closed()}
@@ -493,14 +691,14 @@ class AnthropicApiProvider(BaseProvider):
     async def _run_sdk(
         self, params: dict[str, Any], total: float | None, meter: RequestMeter
     ) -> AsyncIterator[Chunk]:
+        deadline = meter.start + total if total is not None else None
         await self._enter_stream()
         attempt: _Attempt | None = None
         failure: BaseException | None = None
         try:
             self._check(params)
-            deadline = meter.start + total if total is not None else None
             attempt = await self._retrying(
-                lambda: self._open_sdk(params, deadline, total, meter), meter, deadline
+                lambda: self._open_sdk(params, deadline, total, meter), meter, deadline, total
             )
             state = attempt.state
             for chunk in attempt.ready:
@@ -525,7 +723,7 @@ class AnthropicApiProvider(BaseProvider):
             meter.chunks = count
             yield self._finish(state, meter)
         except BaseException as exc:
-            failure = meter.fail(self._stream_error(exc))
+            failure = meter.fail(self._stream_error(exc, deadline, total))
         finally:
             self._exit_stream()
             if attempt is not None:
@@ -533,18 +731,25 @@ class AnthropicApiProvider(BaseProvider):
         if failure is not None:
             raise failure  # outside the except block: nothing gets chained to it
 
-    def _stream_error(self, exc: BaseException) -> BaseException:
+    def _stream_error(
+        self, exc: BaseException, deadline: float | None, total: float | None
+    ) -> BaseException:
         """What a failure while streaming becomes: httpx2 and SDK errors and malformed
-        events turn into ProviderErrors; everything else stays itself."""
+        events turn into ProviderErrors (a phase timeout capped by the deadline says the
+        deadline passed); everything else stays itself."""
         if isinstance(exc, ProviderError | GeneratorExit | asyncio.CancelledError):
             return exc
         if isinstance(exc, httpx2.HTTPError):
-            return self._errors.from_transport(exc, streaming=True)
+            error = self._errors.from_transport(exc, streaming=True)
+            return self._at_deadline(error, deadline, total)
         if isinstance(exc, _MALFORMED):
             return self._errors.malformed(str(exc) or type(exc).__name__)
         anthropic = sys.modules.get("anthropic")
-        if anthropic is not None and isinstance(exc, anthropic.AnthropicError):
-            return self._errors.from_sdk(exc, streaming=True)
+        if isinstance(exc, RedirectRefused) or (
+            anthropic is not None and isinstance(exc, anthropic.AnthropicError)
+        ):
+            error = self._errors.from_sdk(exc, streaming=True)
+            return self._at_deadline(error, deadline, total)
         return exc
 
     async def _open_sdk(
@@ -560,14 +765,20 @@ class AnthropicApiProvider(BaseProvider):
             call = params
             if deadline is not None:
                 call = {**params, "timeout": self._phase_timeouts(http, deadline)}
-            stream = await sdk.messages.create(**call, stream=True)
+            # The SDK reads an error answer's body inside create(): the window covers it.
+            stream, _ = await self._send(
+                lambda: sdk.messages.create(**call, stream=True),
+                deadline,
+                total,
+                traced=mark_request in http.event_hooks["request"],
+            )
         except ProviderError:
             raise
         except Exception as exc:
             raise self._sdk_error(exc, streaming=False) from None
         meter.connected()
         self._guard(stream.response, deadline, total)
-        attempt = _Attempt(_sdk_events(stream), stream.close)
+        attempt = _Attempt(_sdk_events(stream), stream.close, self._max_event)
         try:
             await self._sdk_first(attempt)
             if attempt.ready:
@@ -607,7 +818,7 @@ class AnthropicApiProvider(BaseProvider):
         """Map what the SDK (or httpx2 under it) raised; anything else is re-raised."""
         import anthropic
 
-        if isinstance(exc, anthropic.AnthropicError | httpx2.HTTPError):
+        if isinstance(exc, anthropic.AnthropicError | httpx2.HTTPError | RedirectRefused):
             return self._errors.from_sdk(exc, streaming=streaming)
         raise exc
 

@@ -312,10 +312,15 @@ async def metered(
     ProviderError's kind, or ``cancelled`` when the caller stops reading), and always
     closes the inner generator, so leaving early reaches the transport.
     """
-    await provider._enter_stream()
+    failure: BaseException | None = None
+    try:
+        await provider._enter_stream()
+    except BaseException as exc:  # a closed provider; lazy initialization failed (no CLI, ...)
+        failure = meter.fail(exc)
+    if failure is not None:
+        raise failure  # outside the except block: nothing gets chained to it
     final: Mapping[str, Any] | None = None
     inner = open_stream()
-    failure: BaseException | None = None
     try:
         async for chunk in inner:
             meter.chunks += 1

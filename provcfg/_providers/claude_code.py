@@ -32,6 +32,16 @@ from provcfg._providers._claude_session import ClaudeSession
 from provcfg._providers._claude_warm import ClaudeWarm, user_line
 from provcfg._providers._cli import CliProvider, EventParser, error_kind
 from provcfg._providers._subprocess import minimal_env
+from provcfg._providers._wire import (
+    count,
+    flag,
+    obj,
+    opt_int,
+    opt_number,
+    opt_str,
+    seq,
+    string,
+)
 from provcfg._providers.base import Chunk, Usage
 
 __all__ = ["ClaudeCodeParser", "ClaudeCodeProvider"]
@@ -63,20 +73,31 @@ _QUIET_SYSTEM = frozenset(
 )
 
 
-def usage_from(raw: object) -> Usage:
-    """A :class:`Usage` from Anthropic-style usage counts (missing counts are 0)."""
-    if not isinstance(raw, dict):
-        return Usage()
+def usage_from(raw: object, what: str = "usage") -> Usage:
+    """A :class:`Usage` from Anthropic-style usage counts (missing counts are 0).
+
+    Raises:
+        MalformedEvent: ``raw`` is not an object, or a count is not a non-negative integer.
+    """
+    usage = obj(raw, what)
     return Usage(
-        input_tokens=int(raw.get("input_tokens") or 0),
-        output_tokens=int(raw.get("output_tokens") or 0),
-        cache_read_input_tokens=int(raw.get("cache_read_input_tokens") or 0),
-        cache_creation_input_tokens=int(raw.get("cache_creation_input_tokens") or 0),
+        input_tokens=count(usage.get("input_tokens"), f"{what}.input_tokens"),
+        output_tokens=count(usage.get("output_tokens"), f"{what}.output_tokens"),
+        cache_read_input_tokens=count(
+            usage.get("cache_read_input_tokens"), f"{what}.cache_read_input_tokens"
+        ),
+        cache_creation_input_tokens=count(
+            usage.get("cache_creation_input_tokens"), f"{what}.cache_creation_input_tokens"
+        ),
     )
 
 
 class ClaudeCodeParser(EventParser):
-    """Claude Code stream-json objects -> chunks, for one request."""
+    """Claude Code stream-json objects -> chunks, for one request.
+
+    Every field it reads is type-checked (:mod:`provcfg._providers._wire`); a field of
+    the wrong type raises :class:`~provcfg._providers._wire.MalformedEvent`.
+    """
 
     def __init__(self, provider: str, metrics: Any, partial: bool) -> None:
         super().__init__(provider, metrics)
@@ -96,39 +117,43 @@ class ClaudeCodeParser(EventParser):
 
     def feed(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
         """Return the chunks of one stream-json object."""
-        etype = event.get("type")
-        handler = self._handlers.get(etype)  # type: ignore[arg-type]
+        etype = string(event.get("type"), "type")
+        handler = self._handlers.get(etype)
         if handler is None:
             return _NOTHING if etype in _QUIET_TYPES else self.unknown(etype)
         return handler(event)
 
     def _stream_event(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
-        inner = event.get("event") or {}
-        etype = inner.get("type")
+        inner = obj(event.get("event"), "event")
+        etype = opt_str(inner.get("type"), "event.type")
         if etype == "content_block_delta":
-            if event.get("parent_tool_use_id"):
+            if opt_str(event.get("parent_tool_use_id"), "parent_tool_use_id"):
                 return _NOTHING
-            delta = inner.get("delta") or {}
-            dtype = delta.get("type")
+            delta = obj(inner.get("delta"), "event.delta")
+            dtype = opt_str(delta.get("type"), "event.delta.type")
             if dtype == "text_delta":
+                text = string(delta.get("text", ""), "event.delta.text")
                 if self._current is not None:
                     self._streamed.add(self._current)
-                return (Chunk("text", delta.get("text", "")),)
+                return (Chunk("text", text),)
             if dtype == "thinking_delta":
+                text = string(delta.get("thinking", ""), "event.delta.thinking")
                 if self._current is not None:
                     self._streamed.add(self._current)
-                return (Chunk("thinking", delta.get("thinking", "")),)
+                return (Chunk("thinking", text),)
             return _NOTHING
         if etype == "message_start":
-            message = inner.get("message") or {}
-            self._current = message.get("id")
+            message = obj(inner.get("message"), "event.message")
+            self._current = opt_str(message.get("id"), "event.message.id")
         return _NOTHING
 
     def _system(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
-        subtype = event.get("subtype")
+        subtype = opt_str(event.get("subtype"), "subtype")
         if subtype == "init":
-            self.session_id = event.get("session_id")
-            self.model = event.get("model")
+            self.session_id = opt_str(event.get("session_id"), "session_id")
+            self.model = opt_str(event.get("model"), "model")
+            listed = seq(event.get("tools"), "tools")
+            tools = tuple(string(tool, f"tools[{i}]") for i, tool in enumerate(listed))
             return (
                 Chunk(
                     "system",
@@ -136,22 +161,23 @@ class ClaudeCodeParser(EventParser):
                         "subtype": "init",
                         "session_id": self.session_id,
                         "model": self.model,
-                        "tools": tuple(event.get("tools") or ()),
-                        "permission_mode": event.get("permissionMode"),
-                        "cwd": event.get("cwd"),
+                        "tools": tools,
+                        "permission_mode": opt_str(event.get("permissionMode"), "permissionMode"),
+                        "cwd": opt_str(event.get("cwd"), "cwd"),
                     },
                 ),
             )
         if subtype == "api_retry":
+            delay = opt_number(event.get("retry_delay_ms"), "retry_delay_ms")
             return (
                 Chunk(
                     "retry",
                     data={
-                        "attempt": event.get("attempt"),
-                        "max_retries": event.get("max_retries"),
-                        "delay_seconds": (event.get("retry_delay_ms") or 0) / 1000,
-                        "status": event.get("error_status"),
-                        "error": event.get("error"),
+                        "attempt": opt_int(event.get("attempt"), "attempt"),
+                        "max_retries": opt_int(event.get("max_retries"), "max_retries"),
+                        "delay_seconds": (delay or 0.0) / 1000,
+                        "status": opt_int(event.get("error_status"), "error_status"),
+                        "error": opt_str(event.get("error"), "error"),
                     },
                 ),
             )
@@ -160,58 +186,73 @@ class ClaudeCodeParser(EventParser):
         return self.unknown(f"system/{subtype}")
 
     def _assistant(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
-        message = event.get("message") or {}
-        parent = event.get("parent_tool_use_id")
-        skip_text = parent is not None or message.get("id") in self._streamed
+        message = obj(event.get("message"), "message")
+        parent = opt_str(event.get("parent_tool_use_id"), "parent_tool_use_id")
+        message_id = opt_str(message.get("id"), "message.id")
+        skip_text = parent is not None or message_id in self._streamed
         chunks: list[Chunk] = []
-        for block in message.get("content") or ():
-            btype = block.get("type")
+        for i, raw in enumerate(seq(message.get("content"), "message.content")):
+            where = f"message.content[{i}]"
+            block = obj(raw, where)
+            btype = opt_str(block.get("type"), f"{where}.type")
             if btype == "text":
-                if not skip_text and block.get("text"):
-                    chunks.append(Chunk("text", block["text"]))
+                text = opt_str(block.get("text"), f"{where}.text")
+                if not skip_text and text:
+                    chunks.append(Chunk("text", text))
             elif btype == "tool_use":
                 chunks.append(
                     Chunk(
                         "tool_use",
                         data={
-                            "id": block.get("id"),
-                            "name": block.get("name"),
-                            "input": block.get("input"),
+                            "id": opt_str(block.get("id"), f"{where}.id"),
+                            "name": opt_str(block.get("name"), f"{where}.name"),
+                            "input": dict(obj(block.get("input"), f"{where}.input")),
                             "parent_tool_use_id": parent,
                         },
                     )
                 )
-            elif btype == "thinking" and not skip_text and block.get("thinking"):
-                chunks.append(Chunk("thinking", block["thinking"]))
+            elif btype == "thinking":
+                text = opt_str(block.get("thinking"), f"{where}.thinking")
+                if not skip_text and text:
+                    chunks.append(Chunk("thinking", text))
         return tuple(chunks)
 
     def _user(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
-        content = (event.get("message") or {}).get("content")
-        if not isinstance(content, list):
+        message = obj(event.get("message"), "message")
+        content = message.get("content")
+        if type(content) is not list:  # a plain string: the prompt itself, no tool results
+            opt_str(content, "message.content")
             return _NOTHING
-        return tuple(
-            Chunk(
-                "tool_result",
-                data={
-                    "tool_use_id": block.get("tool_use_id"),
-                    "content": block.get("content"),
-                    "is_error": bool(block.get("is_error")),
-                    "parent_tool_use_id": event.get("parent_tool_use_id"),
-                },
+        parent = opt_str(event.get("parent_tool_use_id"), "parent_tool_use_id")
+        chunks: list[Chunk] = []
+        for i, raw in enumerate(content):
+            where = f"message.content[{i}]"
+            block = obj(raw, where)
+            if opt_str(block.get("type"), f"{where}.type") != "tool_result":
+                continue
+            chunks.append(
+                Chunk(
+                    "tool_result",
+                    data={
+                        "tool_use_id": opt_str(block.get("tool_use_id"), f"{where}.tool_use_id"),
+                        "content": _tool_content(block.get("content"), f"{where}.content"),
+                        "is_error": flag(block.get("is_error"), f"{where}.is_error"),
+                        "parent_tool_use_id": parent,
+                    },
+                )
             )
-            for block in content
-            if isinstance(block, dict) and block.get("type") == "tool_result"
-        )
+        return tuple(chunks)
 
     def _result(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
-        session_id = event.get("session_id") or self.session_id
-        if event.get("is_error"):
-            status = event.get("api_error_status")
-            subtype = event.get("subtype")
-            text = str(event.get("result") or "; ".join(map(str, event.get("errors") or ())))
+        session_id = opt_str(event.get("session_id"), "session_id") or self.session_id
+        subtype = opt_str(event.get("subtype"), "subtype")
+        if flag(event.get("is_error"), "is_error"):
+            status = opt_int(event.get("api_error_status"), "api_error_status")
+            errors = [str(e) for e in seq(event.get("errors"), "errors")]
+            text = opt_str(event.get("result"), "result") or "; ".join(errors)
             # api_error_status is null for failures without an HTTP answer (a lost
             # connection, no credentials): then the text says what happened.
-            kind = error_kind(status if isinstance(status, int) else None, text)
+            kind = error_kind(status, text)
             self.fail(
                 f"Claude Code reported an error ({subtype}): {text or 'no detail'}",
                 kind,
@@ -222,13 +263,20 @@ class ClaudeCodeParser(EventParser):
             return _NOTHING
         self.final = {
             "usage": usage_from(event.get("usage")),
-            "cost_usd": event.get("total_cost_usd"),
-            "stop_reason": event.get("stop_reason") or event.get("subtype"),
+            "cost_usd": opt_number(event.get("total_cost_usd"), "total_cost_usd"),
+            "stop_reason": opt_str(event.get("stop_reason"), "stop_reason") or subtype,
             "session_id": session_id,
             "model": self.model,
-            "num_turns": event.get("num_turns"),
+            "num_turns": opt_int(event.get("num_turns"), "num_turns"),
         }
         return _NOTHING
+
+
+def _tool_content(value: object, what: str) -> str | list[Any] | None:
+    """A tool result's content: a string, a list of content blocks, or nothing."""
+    if value is None or type(value) is str:
+        return value
+    return [dict(obj(block, f"{what}[{i}]")) for i, block in enumerate(seq(value, what))]
 
 
 class ClaudeCodeProvider(CliProvider):

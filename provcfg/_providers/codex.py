@@ -54,6 +54,7 @@ from provcfg._providers._codex_app import (
 from provcfg._providers._meter import RequestMeter
 from provcfg._providers._subprocess import CliCommand, minimal_env
 from provcfg._providers._warm import SPAWN_TIMEOUT, LaunchKey, WarmProcess, WarmSpawnError
+from provcfg._providers._wire import count, obj, opt_int, opt_str, string
 from provcfg._providers.base import Chunk, Usage
 
 __all__ = ["CodexParser", "CodexProvider", "native_codex"]
@@ -102,36 +103,45 @@ _TOOL_ITEMS = frozenset({"command_execution", "mcp_tool_call"})
 _QUIET_ITEMS = frozenset({"todo_list"})
 
 
-def _tool_use(item: dict[str, Any]) -> Chunk:
-    itype = item.get("type")
+def _tool_use(item: Mapping[str, Any]) -> Chunk:
+    itype = string(item.get("type"), "item.type")
+    tool_input: Any
     if itype == "mcp_tool_call":
-        name = f"{item.get('server')}.{item.get('tool')}"
-        tool_input: Any = item.get("arguments")
+        server = opt_str(item.get("server"), "item.server")
+        tool = opt_str(item.get("tool"), "item.tool")
+        name = f"{server}.{tool}"
+        tool_input = item.get("arguments")  # opaque JSON, as codex passes it on
     elif itype == "command_execution":
-        name, tool_input = "command_execution", {"command": item.get("command")}
+        name = "command_execution"
+        tool_input = {"command": opt_str(item.get("command"), "item.command")}
     elif itype == "file_change":
-        name, tool_input = "file_change", {"changes": item.get("changes")}
+        name = "file_change"
+        tool_input = {"changes": item.get("changes")}
     else:
-        name, tool_input = str(itype), {"query": item.get("query")}
-    return Chunk("tool_use", data={"id": item.get("id"), "name": name, "input": tool_input})
+        name, tool_input = itype, {"query": opt_str(item.get("query"), "item.query")}
+    item_id = opt_str(item.get("id"), "item.id")
+    return Chunk("tool_use", data={"id": item_id, "name": name, "input": tool_input})
 
 
-def _tool_result(item: dict[str, Any]) -> Chunk:
-    itype = item.get("type")
-    status = item.get("status")
+def _tool_result(item: Mapping[str, Any]) -> Chunk:
+    itype = string(item.get("type"), "item.type")
+    status = opt_str(item.get("status"), "item.status")
+    extra: dict[str, Any] = {}
+    content: Any
     if itype == "command_execution":
-        code = item.get("exit_code")
-        content: Any = item.get("aggregated_output")
-        is_error = status == "failed" or (isinstance(code, int) and code != 0)
-        extra: dict[str, Any] = {"exit_code": code}
+        code = opt_int(item.get("exit_code"), "item.exit_code")
+        content = opt_str(item.get("aggregated_output"), "item.aggregated_output")
+        is_error = status == "failed" or (code is not None and code != 0)
+        extra["exit_code"] = code
     elif itype == "mcp_tool_call":
-        error = item.get("error")
-        content, is_error, extra = (error if error else item.get("result")), bool(error), {}
+        error, result = item.get("error"), item.get("result")  # opaque JSON
+        content, is_error = (error if error else result), bool(error)
     else:
-        content, is_error, extra = status, status == "failed", {}
+        content, is_error = status, status == "failed"
+    item_id = opt_str(item.get("id"), "item.id")
     return Chunk(
         "tool_result",
-        data={"tool_use_id": item.get("id"), "content": content, "is_error": is_error, **extra},
+        data={"tool_use_id": item_id, "content": content, "is_error": is_error, **extra},
     )
 
 
@@ -141,12 +151,16 @@ def _stop_later(proc: WarmProcess) -> None:
 
 
 class CodexParser(EventParser):
-    """codex ``exec --json`` objects -> chunks, for one request."""
+    """codex ``exec --json`` objects -> chunks, for one request.
+
+    Every field it reads is type-checked (:mod:`provcfg._providers._wire`); a field of
+    the wrong type raises :class:`~provcfg._providers._wire.MalformedEvent`.
+    """
 
     def __init__(self, provider: str, metrics: Any) -> None:
         super().__init__(provider, metrics)
         self.session_id: str | None = None
-        self._started: set[Any] = set()
+        self._started: set[str | None] = set()
         self._last_error: str | None = None
         self._handlers = {
             "thread.started": self._thread_started,
@@ -161,9 +175,10 @@ class CodexParser(EventParser):
 
     def feed(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
         """Return the chunks of one codex JSON object."""
-        handler = self._handlers.get(event.get("type"))  # type: ignore[arg-type]
+        etype = string(event.get("type"), "type")
+        handler = self._handlers.get(etype)
         if handler is None:
-            return self.unknown(event.get("type"))
+            return self.unknown(etype)
         return handler(event)
 
     def finish(self) -> None:
@@ -175,60 +190,67 @@ class CodexParser(EventParser):
         return _NOTHING
 
     def _thread_started(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
-        self.session_id = event.get("thread_id")
+        self.session_id = opt_str(event.get("thread_id"), "thread_id")
         return (Chunk("system", data={"subtype": "init", "session_id": self.session_id}),)
 
     def _item_started(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
-        item = event.get("item") or {}
-        if item.get("type") in _TOOL_ITEMS:
-            self._started.add(item.get("id"))
-            return (_tool_use(item),)
+        item = obj(event.get("item"), "item")
+        if opt_str(item.get("type"), "item.type") in _TOOL_ITEMS:
+            chunk = _tool_use(item)
+            self._started.add(opt_str(item.get("id"), "item.id"))
+            return (chunk,)
         return _NOTHING
 
     def _item_completed(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
-        item = event.get("item") or {}
-        itype = item.get("type")
+        item = obj(event.get("item"), "item")
+        itype = opt_str(item.get("type"), "item.type")
         if itype == "agent_message":
-            text = item.get("text")
+            text = opt_str(item.get("text"), "item.text")
             return (Chunk("text", text),) if text else _NOTHING
         if itype == "reasoning":
-            text = item.get("text")
+            text = opt_str(item.get("text"), "item.text")
             return (Chunk("thinking", text),) if text else _NOTHING
         if itype in _TOOL_ITEMS:
-            if item.get("id") in self._started:
-                self._started.discard(item.get("id"))
-                return (_tool_result(item),)
+            item_id = opt_str(item.get("id"), "item.id")
+            if item_id in self._started:
+                result = _tool_result(item)
+                self._started.discard(item_id)
+                return (result,)
             return (_tool_use(item), _tool_result(item))
         if itype in ("file_change", "web_search"):
             return (_tool_use(item), _tool_result(item))
         if itype == "error":
-            return (Chunk("error", data={"message": item.get("message"), "fatal": False}),)
+            message = opt_str(item.get("message"), "item.message") or ""
+            return (Chunk("error", data={"message": message, "fatal": False}),)
         if itype in _QUIET_ITEMS:
             return _NOTHING
         return self.unknown(f"item/{itype}")
 
     def _turn_completed(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
-        usage = event.get("usage") or {}
-        self._last_error = None
+        usage = obj(event.get("usage"), "usage")
         self.final = {
             "usage": Usage(
-                input_tokens=int(usage.get("input_tokens") or 0),
-                output_tokens=int(usage.get("output_tokens") or 0),
-                cache_read_input_tokens=int(usage.get("cached_input_tokens") or 0),
+                input_tokens=count(usage.get("input_tokens"), "usage.input_tokens"),
+                output_tokens=count(usage.get("output_tokens"), "usage.output_tokens"),
+                cache_read_input_tokens=count(
+                    usage.get("cached_input_tokens"), "usage.cached_input_tokens"
+                ),
             ),
             "cost_usd": None,
             "stop_reason": "end_turn",
             "session_id": self.session_id,
         }
+        self._last_error = None
         return _NOTHING
 
     def _turn_failed(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
-        error = event.get("error") or {}
-        self._fail(str(error.get("message") or self._last_error or "turn failed"))
+        error = obj(event.get("error"), "error")
+        message = opt_str(error.get("message"), "error.message")
+        self._fail(message or self._last_error or "turn failed")
         return _NOTHING
 
     def _stream_error(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
-        message = str(event.get("message") or "")
+        message = opt_str(event.get("message"), "message") or ""
         self._last_error = message
         return (Chunk("error", data={"message": message, "fatal": False}),)
 

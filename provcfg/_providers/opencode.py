@@ -49,6 +49,7 @@ from provcfg._providers._opencode_serve import (
 )
 from provcfg._providers._subprocess import CliCommand
 from provcfg._providers._warm import SPAWN_TIMEOUT, LaunchKey, WarmProcess, WarmSpawnError
+from provcfg._providers._wire import count, obj, opt_int, opt_number, opt_str, string
 from provcfg._providers.base import Chunk, Usage
 
 __all__ = ["SESSION_TITLE", "OpenCodeParser", "OpenCodeProvider"]
@@ -63,7 +64,11 @@ _ERROR_NAMES: dict[str, ErrorKind] = {
 
 
 class OpenCodeParser(EventParser):
-    """opencode ``--format json`` objects -> chunks, for one request."""
+    """opencode ``--format json`` objects -> chunks, for one request.
+
+    Every field it reads is type-checked (:mod:`provcfg._providers._wire`); a field of
+    the wrong type raises :class:`~provcfg._providers._wire.MalformedEvent`.
+    """
 
     def __init__(self, provider: str, metrics: Any) -> None:
         super().__init__(provider, metrics)
@@ -81,71 +86,82 @@ class OpenCodeParser(EventParser):
 
     def feed(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
         """Return the chunks of one opencode JSON object."""
-        handler = self._handlers.get(event.get("type"))  # type: ignore[arg-type]
+        etype = string(event.get("type"), "type")
+        handler = self._handlers.get(etype)
         if handler is None:
-            return self.unknown(event.get("type"))
+            return self.unknown(etype)
         return handler(event)
 
     def _step_start(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
+        session_id = opt_str(event.get("sessionID"), "sessionID")
         if self.session_id is None:
-            self.session_id = event.get("sessionID")
+            self.session_id = session_id
             return (Chunk("system", data={"subtype": "init", "session_id": self.session_id}),)
         return _NOTHING
 
     def _text(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
-        text = (event.get("part") or {}).get("text")
+        text = opt_str(obj(event.get("part"), "part").get("text"), "part.text")
         return (Chunk("text", text),) if text else _NOTHING
 
     def _reasoning(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
-        text = (event.get("part") or {}).get("text")
+        text = opt_str(obj(event.get("part"), "part").get("text"), "part.text")
         return (Chunk("thinking", text),) if text else _NOTHING
 
     def _tool_use(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
-        part = event.get("part") or {}
-        state = part.get("state") or {}
-        call_id = part.get("callID") or part.get("id")
-        failed = state.get("status") == "error"
+        part = obj(event.get("part"), "part")
+        state = obj(part.get("state"), "part.state")
+        call_id = opt_str(part.get("callID"), "part.callID") or opt_str(part.get("id"), "part.id")
+        failed = opt_str(state.get("status"), "part.state.status") == "error"
+        content = (
+            opt_str(state.get("error"), "part.state.error")
+            if failed
+            else opt_str(state.get("output"), "part.state.output")
+        )
         return (
             Chunk(
                 "tool_use",
-                data={"id": call_id, "name": part.get("tool"), "input": state.get("input")},
+                data={
+                    "id": call_id,
+                    "name": opt_str(part.get("tool"), "part.tool"),
+                    "input": dict(obj(state.get("input"), "part.state.input")),
+                },
             ),
             Chunk(
                 "tool_result",
-                data={
-                    "tool_use_id": call_id,
-                    "content": state.get("error") if failed else state.get("output"),
-                    "is_error": failed,
-                },
+                data={"tool_use_id": call_id, "content": content, "is_error": failed},
             ),
         )
 
     def _step_finish(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
-        part = event.get("part") or {}
-        tokens = part.get("tokens") or {}
-        cache = tokens.get("cache") or {}
-        self._input += int(tokens.get("input") or 0)
-        self._output += int(tokens.get("output") or 0) + int(tokens.get("reasoning") or 0)
-        self._cache_read += int(cache.get("read") or 0)
-        self._cache_write += int(cache.get("write") or 0)
-        cost = part.get("cost")
-        if isinstance(cost, int | float):
-            self._cost = (self._cost or 0.0) + float(cost)
+        part = obj(event.get("part"), "part")
+        tokens = obj(part.get("tokens"), "part.tokens")
+        cache = obj(tokens.get("cache"), "part.tokens.cache")
+        cost = opt_number(part.get("cost"), "part.cost")
+        reason = opt_str(part.get("reason"), "part.reason")
+        session_id = opt_str(event.get("sessionID"), "sessionID")
+        self._input += count(tokens.get("input"), "part.tokens.input")
+        self._output += count(tokens.get("output"), "part.tokens.output") + count(
+            tokens.get("reasoning"), "part.tokens.reasoning"
+        )
+        self._cache_read += count(cache.get("read"), "part.tokens.cache.read")
+        self._cache_write += count(cache.get("write"), "part.tokens.cache.write")
+        if cost is not None:
+            self._cost = (self._cost or 0.0) + cost
         self.final = {
             "usage": Usage(self._input, self._output, self._cache_read, self._cache_write),
             "cost_usd": self._cost,
-            "stop_reason": part.get("reason"),
-            "session_id": event.get("sessionID") or self.session_id,
+            "stop_reason": reason,
+            "session_id": session_id or self.session_id,
         }
         return _NOTHING
 
     def _error(self, event: dict[str, Any]) -> tuple[Chunk, ...]:
-        error = event.get("error") or {}
-        name = str(error.get("name") or "error")
-        data = error.get("data") or {}
-        message = str(data.get("message") or name)
-        status = data.get("statusCode")
-        if not isinstance(status, int):
+        error = obj(event.get("error"), "error")
+        name = opt_str(error.get("name"), "error.name") or "error"
+        data = obj(error.get("data"), "error.data")
+        message = opt_str(data.get("message"), "error.data.message") or name
+        status = opt_int(data.get("statusCode"), "error.data.statusCode")
+        if status is None:
             status = status_in_text(message)
         kind = _ERROR_NAMES.get(name) or error_kind(status, message)
         self.fail(f"opencode reported {name}: {message}", kind, status=status, name=name)

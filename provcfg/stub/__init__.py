@@ -24,9 +24,12 @@ In a separate process (benchmarks): ``python -m provcfg.stub --port 0 --port-fil
 
 Per request, the model name (``stub-thinking``, ``stub-fault-429-retry-after-1``) or
 the headers ``x-stub-scenario`` / ``x-stub-fault`` / ``x-stub-reply`` pick the
-scenario, the fault and the reply size; the grammar is in :mod:`provcfg.stub.faults`
-and docs/stub.md. Control routes: ``POST /_stub/faults``, ``GET /_stub/faults``,
-``GET /_stub/requests``, ``POST /_stub/reset``.
+scenario, the fault and the reply size; the grammar (every value bounded) is in
+:mod:`provcfg.stub.faults` and docs/stub.md. ``stub.set_default_fault("headers-delay-2")``
+slows every request of a running stub until ``stub.set_default_fault(None)``. Control
+routes (loopback clients only): ``POST``/``GET /_stub/faults``,
+``POST``/``GET``/``DELETE /_stub/default-fault``, ``GET /_stub/requests``,
+``POST /_stub/reset``.
 """
 
 from __future__ import annotations

@@ -13,8 +13,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from provcfg.stub.config import split
-from provcfg.stub.wire import Call, Reply, Section, dumps, json_reply, shape, sse, sse_headers
+from provcfg.stub.config import ReplyText, split
+from provcfg.stub.wire import (
+    FRAME_CACHE_BYTES,
+    Call,
+    Reply,
+    Section,
+    dumps,
+    json_reply,
+    shape,
+    sse,
+    sse_headers,
+)
 
 __all__ = ["count_tokens", "error_reply", "error_type", "messages", "models"]
 
@@ -94,12 +104,12 @@ def messages(call: Call, *, stream: bool) -> Reply:
     return _stream(call) if stream else _message(call)
 
 
-def _plan(call: Call) -> tuple[bool, bool, str, dict[str, Any]]:
+def _plan(call: Call) -> tuple[bool, bool, ReplyText, dict[str, Any]]:
     scenario = call.config.scenario
     thinking = scenario == "thinking"
     tool = scenario == "tool-use" and not call.tool_result
     tool_input = call.config.tool_call_input() if tool else {}
-    return thinking, tool, call.config.reply_text(), tool_input
+    return thinking, tool, call.config.reply(), tool_input
 
 
 def _count(text: str, size: int) -> int:
@@ -124,8 +134,8 @@ def _message(call: Call) -> Reply:
     if thinking:
         content.append({"type": "thinking", "thinking": THINKING, "signature": SIGNATURE})
         output += _count(THINKING, size)
-    content.append({"type": "text", "text": text})
-    output += _count(text, size)
+    content.append({"type": "text", "text": text.whole()})
+    output += text.count(size)
     if tool:
         content.append(_tool_block(call, tool_input))
         output += _count(tool_json, size)
@@ -158,12 +168,14 @@ def _deltas(index: int, kind: str, key: str, pieces: Iterable[str]) -> Iterator[
     ).encode()
     # Long replies repeat a short text, so the distinct frames are few: render each once.
     cache: dict[str, bytes] = {}
+    room = FRAME_CACHE_BYTES
     for piece in pieces:
         frame = cache.get(piece)
         if frame is None:
             frame = head + dumps(piece).encode() + b"}}\n\n"
-            if len(cache) < 4096:
+            if room > 0:
                 cache[piece] = frame
+                room -= len(frame)
         yield frame
 
 
@@ -221,9 +233,9 @@ def _stream(call: Call) -> Reply:
         index += 1
     text_start = [_TEXT_STARTS[index]]
     sections.append((False, text_start if thinking else [*text_start, ping]))
-    sections.append((True, _deltas(index, "text_delta", "text", split(text, size))))
+    sections.append((True, _deltas(index, "text_delta", "text", text.pieces(size))))
     sections.append((False, [_STOPS[index]]))
-    output += _count(text, size)
+    output += text.count(size)
     if tool:
         index += 1
         sections.append((False, [_start(index, _tool_block(call, {}))]))

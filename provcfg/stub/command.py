@@ -16,8 +16,14 @@ import tempfile
 from pathlib import Path
 
 from provcfg._logs import get_logger
-from provcfg.stub.config import StubConfig, StubError
-from provcfg.stub.server import StubServer
+from provcfg.stub.config import SCENARIOS, StubConfig, StubError
+from provcfg.stub.server import (
+    DEFAULT_BACKLOG,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_REQUEST_TIMEOUT,
+    StubServer,
+)
 
 __all__ = ["main"]
 
@@ -31,15 +37,61 @@ def _parser() -> argparse.ArgumentParser:
     )
     defaults = StubConfig()
     parser.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one")
+    parser.add_argument(
+        "--port", type=int, default=8765, help="port (default 8765); 0 picks a free one"
+    )
     parser.add_argument("--port-file", type=Path, help="write the port here once listening")
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=DEFAULT_BACKLOG,
+        help=f"connections queued before they are accepted, 1-65535 (default {DEFAULT_BACKLOG}, "
+        "capped by the kernel's net.core.somaxconn)",
+    )
+    parser.add_argument(
+        "--max-body-size",
+        type=int,
+        default=DEFAULT_MAX_BODY_SIZE,
+        help=f"largest request body in bytes, 1024-1073741824 (default {DEFAULT_MAX_BODY_SIZE}); "
+        "larger gets 413",
+    )
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=DEFAULT_REQUEST_TIMEOUT,
+        help="seconds from a request's first byte to its last "
+        f"(default {DEFAULT_REQUEST_TIMEOUT:g}); slower gets 408",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT,
+        help=f"seconds an idle keep-alive connection, or a client that stops reading, is kept "
+        f"(default {DEFAULT_IDLE_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        default=defaults.scenario,
+        help="what every reply holds unless a request picks another (default text)",
+    )
     parser.add_argument("--text", default=defaults.text, help="reply text (repeated to --length)")
     parser.add_argument(
-        "--chunk-size", type=int, default=defaults.chunk_size, help="characters per delta"
+        "--chunk-size",
+        type=int,
+        default=defaults.chunk_size,
+        help=f"characters per delta, 1-65536 (default {defaults.chunk_size})",
     )
     parser.add_argument("--length", type=int, help="total reply length in characters")
     parser.add_argument("--deltas", type=int, help="number of text deltas (wins over --length)")
-    parser.add_argument("--delay", type=float, default=0.0, help="seconds between streamed events")
+    parser.add_argument(
+        "--delay", type=float, default=0.0, help="seconds between streamed events, 0-60"
+    )
+    parser.add_argument(
+        "--echo-conversation",
+        action="store_true",
+        help="reply with a summary of the conversation received (see docs/stub.md)",
+    )
     parser.add_argument(
         "--tool-name", default=defaults.tool_name, help="the tool the tool-use scenario calls"
     )
@@ -69,7 +121,9 @@ async def _run(server: StubServer, port_file: Path | None) -> None:
     async with server:
         if port_file is not None:
             _write_port_file(port_file, server.port)
-        log.info("stub.listening", base_url=server.base_url, port=server.port)
+        log.info(
+            "stub.listening", base_url=server.base_url, port=server.port, backlog=server.backlog
+        )
         await stop.wait()
     log.info("stub.stopped", port=server.port)
 
@@ -91,10 +145,20 @@ def main(argv: list[str] | None = None) -> int:
             length=args.length,
             deltas=args.deltas,
             delay=args.delay,
+            scenario=args.scenario,
             tool_name=args.tool_name,
             tool_input=args.tool_input,
+            echo_conversation=args.echo_conversation,
         )
-        server = StubServer(args.host, args.port, config)
+        server = StubServer(
+            args.host,
+            args.port,
+            config,
+            backlog=args.backlog,
+            max_body_size=args.max_body_size,
+            request_timeout=args.request_timeout,
+            idle_timeout=args.idle_timeout,
+        )
     except StubError as exc:
         print(f"provcfg stub: {exc}", file=sys.stderr)
         return 2

@@ -21,8 +21,20 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from provcfg.stub.config import split
-from provcfg.stub.wire import Call, Reply, Section, dumps, json_reply, shape, sse, sse_headers
+from provcfg.stub.config import INLINE_LIMIT, split
+from provcfg.stub.wire import (
+    FRAME_CACHE_BYTES,
+    TEXT_HOLE,
+    Call,
+    Reply,
+    Section,
+    dumps,
+    json_reply,
+    shape,
+    sse,
+    sse_headers,
+    with_text,
+)
 
 __all__ = ["chat_completions", "error_reply", "responses"]
 
@@ -52,13 +64,15 @@ def error_reply(status: int, message: str, headers: Iterable[tuple[str, str]] = 
 def _pieces_frames(template: bytes, pieces: Iterable[str], first_seq: int) -> Iterator[bytes]:
     """Render ``template % (json_piece, sequence_number)`` per piece, escaping each text once."""
     cache: dict[str, bytes] = {}
+    room = FRAME_CACHE_BYTES
     seq = first_seq
     for piece in pieces:
         escaped = cache.get(piece)
         if escaped is None:
             escaped = dumps(piece).encode()
-            if len(cache) < 4096:
+            if room > 0:
                 cache[piece] = escaped
+                room -= len(escaped)
         yield template % (escaped, seq)
         seq += 1
 
@@ -113,9 +127,13 @@ def _tool_call(call: Call) -> tuple[str, str] | None:
 def responses(call: Call, *, stream: bool) -> Reply:
     """Return the ``POST /v1/responses`` reply for ``call`` (SSE when ``stream``)."""
     created = int(time.time())
-    text = call.config.reply_text()
+    reply = call.config.reply()
     size = call.config.chunk_size
-    count = -(-len(text) // size)
+    count = reply.count(size)
+    # A long text is not built: the events that carry it whole are rendered around a
+    # hole and the text is poured in as they are sent (wire.with_text).
+    lazy = stream and reply.length > INLINE_LIMIT
+    text = TEXT_HOLE if lazy else reply.whole()
     item_id = f"msg_stub_{call.ident:06d}"
     part = {"type": "output_text", "text": text, "annotations": []}
     item = {
@@ -162,14 +180,20 @@ def responses(call: Call, *, stream: bool) -> Reply:
         f'{{"type":"response.output_text.delta","item_id":"{item_id}","output_index":0,'
         '"content_index":0,"delta":%s,"logprobs":[],"sequence_number":%d}\n\n'
     ).encode()
-    deltas = _pieces_frames(template, split(text, size), first)
+    deltas = _pieces_frames(template, reply.pieces(size), first)
     seq = iter(range(first + count, 1 << 62))
+
+    def full(frame: bytes) -> Iterator[bytes]:
+        if lazy:
+            yield from with_text(frame, reply)
+        else:
+            yield frame
 
     def tail() -> Iterator[bytes]:
         # Rendered only after the deltas, so the sequence numbers follow on.
-        yield event("response.output_text.done", **where, text=text, logprobs=[])
-        yield event("response.content_part.done", **where, part=part)
-        yield event("response.output_item.done", output_index=0, item=item)
+        yield from full(event("response.output_text.done", **where, text=text, logprobs=[]))
+        yield from full(event("response.content_part.done", **where, part=part))
+        yield from full(event("response.output_item.done", output_index=0, item=item))
 
     at = {"item_id": function.get("id"), "output_index": 1}
 
@@ -186,7 +210,7 @@ def responses(call: Call, *, stream: bool) -> Reply:
         yield event("response.output_item.done", output_index=1, item=function)
 
     def terminal() -> Iterator[bytes]:
-        yield event("response.completed", response=done)
+        yield from full(event("response.completed", response=done))
 
     def failed() -> bytes:
         error = {"code": "server_error", "message": "The server is overloaded (stub fault: error)"}
@@ -213,9 +237,9 @@ def responses(call: Call, *, stream: bool) -> Reply:
 def chat_completions(call: Call, *, stream: bool) -> Reply:
     """Return the ``POST /v1/chat/completions`` reply for ``call`` (SSE when ``stream``)."""
     created = int(time.time())
-    text = call.config.reply_text()
+    reply = call.config.reply()
     size = call.config.chunk_size
-    count = -(-len(text) // size)
+    count = reply.count(size)
     ident = f"chatcmpl-stub{call.ident:06d}"
     tool = _tool_call(call)
     call_id = f"call_stub_{call.ident:06d}"
@@ -228,7 +252,11 @@ def chat_completions(call: Call, *, stream: bool) -> Reply:
         "total_tokens": call.input_tokens + count,
     }
     if not stream:
-        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": reply.whole(),
+            "refusal": None,
+        }
         if tool is not None:
             function = {"name": tool[0], "arguments": tool[1]}
             message["tool_calls"] = [{"id": call_id, "type": "function", "function": function}]
@@ -257,12 +285,14 @@ def chat_completions(call: Call, *, stream: bool) -> Reply:
     cache: dict[str, bytes] = {}
 
     def deltas() -> Iterator[bytes]:
-        for piece in split(text, size):
+        room = FRAME_CACHE_BYTES
+        for piece in reply.pieces(size):
             frame = cache.get(piece)
             if frame is None:
                 frame = template % dumps(piece).encode()
-                if len(cache) < 4096:
+                if room > 0:
                     cache[piece] = frame
+                    room -= len(frame)
             yield frame
 
     def tool_deltas(arguments: str) -> Iterator[bytes]:

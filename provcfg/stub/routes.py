@@ -1,27 +1,38 @@
-"""Request -> :class:`Reply`: routing, directive resolution, request recording, control routes.
+"""Request -> :class:`Reply`: routing, directive resolution, request recording.
 
 API routes (``/v1/...``; the ``/v1`` prefix is optional for clients whose base URL
 already holds it) answer in their own dialect, errors included. Control routes
-under ``/_stub/`` let tests (and other processes) queue faults, read what clients
-sent, and reset.
+under ``/_stub/`` (:mod:`provcfg.stub.control`) let tests (and other processes) queue
+faults, set a default fault, read what clients sent, and reset.
+
+Nothing a client sends can make :meth:`Router.route` raise: bad input is a 4xx in the
+API's error shape, and an unexpected failure is a 500 in that shape plus one log
+line, so the connection always gets an answer.
 """
 
 from __future__ import annotations
 
+import email.utils
 import itertools
 import json
-import threading
-from collections import deque
+import math
+import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import replace
 from typing import Any, Protocol
 
+from provcfg._logs import get_logger
 from provcfg.stub import anthropic, openai
-from provcfg.stub.config import StubConfig, StubError, parse_tool_input
-from provcfg.stub.faults import Directives, Fault, FaultQueue, parse_directives
+from provcfg.stub.config import MAX_UNSTREAMED, StubConfig, StubError, parse_tool_input, safe_text
+from provcfg.stub.control import Control
+from provcfg.stub.echo import summarize
+from provcfg.stub.faults import DefaultFault, Directives, Fault, FaultQueue, parse_directives
+from provcfg.stub.records import BODY_KEPT, RecordedRequest, Records
 from provcfg.stub.wire import Call, Reply, json_reply
 
 __all__ = ["RecordedRequest", "Router"]
+
+log = get_logger(__name__)
 
 _SECRET_HEADERS = frozenset(
     {"authorization", "x-api-key", "proxy-authorization", "cookie", "api-key", "x-goog-api-key"}
@@ -33,44 +44,20 @@ _TOOL_OUTPUT_ITEMS = frozenset(
     {"function_call_output", "custom_tool_call_output", "local_shell_call_output"}
 )
 _OPENAI_PATHS = ("/v1/responses", "/v1/chat/completions")
-_BODY_KEPT = 256 * 1024
+_NOTHING = Directives()
+_ROUTES = {
+    "/v1/messages": "POST",
+    "/v1/messages/count_tokens": "POST",
+    "/v1/responses": "POST",
+    "/v1/chat/completions": "POST",
+    "/v1/models": "GET",
+}
 
 
 class _ErrorReply(Protocol):
     def __call__(
         self, status: int, message: str, extra: Sequence[tuple[str, str]] = ..., /
     ) -> Reply: ...
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedRequest:
-    """What one client request looked like, for tests to assert on.
-
-    ``headers``: (name, value) pairs, names lower-case, credential values replaced by
-    ``<redacted>``. ``body``: the parsed JSON body when it is at most 256 KiB, else
-    ``None``. ``directives``: the spec strings applied (model, headers, queue).
-    ``connection``: the server's number for the TCP connection (keep-alive reuse).
-    """
-
-    method: str
-    path: str
-    model: str | None
-    stream: bool
-    headers: tuple[tuple[str, str], ...]
-    body_size: int
-    body: Any
-    connection: int
-    directives: tuple[str, ...]
-    status: int
-
-    def header(self, name: str) -> str | None:
-        """Return the value of header ``name`` (case-insensitive), or ``None``."""
-        name = name.lower()
-        return next((v for k, v in self.headers if k == name), None)
-
-    def to_json(self) -> dict[str, Any]:
-        """Return this record as a JSON-ready dict."""
-        return asdict(self)
 
 
 class Router:
@@ -80,21 +67,28 @@ class Router:
         """Serve replies shaped by ``config``, keeping the last ``max_records`` requests."""
         self.config = config
         self.faults = FaultQueue()
-        self._records: deque[RecordedRequest] = deque(maxlen=max_records)
-        self._lock = threading.Lock()
+        self.default_fault = DefaultFault()
+        self._records = Records(max_records)
+        self.control = Control(self.faults, self.default_fault, self._records)
         self._ids = itertools.count(1)
 
     @property
     def requests(self) -> list[RecordedRequest]:
         """Return the recorded API requests, oldest first (control routes are not recorded)."""
-        with self._lock:
-            return list(self._records)
+        return self._records.snapshot()
 
     def reset(self) -> None:
-        """Forget the recorded requests and drop every queued fault."""
-        self.faults.clear()
-        with self._lock:
-            self._records.clear()
+        """Forget the recorded requests, drop queued faults and clear the default fault."""
+        self.control.reset()
+
+    def refusal(self, status: int, message: str, target: str | None = None) -> Reply:
+        """Return an error reply for a request refused before routing (too large, too slow)."""
+        path = _path(target or "/")
+        if not path.startswith("/v1/"):
+            path = "/v1" + path
+        if path.startswith(_OPENAI_PATHS):
+            return openai.error_reply(status, message)
+        return anthropic.error_reply(status, message, "req_stub_refused")
 
     def route(
         self,
@@ -104,10 +98,26 @@ class Router:
         body: bytes,
         connection: int,
     ) -> Reply:
-        """Return the reply for one request (never raises for bad input: it becomes a 4xx)."""
-        path = target.split("?", 1)[0].rstrip("/") or "/"
+        """Return the reply for one request (never raises: bad input becomes a 4xx)."""
+        try:
+            return self._route(method, target, headers, body, connection)
+        except Exception as exc:  # a stub bug costs this request a 500, never the connection
+            log.warning("stub.handler_error", error=type(exc).__name__, path=_path(target)[:200])
+            return self.refusal(
+                500, f"the provcfg stub failed on this request ({type(exc).__name__})", target
+            )
+
+    def _route(
+        self,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes,
+        connection: int,
+    ) -> Reply:
+        path = _path(target)
         if path.startswith("/_stub/"):
-            return self._control(method, path, body)
+            return self.control.handle(method, path, headers, body)
         if path == "/":
             if method in ("GET", "HEAD"):
                 return json_reply(200, {"service": "provcfg-stub", "status": "ok"})
@@ -122,20 +132,21 @@ class Router:
         )
         model = payload.get("model") if isinstance(payload, dict) else None
         stream = bool(payload.get("stream")) if isinstance(payload, dict) else False
+        kept = body if len(body) <= BODY_KEPT else b""
+        redacted, head_size = _redacted(headers)
         record = RecordedRequest(
             method=method,
             path=path,
             model=model if isinstance(model, str) else None,
             stream=stream,
-            headers=tuple(_redacted(headers)),
+            headers=redacted,
             body_size=len(body),
-            body=payload if len(body) <= _BODY_KEPT else None,
             connection=connection,
             directives=tuple(recorded),
             status=reply.status,
+            raw_body=kept,
         )
-        with self._lock:
-            self._records.append(record)
+        self._records.add(record, len(kept) + head_size)
         reply.headers.append(("request-id", f"req_stub_{ident:06d}"))
         return reply
 
@@ -154,30 +165,30 @@ class Router:
         request_id = f"req_stub_{ident:06d}"
 
         def error(status: int, message: str, extra: Sequence[tuple[str, str]] = (), /) -> Reply:
+            message = safe_text(message)
             if is_openai:
                 return openai.error_reply(status, message, extra)
             return anthropic.error_reply(status, message, request_id, extra)
 
-        routes = {
-            "/v1/messages": "POST",
-            "/v1/messages/count_tokens": "POST",
-            "/v1/responses": "POST",
-            "/v1/chat/completions": "POST",
-            "/v1/models": "GET",
-        }
         if path.startswith("/v1/models/") and method == "GET":
             return json_reply(200, anthropic.model_entry(path.removeprefix("/v1/models/")))
-        allowed = routes.get(path)
+        allowed = _ROUTES.get(path)
         if allowed is None:
-            return error(404, f"{method} {path}: no such route on the provcfg stub")
+            return error(404, f"{method} {path[:200]}: no such route on the provcfg stub")
         if method != allowed:
             return error(405, f"{method} {path}: method not allowed, use {allowed}")
         body: Any = {}
         if method == "POST":
             body = parsed
             if not isinstance(body, dict):
-                return error(400, "the request body must be a JSON object")
+                return error(
+                    400,
+                    "the request body must be a JSON object (UTF-8, nested at most about "
+                    "1,000 levels deep); the content type is not checked",
+                )
         model = body.get("model")
+        if isinstance(model, str):
+            model = safe_text(model)
         try:
             directives = self._directives(path, model, headers, recorded)
             config = directives.apply(self.config)
@@ -204,14 +215,10 @@ class Router:
         error: _ErrorReply,
     ) -> Reply:
         if fault.status is not None:
-            extra: list[tuple[str, str]] = []
-            if fault.retry_after is not None:
-                extra.append(("retry-after", f"{fault.retry_after:g}"))
-                extra.append(("retry-after-ms", f"{fault.retry_after * 1000:.0f}"))
             message = f"stub fault: HTTP {fault.status}"
             if fault.status == 404:
-                message = f"model: {model} (stub fault: not found)"
-            return error(fault.status, message, extra)
+                message = f"model: {_short(str(model))} (stub fault: not found)"
+            return error(fault.status, message, _retry_headers(fault))
         if path == "/v1/models":
             return anthropic.models()
         if not isinstance(model, str) or not model:
@@ -222,6 +229,15 @@ class Router:
             return anthropic.count_tokens(input_tokens)
         if path == "/v1/messages" and not isinstance(body.get("messages"), list):
             return error(400, "messages: Field required (a list of messages)")
+        if config.echo_conversation:
+            summary = summarize(body)
+            config = replace(config, text=summary, length=None, deltas=None)
+        if not stream and config.reply().length > MAX_UNSTREAMED:
+            return error(
+                400,
+                f"a reply that is not streamed is built in memory: at most {MAX_UNSTREAMED:,} "
+                f"characters, this one has {config.reply().length:,}; send stream: true",
+            )
         options = body.get("stream_options")
         call = Call(
             model=model,
@@ -251,10 +267,16 @@ class Router:
         headers: Sequence[tuple[bytes, bytes]],
         recorded: list[str],
     ) -> Directives:
-        directives = Directives()
+        directives = _NOTHING
+        default = self.default_fault.take(path)
+        if default is not None:
+            directives = default[0]
+            recorded.append(f"default: {default[1]}")
         if isinstance(model, str) and "stub-" in model:
             spec = model.split("stub-", 1)[1]
-            directives = parse_directives(spec, where=f"model {model!r}")
+            parsed = parse_directives(spec, where=f"model {_short(model)!r}")
+            # Merging costs microseconds per request: only when there is a default.
+            directives = parsed if default is None else directives.merged(parsed)
             recorded.append(model)
         for name, value in headers:
             if name in _DIRECTIVE_HEADERS:
@@ -273,45 +295,29 @@ class Router:
             recorded.append(f"queued: {queued[1]}")
         return directives
 
-    def _control(self, method: str, path: str, raw: bytes) -> Reply:
-        if path == "/_stub/requests" and method == "GET":
-            return json_reply(200, {"requests": [r.to_json() for r in self.requests]})
-        if path == "/_stub/reset" and method == "POST":
-            self.reset()
-            return json_reply(200, {"ok": True})
-        if path == "/_stub/faults" and method == "GET":
-            return json_reply(200, {"pending": self.faults.pending()})
-        if path == "/_stub/faults" and method == "POST":
-            return self._enqueue(raw)
-        return json_reply(
-            404,
-            {"error": {"message": f"{method} {path}: unknown control route; see docs/stub.md"}},
-        )
 
-    def _enqueue(self, raw: bytes) -> Reply:
-        body = _parse(raw)
-        items = body.get("faults", [body]) if isinstance(body, dict) else body
-        if not isinstance(items, list):
-            items = [items]
-        try:
-            for item in items:
-                if isinstance(item, str):
-                    self.faults.put(item)
-                elif isinstance(item, dict) and isinstance(item.get("spec"), str):
-                    path = item.get("path")
-                    times = item.get("times", 1)
-                    bad_path = path is not None and not isinstance(path, str)
-                    if bad_path or not isinstance(times, int):
-                        raise StubError("'path' must be a string and 'times' an integer")
-                    self.faults.put(item["spec"], path=path, times=times)
-                else:
-                    raise StubError(
-                        'POST /_stub/faults takes {"faults": ["429-retry-after-1", '
-                        '{"spec": "drop-3", "path": "/v1/messages", "times": 2}]}'
-                    )
-        except StubError as exc:
-            return json_reply(400, {"error": {"message": str(exc)}})
-        return json_reply(200, {"pending": self.faults.pending()})
+def _path(target: str) -> str:
+    return target.split("?", 1)[0].rstrip("/") or "/"
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _retry_headers(fault: Fault) -> list[tuple[str, str]]:
+    """The retry-after / retry-after-ms headers a status fault asks for."""
+    extra: list[tuple[str, str]] = []
+    if fault.retry_after is not None:
+        form, seconds = fault.retry_after
+        if form == "date":
+            # An HTTP date has whole seconds: round up, so a client never retries early.
+            value = email.utils.formatdate(math.ceil(time.time() + seconds), usegmt=True)
+        else:
+            value = f"{seconds:.3f}".rstrip("0").rstrip(".")
+        extra.append(("retry-after", value))
+    if fault.retry_after_ms is not None:
+        extra.append(("retry-after-ms", str(fault.retry_after_ms)))
+    return extra
 
 
 def _parse(raw: bytes) -> Any:
@@ -319,7 +325,7 @@ def _parse(raw: bytes) -> Any:
         return None
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deeply
         return None
 
 
@@ -328,12 +334,18 @@ def _not_allowed(path: str, method: str, allowed: str) -> Reply:
     return json_reply(405, {"error": {"message": message}}, [("allow", allowed)])
 
 
-def _redacted(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+def _redacted(
+    headers: Sequence[tuple[bytes, bytes]],
+) -> tuple[tuple[tuple[str, str], ...], int]:
+    """The headers as text, credentials redacted, and their size (the record's weight)."""
     out = []
+    size = 0
     for name, value in headers:
         key = name.decode("latin-1").lower()
-        out.append((key, "<redacted>" if key in _SECRET_HEADERS else value.decode("latin-1")))
-    return out
+        text = "<redacted>" if key in _SECRET_HEADERS else value.decode("latin-1")
+        out.append((key, text))
+        size += len(key) + len(text)
+    return tuple(out), size
 
 
 def _ends_with_tool_result(body: dict[str, Any]) -> bool:
@@ -359,7 +371,8 @@ def _ends_with_tool_result(body: dict[str, Any]) -> bool:
     for item in reversed(items):
         if not isinstance(item, dict):
             continue
-        if item.get("role") == "tool" or item.get("type") in _TOOL_OUTPUT_ITEMS:
+        kind = item.get("type")
+        if item.get("role") == "tool" or (isinstance(kind, str) and kind in _TOOL_OUTPUT_ITEMS):
             return True
         if item.get("role") == "user":
             return False

@@ -5,7 +5,10 @@ frames (one SSE event each) flagged as deltas or not, plus the *terminal* frames
 that say "done" (``message_stop``, ``response.completed``, ``data: [DONE]``).
 :func:`shape` turns them into the frames to send under a :class:`Fault`: cut after N
 deltas, add an error event, leave out the terminal frames, or interleave garbage.
-Frames are produced lazily, so a 100,000-delta reply never sits in memory whole.
+Frames are produced lazily, so a 100,000-delta reply never sits in memory whole; an
+event that must carry the whole reply text (the Responses API's ``*.done`` events)
+is rendered around a hole and the text poured in piece by piece
+(:func:`with_text`), so one frame may arrive as several byte strings.
 """
 
 from __future__ import annotations
@@ -16,16 +19,35 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from provcfg.stub.config import StubConfig
+from provcfg.stub.config import ReplyText, StubConfig
 from provcfg.stub.faults import Fault
 
-__all__ = ["Call", "End", "Reply", "Section", "dumps", "json_reply", "shape", "sse", "sse_headers"]
+__all__ = [
+    "FRAME_CACHE_BYTES",
+    "TEXT_HOLE",
+    "Call",
+    "End",
+    "Reply",
+    "Section",
+    "dumps",
+    "json_reply",
+    "shape",
+    "sse",
+    "sse_headers",
+    "with_text",
+]
 
 End = Literal["complete", "drop", "hang"]
 Section = tuple[bool, Iterable[bytes]]
 
 # Lines a conforming SSE parser must skip: a comment and an unknown field, as their own block.
 GARBAGE = b": stub garbage, a comment line\nx-stub-noise: an unknown field\n\n"
+# A placeholder string for the reply text in an event rendered by with_text (a NUL
+# cannot come from the reply text unescaped, so the escaped marker is unambiguous).
+TEXT_HOLE = "\x00provcfg-stub-text\x00"
+# How many bytes of rendered delta frames a reply may keep for reuse: long replies
+# repeat a short text, so a few distinct frames serve the whole stream.
+FRAME_CACHE_BYTES = 1 << 22
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +90,7 @@ class Reply:
 
 # One encoder, built once: json.dumps with non-default options builds a new one per call.
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_HOLE_BYTES = _ENCODE(TEXT_HOLE)[1:-1].encode()
 
 
 def dumps(obj: Any) -> str:
@@ -81,6 +104,20 @@ def sse(event: str | None, data: Any) -> bytes:
     if event is None:
         return f"data: {text}\n\n".encode()
     return f"event: {event}\ndata: {text}\n\n".encode()
+
+
+def with_text(frame: bytes, text: ReplyText) -> Iterator[bytes]:
+    """Yield ``frame`` with each :data:`TEXT_HOLE` replaced by ``text``, JSON-escaped, lazily.
+
+    JSON escaping works character by character, so escaping the text piece by piece
+    gives the same bytes as escaping it whole.
+    """
+    parts = frame.split(_HOLE_BYTES)
+    yield parts[0]
+    for part in parts[1:]:
+        for piece in text.pieces(65536):
+            yield _ENCODE(piece)[1:-1].encode()
+        yield part
 
 
 def json_reply(status: int, obj: Any, headers: Iterable[tuple[str, str]] = ()) -> Reply:
@@ -162,4 +199,5 @@ def _cut_ending(
 def _interleave(frames: Iterator[bytes]) -> Iterator[bytes]:
     for frame in frames:
         yield frame
-        yield GARBAGE
+        if frame.endswith(b"\n\n"):  # not inside an event that arrives in pieces
+            yield GARBAGE

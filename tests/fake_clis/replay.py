@@ -16,6 +16,8 @@ once), except directives starting with ``#!``:
     #!lines COUNT [PAD]       print COUNT JSON lines {"type":"tick","n":i,"pad":"..."}
     #!ticks INTERVAL          print a tick line every INTERVAL seconds, forever
     #!raw TEXT                print TEXT without a newline
+    #!endless_line            print one line that never ends, as fast as the pipe takes it
+    #!trickle INTERVAL        print one byte every INTERVAL seconds, never a newline, forever
     #!ignore_term             ignore SIGTERM from now on
     #!grandchild PIDFILE      start a grandchild (same group) that ignores SIGTERM, sleeps,
                               and keeps stdout open; its pid goes to PIDFILE
@@ -103,6 +105,18 @@ def main() -> int:
         elif word == "raw":
             out.write(arg.encode())
             out.flush()
+        elif word == "endless_line":
+            block = b'{"type":"text","text":"' + b"x" * 65536
+            out.write(block)
+            block = b"x" * 65536
+            while True:
+                out.write(block)
+                out.flush()
+        elif word == "trickle":
+            while True:
+                out.write(b"x")
+                out.flush()
+                time.sleep(float(arg))
         elif word == "ignore_term":
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         elif word == "grandchild":

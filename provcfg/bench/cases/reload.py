@@ -1,0 +1,309 @@
+"""Hot reload: save-to-live latency beside its floor, and how cost grows to 5,000 providers.
+
+``reload.save-to-live``: a 10-provider manifest saved with temp file + ``os.replace``;
+the reference is watchfiles used directly (the same step and debounce) seeing the
+save, then read + parse + ``Runtime.build``; the floor is the read + parse + build
+alone; the subject is the wall time from the save to the new generation being live
+under ``provcfg.watch``'s defaults; watchfiles' own defaults and a burst of
+writes beside them. Each round also checks that one change rebuilds exactly one
+provider and keeps the other nine instances.
+
+``scale.providers-N``: ``load()`` of N lazy providers, and the rebuild after one of
+them changed, against parsing the same YAML with libyaml's CSafeLoader (linear in N).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from provcfg.bench._case import Budget, Case, CaseContext, Contender, Sample, TimeFunc
+from provcfg.bench.cases._fixtures import scratch
+
+NAMES = [f"p{i}" for i in range(10)]
+
+
+def manifest(count: int, changed: int) -> str:
+    """``count`` anthropic-api providers; provider 3's max_tokens encodes ``changed``."""
+    lines = ["version: 1", "providers:"]
+    for i in range(count):
+        tokens = 1000 + changed if i == 3 else 1000
+        lines.append(
+            f"  p{i}: {{kind: anthropic-api, base_url: 'http://127.0.0.1:9', api_key: stub, "
+            f"transport: fast, max_tokens: {tokens}}}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def save(path: Path, text: str) -> None:
+    """Replace ``path`` atomically, as editors do."""
+    tmp = path.with_name(".providers.yaml.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class _Watched:
+    """One contender's own folder and manifest (watchers never see each other's saves)."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.folder = root / name
+        self.folder.mkdir()
+        self.path = self.folder / "providers.yaml"
+        self.saves = 0
+        save(self.path, manifest(10, 0))
+
+    def next_save(self) -> None:
+        self.saves += 1
+        save(self.path, manifest(10, self.saves))
+
+
+@asynccontextmanager
+async def _save_to_live(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
+    import watchfiles
+
+    import provcfg
+    from provcfg._loading import parse_manifest_text
+    from provcfg._reload import DEFAULT_DEBOUNCE, DEFAULT_STEP
+    from provcfg._runtime import Runtime
+
+    async with contextlib.AsyncExitStack() as stack:
+        root = stack.enter_context(scratch())
+
+        def build_after(target: _Watched, previous: Any) -> Any:
+            m = parse_manifest_text(target.path.read_bytes(), file=str(target.path), environ={})
+            return Runtime.build(m, previous, file=str(target.path))
+
+        floor_file = _Watched(root, "floor")
+        floor_rt: list[Any] = [None]
+
+        async def floor(loops: int) -> Sample:
+            elapsed = 0.0
+            for _ in range(loops):
+                floor_file.next_save()
+                start = time.perf_counter()
+                rt = build_after(floor_file, floor_rt[0])
+                elapsed += time.perf_counter() - start
+                if floor_rt[0] is not None:
+                    await floor_rt[0].aclose()
+                floor_rt[0] = rt
+            return Sample(elapsed / loops)
+
+        # The reference: watchfiles itself (provcfg's step and debounce) seeing the save,
+        # then read, parse and build: the least any reloader does.
+        direct_file = _Watched(root, "direct")
+        changes = watchfiles.awatch(
+            direct_file.folder,
+            debounce=int(DEFAULT_DEBOUNCE * 1000),
+            step=int(DEFAULT_STEP * 1000),
+        )
+        pending: list[Any] = [asyncio.ensure_future(anext(changes))]
+        direct_rt: list[Any] = [None]
+
+        async def direct(loops: int) -> Sample:
+            elapsed = 0.0
+            for _ in range(loops):
+                await asyncio.sleep(0.02)
+                start = time.perf_counter()
+                direct_file.next_save()
+                await pending[0]
+                rt = build_after(direct_file, direct_rt[0])
+                elapsed += time.perf_counter() - start
+                pending[0] = asyncio.ensure_future(anext(changes))
+                if direct_rt[0] is not None:
+                    await direct_rt[0].aclose()
+                direct_rt[0] = rt
+            return Sample(elapsed / loops)
+
+        async def close_direct() -> None:
+            pending[0].cancel()
+            with contextlib.suppress(BaseException):
+                await pending[0]
+            await changes.aclose()
+            for rt in (direct_rt[0], floor_rt[0]):
+                if rt is not None:
+                    await rt.aclose()
+
+        stack.push_async_callback(close_direct)
+
+        async def open_live(name: str, debounce: float, step: float) -> tuple[_Watched, Any]:
+            target = _Watched(root, name)
+            live = await stack.enter_async_context(
+                provcfg.watch(target.path, environ={}, debounce=debounce, step=step)
+            )
+            return target, live
+
+        def live_run(target: _Watched, watcher: Any, role: str) -> TimeFunc:
+            spin = ctx.slowed(role)  # type: ignore[arg-type]
+
+            async def run(loops: int) -> Sample:
+                elapsed = reported = 0.0
+                rebuilt = kept = 0
+                for _ in range(loops):
+                    await asyncio.sleep(0.02)
+                    before = {n: watcher.runtime.provider(n) for n in NAMES}
+                    waiting = asyncio.ensure_future(watcher.reload_event(timeout=10))
+                    await asyncio.sleep(0)
+                    start = time.perf_counter()
+                    target.next_save()
+                    event = await waiting
+                    if spin is not None:
+                        spin()
+                    elapsed += time.perf_counter() - start
+                    reported += event.latency_s or 0.0
+                    rt = watcher.runtime
+                    rebuilt += sum(1 for s in rt.changes.values() if s == "rebuilt")
+                    kept += sum(1 for n in NAMES if n != "p3" and rt.provider(n) is before[n])
+                extra = {
+                    "event_latency": reported / loops,
+                    "rebuilt": rebuilt / loops,
+                    "kept_of_9": kept / loops,
+                }
+                return Sample(elapsed / loops, extra)
+
+            return run
+
+        ours, ours_live = await open_live("provcfg", DEFAULT_DEBOUNCE, DEFAULT_STEP)
+        theirs, theirs_live = await open_live("defaults", 1.6, 0.05)
+        burst_file, burst_live = await open_live("burst", DEFAULT_DEBOUNCE, DEFAULT_STEP)
+
+        async def burst(loops: int) -> Sample:
+            elapsed = 0.0
+            for _ in range(loops):
+                for _ in range(50):
+                    burst_file.next_save()
+                target = 1000 + burst_file.saves
+                start = time.perf_counter()
+                while burst_live.runtime.manifest.providers["p3"].max_tokens != target:
+                    await burst_live.reload_event(timeout=10)
+                elapsed += time.perf_counter() - start
+            return Sample(elapsed / loops)
+
+        await asyncio.sleep(0.2)  # every watcher is up before the first save
+        yield [
+            Contender(
+                "watchfiles-direct",
+                "reference",
+                direct,
+                "watchfiles.awatch (same step/debounce) sees the save, then read + parse + build",
+            ),
+            Contender(
+                "save-to-live",
+                "subject",
+                live_run(ours, ours_live, "subject"),
+                "save -> new generation live, provcfg defaults (step 30 ms)",
+            ),
+            Contender(
+                "floor", "floor", floor, "read + hash + parse + validate + Runtime.build alone"
+            ),
+            Contender(
+                "watchfiles-defaults",
+                "other",
+                live_run(theirs, theirs_live, "other"),
+                "the same with watchfiles' defaults (debounce 1.6 s, step 50 ms)",
+            ),
+            Contender("burst-50", "other", burst, "50 back-to-back saves: last save -> live"),
+        ]
+
+
+def _scale(count: int) -> Case:
+    @asynccontextmanager
+    async def build(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
+        import yaml
+
+        import provcfg
+        from provcfg._loading import parse_manifest_text
+        from provcfg._runtime import Runtime
+
+        n = min(count, 50) if ctx.smoke else count
+        with scratch() as folder:
+            path = folder / "providers.yaml"
+            text = manifest(n, 0)
+            save(path, text)
+            changed = manifest(n, 1).encode()
+            spin = ctx.slowed("subject")
+            clock = ctx.clock
+
+            async def parse(loops: int) -> Sample:
+                start = clock()
+                for _ in range(loops):
+                    yaml.load(text, Loader=yaml.CSafeLoader)
+                return Sample((clock() - start) / loops)
+
+            async def load(loops: int) -> Sample:
+                elapsed = 0.0
+                for _ in range(loops):
+                    start = clock()
+                    rt = provcfg.load(path)
+                    if spin is not None:
+                        spin()
+                    elapsed += clock() - start
+                    await rt.aclose()
+                return Sample(elapsed / loops)
+
+            async def rebuild_one(loops: int) -> Sample:
+                elapsed = 0.0
+                for _ in range(loops):
+                    old = provcfg.load(path)
+                    start = clock()
+                    m = parse_manifest_text(changed, file=str(path), environ={})
+                    new = Runtime.build(m, old, file=str(path))
+                    if spin is not None:
+                        spin()
+                    elapsed += clock() - start
+                    await old.aclose()
+                    await new.aclose()
+                return Sample(elapsed / loops)
+
+            yield [
+                Contender(
+                    "yaml-CSafeLoader",
+                    "reference",
+                    parse,
+                    f"yaml.load of the same {n}-provider text (libyaml, no checks)",
+                ),
+                Contender("load", "subject", load, f"provcfg.load() of {n} lazy providers"),
+                Contender(
+                    "rebuild-one",
+                    "subject",
+                    rebuild_one,
+                    f"parse + Runtime.build after one of {n} providers changed",
+                ),
+            ]
+
+    return Case(
+        name=f"scale.providers-{count}",
+        title=f"{count:,} providers: load() and a one-provider reload vs parsing the YAML",
+        build=build,
+        threshold=0.25,
+        gc_off=True,
+        clock="cpu",
+        sample_seconds=0.01,
+        repeats=3,
+        rounds={"quick": (6, 30), "full": (10, 60)},
+        seconds={"quick": 4.0, "full": 20.0},
+        suites=("quick", "full") if count == 100 else ("full",),
+        note="linear in the number of providers: compare the ratio across sizes",
+    )
+
+
+CASES = [
+    Case(
+        name="reload.save-to-live",
+        title="save -> new config live vs watchfiles used directly + read, parse, build",
+        build=_save_to_live,
+        sample_seconds=0.0,
+        rounds={"quick": (6, 20), "full": (30, 60)},
+        seconds={"quick": 4.0, "full": 40.0},
+        threshold=0.25,
+        budgets=(Budget("save-to-live", "<= 300 ms", max_seconds=0.3),),
+        note="a save is seen after one or two 30 ms steps, so each latency is quantized; "
+        "each round checks 1 rebuilt, 9/9 kept",
+    ),
+    *(_scale(n) for n in (10, 100, 1000, 5000)),
+]

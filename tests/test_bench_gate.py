@@ -1,0 +1,79 @@
+"""The gate end to end on a real, cheap case: an inserted slowdown fails it, identical code passes.
+
+The case times a small pure-Python statement against a copy of itself; the slowdown
+is a calibrated :class:`~provcfg.bench.Spin` pasted into the subject's timed statement
+(a real 60 % of the operation's time: generous, so one run decides). Behaviour is
+asserted (the verdicts), never a time.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import pytest
+
+from provcfg.bench import Case, CaseContext, Contender, RunResult, Spin, statement_contender
+from provcfg.bench._gate import compare, gate_failed
+from provcfg.bench._runner import run_case_sync
+
+_STMT = "sorted(data)"
+
+
+@asynccontextmanager
+async def _build(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
+    names = {"data": list(range(300, 0, -1))}
+    yield [
+        statement_contender("reference", "reference", _STMT, names, ctx),
+        statement_contender("subject", "subject", _STMT, names, ctx),
+    ]
+
+
+CASE = Case(
+    name="synthetic.sorted",
+    title="sorted() vs itself",
+    build=_build,
+    sample_seconds=0.002,
+    repeats=3,
+    clock="cpu",
+    rounds={"quick": (25, 25), "full": (25, 25)},
+    seconds={"quick": 0.0, "full": 0.0},
+)
+
+
+def _run(ctx: CaseContext) -> RunResult:
+    result = run_case_sync(CASE, "quick", ctx)
+    assert result.error is None, result.error
+    return RunResult(suite="quick", started="t", cases=[result])
+
+
+@pytest.mark.timeout(300)
+def test_gate_fails_on_an_inserted_slowdown_and_passes_on_identical_code() -> None:
+    """With a 60 % spin inside the subject the gate reports a regression; unchanged, it does not."""
+    ctx = CaseContext()
+    baseline_run = _run(ctx)
+    baseline = baseline_run.ratio_entries()
+    assert set(baseline) == {"synthetic.sorted/subject"}
+    op = statistics.median(baseline_run.cases[0].contender("subject").samples)
+
+    slowed = _run(ctx.with_spin(Spin(0.6 * op, time.process_time)))
+    failing = compare(slowed.ratio_entries(), baseline, 0.10)
+    assert [c.verdict for c in failing] == ["regression"]
+    assert gate_failed(failing)
+    assert slowed.cases[0].spin_seconds is not None
+
+    unchanged = _run(ctx)
+    passing = compare(unchanged.ratio_entries(), baseline, 0.10)
+    assert not gate_failed(passing), [(c.verdict, c.current) for c in passing]
+
+
+def test_spin_slows_only_subjects() -> None:
+    """The context hands the spin to subjects and never to the reference or controls."""
+    ctx = CaseContext().with_spin(Spin(1e-6))
+    assert ctx.slowed("subject") is ctx.spin
+    for role in ("reference", "control", "floor", "other"):
+        assert ctx.slowed(role) is None  # type: ignore[arg-type]
+    block, names = Spin(50e-9).inline()
+    assert "_spin_v" in block and names == {}
