@@ -1,13 +1,16 @@
 """Sessions with the real CLIs against the stub: several turns through one live agent.
 
-Turn 2 refers to turn 1; the stub records every request it receives, so each test
-checks that turn 2's and turn 3's requests carry the turns before them, and that the
-agent's session id stays the same. Each test runs in its own loopback-only netns.
+Turn 2 refers to turn 1. The stub runs with its conversation echo (docs/stub.md): each
+reply is a summary of the conversation the request carried, so the answer the caller
+reads in turn 2 shows turn 1 (and turn 3 shows both); the stub's recorded requests
+are checked too. The agent's session id stays the same. Each test runs in its own
+loopback-only netns.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -38,7 +41,8 @@ TURNS = ("My name is Ada. Say hello.", "What is my name?", "Spell it backwards."
 @pytest.fixture
 async def stub(netns: Netns) -> AsyncIterator[StubServer]:
     """A stub on 127.0.0.1 inside the test's namespace."""
-    async with StubServer(config=StubConfig(text=REPLY, chunk_size=4)) as server:
+    config = StubConfig(text=REPLY, chunk_size=4, echo_conversation=True)
+    async with StubServer(config=config) as server:
         yield server
 
 
@@ -57,14 +61,20 @@ def _turn_requests(stub: StubServer, since: int) -> list[Any]:
 
 
 async def _three_turns(rt: Any, provider: str, stub: StubServer, **kwargs: Any) -> list[str]:
-    """Run the three turns in one session; return the conversation each turn's request held."""
+    """Run the three turns in one session; return the conversation each turn's request held.
+
+    Each turn's answer (the stub's echo of the conversation it received) names the
+    turn's own prompt and every earlier one.
+    """
     seen: list[str] = []
     ids: set[str | None] = set()
     async with rt.provider(provider).session(**kwargs) as session:
-        for prompt in TURNS:
+        for n, prompt in enumerate(TURNS):
             before = len(stub.requests)
             chunks = [c async for c in session.send(prompt)]
-            assert _text(chunks) == REPLY
+            answer = _text(chunks)
+            assert all(p in answer for p in TURNS[: n + 1]), answer
+            assert all(p not in answer for p in TURNS[n + 1 :]), answer
             result = chunks[-1]
             assert result.type == "result" and result.data is not None
             requests = _turn_requests(stub, before)
@@ -77,9 +87,9 @@ async def _three_turns(rt: Any, provider: str, stub: StubServer, **kwargs: Any) 
 
 
 def _carries_the_earlier_turns(seen: list[str]) -> None:
-    assert TURNS[0] in seen[0]
-    assert TURNS[0] in seen[1] and REPLY in seen[1] and TURNS[1] in seen[1]
-    assert all(t in seen[2] for t in TURNS) and seen[2].count(REPLY) >= 2
+    assert TURNS[0] in seen[0] and TURNS[1] not in seen[0]
+    assert TURNS[0] in seen[1] and TURNS[1] in seen[1] and "assistant" in seen[1]
+    assert all(t in seen[2] for t in TURNS)
 
 
 async def test_claude_session_three_turns_share_one_process(
@@ -114,13 +124,13 @@ async def test_claude_session_survives_a_failed_turn(
     rt = provcfg.load(path, environ={"STUB_SECRET": SECRET})
     async with rt, rt.provider("claude").session() as session:
         first = [c async for c in session.send("hello")]
-        assert _text(first) == REPLY
+        assert re.search(r"user: .*\bhello$", _text(first))
         stub.enqueue_fault("529", path="/v1/messages")
         with pytest.raises(ProviderError) as caught:
             [c async for c in session.send("this one fails")]
         assert caught.value.kind == "overloaded"
         third = [c async for c in session.send("and this one works?")]
-        assert _text(third) == REPLY
+        assert "and this one works?" in _text(third)
         import os
         import signal
 
@@ -163,12 +173,12 @@ async def test_codex_session_without_warm_starts_its_own_server(
     )
     async with provcfg.load(path, environ={"STUB_SECRET": SECRET}) as rt:
         async with rt.provider("codex").session() as session:
-            assert _text([c async for c in session.send("hello")]) == REPLY
+            assert re.search(r"user: .*\bhello", _text([c async for c in session.send("hello")]))
             stub.enqueue_fault("401", path="/v1/responses")
             with pytest.raises(ProviderError) as caught:
                 [c async for c in session.send("this one fails")]
             assert caught.value.kind == "authentication" and caught.value.status == 401
-            assert _text([c async for c in session.send("works again?")]) == REPLY
+            assert "works again?" in _text([c async for c in session.send("works again?")])
             assert marked_processes(marker) != []
         await eventually(lambda: marked_processes(marker) == [], 30, "the server stopped")
 
