@@ -18,6 +18,7 @@ share a redis region's entries exactly when the region's inputs are the same.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -43,6 +44,7 @@ from provcfg._modeltable import ModelTable
 from provcfg._monitoring._lineage import Monitoring
 from provcfg._parts import Holdings, SharedPart
 from provcfg._pools import Pool, SSLContextCache
+from provcfg._providers._warm import WarmPool
 from provcfg._providers.base import Provider, ProviderContext
 from provcfg._resilience import Breakers, CircuitBreaker, Route, RouteTarget, expand
 from provcfg._store import PROVIDERS_REGION, ProviderStore
@@ -62,6 +64,7 @@ __all__ = [
     "build_regions",
     "build_resolver",
     "build_store",
+    "build_warm",
     "compare",
     "install_routes",
 ]
@@ -231,8 +234,41 @@ def build_resolver(
     """The CLI resolver: one per lineage (it holds a descriptor per CLI found)."""
     part = holdings.reuse({"": previous} if previous is not None else {}, "", "resolver")
     if part is None:
-        part = holdings.new(CLIResolver(metrics), "resolver", CLIResolver.close)
+        part = holdings.new(CLIResolver(metrics, watch=True), "resolver", _close_resolver)
     return part
+
+
+async def _close_resolver(resolver: CLIResolver) -> None:
+    resolver.close()
+    # Its watcher thread ends within one step (50 ms); waited for off the loop.
+    await asyncio.to_thread(resolver.join_watcher)
+
+
+def build_warm(
+    manifest: Manifest,
+    previous: SharedPart[WarmPool] | None,
+    holdings: Holdings,
+    metrics: Metrics,
+    resolver: CLIResolver,
+) -> SharedPart[WarmPool]:
+    """The warm-process pool: one per lineage, its cap set from this manifest's ``warm:``.
+
+    The pool is told when the resolver sees a CLI binary change on disk, and retires
+    the spares of the old binary.
+    """
+    part = holdings.reuse({"": previous} if previous is not None else {}, "", "warm")
+    if part is None:
+        pool = WarmPool(metrics, manifest.warm.max_processes)
+        resolver.on_change(pool.retire_binary)
+        part = holdings.new(pool, "warm", _close_warm)
+    else:
+        part.obj.configure(manifest.warm.max_processes)
+    return part
+
+
+async def _close_warm(pool: WarmPool) -> None:
+    # Stopping processes waits out their grace periods: not on the event loop.
+    await asyncio.to_thread(pool.close)
 
 
 # --------------------------------------------------------------------------- handles
@@ -269,6 +305,7 @@ def build_handles(
     regions: Mapping[str, SharedPart[CacheRegion]],
     resolver: CLIResolver,
     holdings: Holdings,
+    warm: WarmPool | None = None,
 ) -> Handles:
     """A handle per provider (the store's live one when its digest is unchanged)."""
     cli_part = regions.get(CLI_PATHS_REGION)
@@ -305,6 +342,7 @@ def build_handles(
             metrics=lineage.metrics,
             pool=pool.obj if pool is not None else None,
             cli=cli,
+            warm=warm if f.cli is not None else None,
         )
         key = f"{name}:{digest}"
         out.handles[name] = store.register(name, f.kind, key, _factory(kind, ctx))

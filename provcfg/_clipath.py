@@ -27,6 +27,19 @@ changes, and a caller whose exec fails with ``FileNotFoundError`` can call
 ``invalidate(path)`` and resolve again. A new binary of the same name appearing
 earlier on an unchanged ``PATH`` is not noticed until one of those happens.
 
+With a watcher (``CLIResolver(metrics, watch=True)``, what the runtime builds), a hit
+makes no system call at all: a thread watches the folders of every hop of each cached
+file's symlink chain (watchfiles, non-recursive), and once that watch is listening the
+entries it covers are marked *watched*; a hit on a watched entry is a dict lookup and
+an attribute read. A change that names a hop drops the entry (the next call detects
+again) within the watch's 50 ms step; until then a hit returns the same path, which a
+replaced binary still answers to. Entries the watch does not cover yet (just detected,
+or the watcher could not start) keep the ``fstat`` check above.
+
+Listeners (:meth:`CLIResolver.on_change`) hear about every file whose entry was dropped
+because it changed or was invalidated: the warm-process pool retires the spares of an
+old binary that way.
+
 The resolver owns its descriptors (one per cached file): :meth:`CLIResolver.close`
 releases them, and so does garbage collection of a resolver never closed.
 
@@ -50,9 +63,10 @@ import stat
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from provcfg._errors import CLINotFoundError
 from provcfg._logs import get_logger
@@ -72,6 +86,8 @@ _MAX_ENTRIES: Final = 256
 # os.environ.get("PATH") costs ~0.7 us (Mapping.get, key encoding, value decoding); the
 # encoded key looked up in the underlying dict costs ~50 ns and sees every os.environ write.
 _PATH_KEY: Final = os.environ.encodekey("PATH")
+# os.environ's underlying dict: every os.environ write lands there (the object never changes).
+_ENV_DATA: Final[dict[object, object]] = getattr(os.environ, "_data", {})
 _OPEN_FLAGS: Final = getattr(os, "O_PATH", os.O_RDONLY) | getattr(os, "O_CLOEXEC", 0)
 # Module-level bindings: each saves an attribute lookup on the cached path.
 _fstat: Final = os.fstat
@@ -119,7 +135,19 @@ class _Entry:
     slice instead of six attribute reads) plus ``st_mtime_ns``.
     """
 
-    __slots__ = ("checked_at", "fd", "file", "head", "mtime_ns", "result")
+    __slots__ = (
+        "checked_at",
+        "command",
+        "fd",
+        "file",
+        "head",
+        "hits",
+        "hops",
+        "mtime_ns",
+        "raw_path",
+        "result",
+        "watched",
+    )
 
     def __init__(self, result: Path, file: str, fd: int, st: os.stat_result) -> None:
         self.result = result
@@ -128,11 +156,27 @@ class _Entry:
         self.head: tuple[int, ...] = st[:7]
         self.mtime_ns = st.st_mtime_ns
         self.checked_at = _monotonic()
+        self.hops = _hops(file)
+        # Set by the watcher once its watch covers every hop's folder: no check on a hit.
+        self.watched = False
+        # Watched hits are counted here (an integer add), read by the metrics as a source.
+        self.hits = 0
+        self.command = ""
+        self.raw_path: object = None  # the PATH value (object) of its key
 
     def close(self) -> None:
         fd, self.fd = self.fd, -1
         if fd >= 0:
             os.close(fd)
+
+
+def _unchanged(entry: _Entry, now: float) -> bool:
+    """Whether the entry's descriptor and path still show the file recorded at detection."""
+    try:
+        st = _fstat(entry.fd)
+    except OSError:
+        return False
+    return st[:7] == entry.head and st.st_mtime_ns == entry.mtime_ns and _same_file(entry, now)
 
 
 def _same_file(entry: _Entry, now: float) -> bool:
@@ -151,12 +195,40 @@ class CLIResolver:
     concurrent first calls for the same key detect once.
     """
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, *, watch: bool = False) -> None:
         self._metrics = metrics
         self._entries: dict[_Key, _Entry] = {}
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[str], object]] = []
+        self._watch_wanted = watch
+        self._watch: _BinaryWatch | None = None
+        self._retired_hits: dict[str, int] = {}
+        metrics.add_counter_source(self._hit_counts)
+        self._stopped_watch: _BinaryWatch | None = None
         # A resolver dropped without close() still releases its descriptors when collected.
         weakref.finalize(self, _close_entries, self._entries)
+
+    def _hit_counts(self) -> dict[tuple[str, str], int]:
+        """Watched hits per command (``cli_path_hit``), for the metrics."""
+        counts = dict(self._retired_hits)
+        for entry in list(self._entries.values()):
+            counts[entry.command] = counts.get(entry.command, 0) + entry.hits
+        return {("cli_path_hit", command): n for command, n in counts.items() if n}
+
+    def entry(self, command: str, path: str | None, search_paths: tuple[str, ...]) -> Any:
+        """The cached entry for this lookup under the current PATH (None if not cached):
+        what :class:`CliLookup` keeps for its no-call fast path."""
+        return self._entries.get((command, path, search_paths, _ENV_DATA.get(_PATH_KEY)))
+
+    def on_change(self, listener: Callable[[str], object]) -> None:
+        """Call ``listener(file)`` whenever a cached file is dropped because it changed on
+        disk or was invalidated (from whatever thread noticed)."""
+        self._listeners.append(listener)
+
+    @property
+    def watching(self) -> bool:
+        """Whether a watcher covers the cached files (hits then make no system call)."""
+        return self._watch is not None and self._watch.listening
 
     def resolve(
         self,
@@ -191,6 +263,9 @@ class CLIResolver:
         key: _Key = (command, path, search_paths, raw_path)
         entry = self._entries.get(key)
         if entry is not None:
+            if entry.watched:
+                entry.hits += 1
+                return entry.result
             st: os.stat_result | None
             try:
                 st = _fstat(entry.fd)
@@ -221,11 +296,66 @@ class CLIResolver:
                     for key, entry in self._entries.items()
                     if target in (entry.file, os.path.dirname(entry.file))
                 ]
+            files = []
             for key in doomed:
-                self._entries.pop(key).close()
+                entry = self._entries.pop(key)
+                self._retire(entry)
+                files.append(entry.file)
         if doomed:
             _log.debug("cli_path_invalidated", target=str(path_or_none), entries=len(doomed))
+            self._changed_files(files)
         return len(doomed)
+
+    def _changed_files(self, files: list[str]) -> None:
+        for file in dict.fromkeys(files):
+            for listener in list(self._listeners):
+                try:
+                    listener(file)
+                except Exception as exc:  # one listener must not break resolving
+                    _log.warning("cli_path_listener_failed", error=repr(exc))
+
+    def changed(self, paths: list[str]) -> int:
+        """The watcher saw ``paths`` change: drop the entries one of whose hops they name."""
+        touched = set(paths)
+        with self._lock:
+            doomed = [k for k, e in self._entries.items() if e.hops & touched]
+            files = []
+            for key in doomed:
+                entry = self._entries.pop(key)
+                self._retire(entry)
+                files.append(entry.file)
+        if files:
+            _log.debug("cli_path_changed", files=files)
+            self._changed_files(files)
+        return len(files)
+
+    def watch_folders(self) -> frozenset[str]:
+        """The folders holding a hop of some cached file (what the watcher watches)."""
+        with self._lock:
+            return frozenset(os.path.dirname(h) for e in self._entries.values() for h in e.hops)
+
+    def mark_watched(self, folders: frozenset[str]) -> None:
+        """The watch over ``folders`` is listening: entries it fully covers skip the check.
+
+        Each is checked once more first (a change may have slipped in while the watch
+        restarted); one that changed is dropped instead.
+        """
+        now = _monotonic()
+        with self._lock:
+            stale = []
+            for key, entry in self._entries.items():
+                covered = bool(folders) and all(os.path.dirname(h) in folders for h in entry.hops)
+                if covered and not _unchanged(entry, now):
+                    stale.append(key)
+                    covered = False
+                entry.watched = covered
+            files = []
+            for key in stale:
+                entry = self._entries.pop(key)
+                self._retire(entry)
+                files.append(entry.file)
+        if files:
+            self._changed_files(files)
 
     def watched_dirs(self) -> set[Path]:
         """The folders holding the currently cached executables (for the hot-reload watcher)."""
@@ -233,14 +363,37 @@ class CLIResolver:
             return {entry.result.parent for entry in self._entries.values()}
 
     def close(self) -> None:
-        """Release every cached descriptor; the resolver stays usable and re-detects."""
+        """Release every cached descriptor and stop the watcher; the resolver stays usable
+        (re-detects, and checks each hit with fstat)."""
+        self._watch_wanted = False
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.stop()
+            self._stopped_watch = watch
         self.invalidate(None)
+
+    def join_watcher(self, timeout: float = 2.0) -> None:
+        """Wait for a watcher stopped by :meth:`close` to end (it releases its inotify fd)."""
+        watch = self._stopped_watch
+        if watch is not None:
+            watch.join(timeout)
+
+    def _retire(self, entry: _Entry) -> None:
+        """Close a dropped entry, keeping its hit count (lock held)."""
+        if entry.hits:
+            self._retired_hits[entry.command] = (
+                self._retired_hits.get(entry.command, 0) + entry.hits
+            )
+            entry.hits = 0
+        entry.close()
 
     def _drop(self, key: _Key, entry: _Entry) -> None:
         with self._lock:
-            if self._entries.get(key) is entry:
-                del self._entries[key]
-                entry.close()
+            if self._entries.get(key) is not entry:
+                return
+            del self._entries[key]
+            self._retire(entry)
+        self._changed_files([entry.file])
 
     def _detect(
         self, key: _Key, install_hint: str, provider: str, shared: CacheRegion | None
@@ -270,8 +423,14 @@ class CLIResolver:
                 )
             if len(self._entries) >= _MAX_ENTRIES:
                 oldest = next(iter(self._entries))
-                self._entries.pop(oldest).close()
+                self._retire(self._entries.pop(oldest))
+            entry.command = command
+            entry.raw_path = raw_path
             self._entries[key] = entry
+            if self._watch_wanted and self._watch is None:
+                self._watch = _BinaryWatch(self)
+        if self._watch is not None:
+            self._watch.refresh()
         return entry.result
 
     def _from_shared(
@@ -334,6 +493,123 @@ class CLIResolver:
             )
         _log.debug("cli_path_detected", command=command, provider=provider, file=file)
         return entry
+
+
+def _hops(file: str) -> frozenset[str]:
+    """``file`` and every symlink hop after it, as absolute paths (at most 40 hops)."""
+    hops = [file]
+    current = file
+    for _ in range(40):
+        try:
+            target = os.readlink(current)
+        except OSError:
+            break
+        current = os.path.normpath(os.path.join(os.path.dirname(current), target))
+        hops.append(current)
+    return frozenset(hops)
+
+
+class _BinaryWatch:
+    """The resolver's watcher thread: watchfiles over the cached files' folders.
+
+    Restarts when the wanted folders change (a new CLI resolved); after each start,
+    once watchfiles polls its stop signal (its watches exist by then), it marks the
+    entries it covers as watched. It holds the resolver weakly and ends with it.
+    """
+
+    def __init__(self, resolver: CLIResolver) -> None:
+        self._resolver = weakref.ref(resolver)
+        self._stopped = False
+        self._restart = False
+        self.listening = False
+        self._folders: frozenset[str] = frozenset()
+        self._thread = threading.Thread(target=self._run, name="provcfg-cli-watch", daemon=True)
+        self._thread.start()
+
+    def refresh(self) -> None:
+        """Restart the watch if the wanted folders changed."""
+        resolver = self._resolver()
+        if resolver is not None and resolver.watch_folders() != self._folders:
+            self._restart = True
+
+    def stop(self) -> None:
+        """Stop watching (returns at once; the thread ends within one step)."""
+        self._stopped = True
+        self.listening = False
+
+    def join(self, timeout: float) -> None:
+        """Wait for the thread to end."""
+        self._thread.join(timeout)
+
+    def _done(self) -> bool:
+        return self._stopped or self._resolver() is None
+
+    def _run(self) -> None:
+        try:
+            from watchfiles import watch
+        except ImportError:  # pragma: no cover - a dependency; fstat checks stay
+            return
+        while not self._done():
+            resolver = self._resolver()
+            folders = resolver.watch_folders() if resolver is not None else frozenset()
+            folders = frozenset(f for f in folders if os.path.isdir(f))
+            self._folders = folders
+            self._restart = False
+            if resolver is not None:
+                resolver.mark_watched(frozenset())  # fstat checks until the new watch listens
+            del resolver
+            if not folders:
+                time.sleep(0.2)
+                continue
+            try:
+                self._watch_once(watch, folders)
+            except Exception as exc:  # a folder vanished: drop everything, try again
+                self.listening = False
+                _log.warning("cli_watch_failed", error=f"{type(exc).__name__}: {exc}")
+                resolver = self._resolver()
+                if resolver is not None:
+                    resolver.invalidate(None)
+                time.sleep(0.5)
+
+    def _watch_once(self, watch: Any, folders: frozenset[str]) -> None:
+        stop = _ThreadStop(self, folders)
+        for batch in watch(
+            *sorted(folders),
+            stop_event=stop,
+            debounce=200,
+            step=50,
+            rust_timeout=500,
+            yield_on_timeout=True,
+            recursive=False,
+            raise_interrupt=False,
+        ):
+            resolver = self._resolver()
+            if resolver is None:
+                return
+            if batch:
+                resolver.changed([os.path.abspath(p) for _, p in batch])
+                self._restart = self._restart or resolver.watch_folders() != folders
+            if self._restart:
+                return
+        self.listening = False
+
+
+class _ThreadStop:
+    """watchfiles' ``stop_event``: its first poll means the watch is listening."""
+
+    def __init__(self, watch: _BinaryWatch, folders: frozenset[str]) -> None:
+        self._watch = watch
+        self._folders = folders
+        self._polled = False
+
+    def is_set(self) -> bool:
+        if not self._polled:
+            self._polled = True
+            resolver = self._watch._resolver()
+            if resolver is not None:
+                resolver.mark_watched(self._folders)
+                self._watch.listening = True
+        return self._watch._done() or self._watch._restart
 
 
 def _plausible(
@@ -477,14 +753,21 @@ class CliLookup:
     install_hint: str
     provider: str
     shared: CacheRegion | None = None
+    # The entry of the last resolve, for the no-call fast path (mutable on purpose).
+    _hot: list[Any] = field(default_factory=lambda: [None], compare=False, repr=False)
 
     def resolve(self) -> Path:
-        """The executable (cached; re-checked cheaply on use).
+        """The executable (cached; with a watcher no system call, else one ``fstat``).
 
         Raises:
             CLINotFoundError: the CLI is not installed where the spec says to look.
         """
-        return self.resolver.resolve(
+        entry = self._hot[0]
+        # Watched, and PATH is the very value its key was made with: nothing can differ.
+        if entry is not None and entry.watched and _ENV_DATA.get(_PATH_KEY) is entry.raw_path:
+            entry.hits += 1
+            return entry.result  # type: ignore[no-any-return]
+        result = self.resolver.resolve(
             self.command,
             path=self.path,
             search_paths=self.search_paths,
@@ -492,3 +775,5 @@ class CliLookup:
             provider=self.provider,
             shared=self.shared,
         )
+        self._hot[0] = self.resolver.entry(self.command, self.path, self.search_paths)
+        return result

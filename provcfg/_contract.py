@@ -35,6 +35,7 @@ __all__ = [
     "Provider",
     "ProviderContext",
     "Result",
+    "Session",
     "Timings",
     "Usage",
 ]
@@ -160,6 +161,8 @@ class ProviderContext:
         metrics: the metrics hook of the runtime lineage.
         pool: the HTTP pool it names (HTTP kinds), else None.
         cli: its CLI lookup (CLI kinds), else None.
+        warm: the runtime's pool of warm agent processes (the built-in CLI kinds use it
+            when their spec has ``warm:``), else None; plugins may ignore it.
     """
 
     name: str
@@ -168,6 +171,7 @@ class ProviderContext:
     metrics: Metrics
     pool: ClientPool | None = None
     cli: CliSource | None = None
+    warm: object | None = None
 
     @property
     def kind(self) -> str:
@@ -204,6 +208,41 @@ class ProviderContext:
         if self.pool is None:
             raise ProvcfgError(f"provider {self.name!r} ({self.kind}) has no HTTP pool")
         return self.pool.client()
+
+
+@runtime_checkable
+class Session(Protocol):
+    """One conversation with one live agent: ``async with provider.session(...) as s``.
+
+    Each :meth:`send` streams one turn through the same agent (Claude Code's process,
+    an opencode session, a codex thread; the anthropic-api kind keeps the message
+    history), so a turn sees the turns before it. Sessions are never shared: leaving
+    the ``async with`` block ends the agent process (or the server-side session).
+    """
+
+    @property
+    def session_id(self) -> str | None:
+        """The agent's own id of this conversation (known after the first turn)."""
+        ...
+
+    def send(self, prompt: str, *, timeout: float | None = None) -> AsyncIterator[Chunk]:
+        """Stream one turn's chunks; the last one has type ``result`` (usage, cost of
+        this turn).
+
+        Raises:
+            ProviderError: the turn failed (the session stays usable where the agent
+                allows), or ``cli_failed`` when the agent process has ended (the
+                session is over).
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """End the conversation and whatever runs it; idempotent."""
+        ...
+
+    async def __aenter__(self) -> Session: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
 
 
 CONTENT_TYPES: Final = frozenset({"text", "thinking", "tool_use"})
@@ -250,6 +289,21 @@ class Provider(Protocol):
         **kind_options: Any,
     ) -> Result:
         """Run one prompt to the end and return its :class:`Result`."""
+        ...
+
+    def session(
+        self,
+        *,
+        cwd: str | Path | None = None,
+        model: str | None = None,
+        system: str | None = None,
+        **kind_options: Any,
+    ) -> Session:
+        """A conversation with one live agent (an async context manager, see :class:`Session`).
+
+        Raises:
+            ProviderError: ``invalid_request`` for a kind without sessions.
+        """
         ...
 
     async def initialize(self) -> None:

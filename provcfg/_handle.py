@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from provcfg._errors import RuntimeClosedError
-from provcfg._providers.base import Chunk, Provider, Result, fold
+from provcfg._providers.base import Chunk, Provider, Result, Session, fold
 from provcfg._resilience import CircuitBreaker, Route, RoutedStream
 
 __all__ = ["InstanceSource", "ProviderHandle"]
@@ -210,6 +210,27 @@ class ProviderHandle:
             timeout=timeout,
             **kind_options,
         )
+
+    def session(
+        self,
+        *,
+        cwd: str | Path | None = None,
+        model: str | None = None,
+        system: str | None = None,
+        **kind_options: Any,
+    ) -> Session:
+        """A conversation with one live agent: ``async with p.session(cwd=..) as s``.
+
+        ``async for chunk in s.send(prompt)`` streams one turn; each turn sees the ones
+        before it. Claude Code keeps one process for the session (stream-json input),
+        opencode one server session, codex one app-server thread, anthropic-api the
+        message history. Leaving the block ends the agent.
+
+        Raises:
+            ProviderError: ``invalid_request`` for a kind without sessions.
+            RuntimeClosedError: the provider is no longer part of the runtime.
+        """
+        return self.instance().session(cwd=cwd, model=model, system=system, **kind_options)
 
     async def initialize(self) -> None:
         """Run the instance's heavy one-time set-up off the event loop (idempotent)."""

@@ -68,6 +68,8 @@ __all__ = [
     "SecretUrl",
     "Timeout",
     "TimeoutsSpec",
+    "WarmLimitsSpec",
+    "WarmSpec",
     "looks_like_model_id",
     "manifest_model",
     "mask_url",
@@ -509,6 +511,67 @@ DEFAULT_FIRST_BYTE_TIMEOUT = 60.0
 """Longest wait for an API's response headers unless the spec says otherwise (60 s)."""
 
 
+WARM_KINDS: tuple[str, ...] = ("claude-code", "opencode", "codex")
+"""The kinds whose agent process can be started ahead of a request (``warm:``)."""
+
+
+class WarmSpec(_Spec):
+    """Agent processes started ahead of requests (docs/clis.md, "Warm processes").
+
+    claude-code keeps ``spares`` idle processes per working folder, each serving one
+    request or one session; opencode and codex keep ``spares`` servers, each serving
+    any number of requests at once.
+    """
+
+    spares: int = Field(
+        default=1,
+        ge=0,
+        le=256,
+        description="Ready processes per working folder (claude-code) or servers (opencode, "
+        "codex); 0 turns warming off. At most warm.max_processes (top level).",
+    )
+    idle_timeout: LongTimeout | None = Field(
+        default=600.0,
+        description="A spare nobody took for this long is stopped (and started again on the "
+        "next request); none keeps it.",
+    )
+    max_age: LongTimeout = Field(
+        default=1800.0,
+        description="A spare older than this is never handed out; it is replaced.",
+    )
+    max_uses: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Requests one process serves before it is replaced (claude-code: always 1; "
+        "opencode and codex: 200 when not set).",
+    )
+    cwds: tuple[Annotated[str, Field(min_length=1, max_length=4096)], ...] = Field(
+        max_length=64,
+        default=(),
+        description="More working folders to keep spares for, besides the provider's cwd (~ is "
+        "expanded).",
+    )
+    learn: int = Field(
+        default=4,
+        ge=0,
+        le=64,
+        description="Working folders learned from requests (a cwd= used twice) and kept warm, "
+        "least recently used first out; 0 learns none.",
+    )
+
+
+class WarmLimitsSpec(_Spec):
+    """The runtime-wide cap on warm agent processes (memory is the cost: docs/clis.md)."""
+
+    max_processes: int = Field(
+        default=4,
+        ge=0,
+        le=256,
+        description="Warm processes (spares and servers) alive at once, over every provider.",
+    )
+
+
 class CliProviderSpec(_ProviderBase):
     """Fields shared by the CLI-driven kinds."""
 
@@ -536,6 +599,11 @@ class CliProviderSpec(_ProviderBase):
         ge=1024,
         le=1024 * 1024 * 1024,
         description="Largest NDJSON line accepted, in bytes (1 KiB to 1 GiB).",
+    )
+    warm: WarmSpec | None = Field(
+        default=None,
+        description="Start the agent ahead of requests: spares, idle_timeout, max_age, max_uses, "
+        "cwds, learn (docs/clis.md).",
     )
 
 
@@ -827,6 +895,10 @@ class Manifest(_Spec):
     pools: dict[Name, PoolSpec] = Field(default_factory=dict)
     providers: dict[Name, ProviderSpec] = Field(min_length=1)
     monitoring: MonitoringSpec = MonitoringSpec()
+    warm: WarmLimitsSpec = Field(
+        default=WarmLimitsSpec(),
+        description="Runtime-wide limits of warm agent processes (providers.<name>.warm).",
+    )
 
     @model_validator(mode="after")
     def _check_references(self, info: ValidationInfo) -> Manifest:
@@ -997,9 +1069,11 @@ def _references(
                     + suggester.hint(kind, known.kinds, "use one of the kinds"),
                     True,
                 )
+    cap = _mapping(data.get("warm")).get("max_processes", WarmLimitsSpec().max_processes)
     for name, spec in providers.items():
         if isinstance(spec, Mapping):
             yield from _provider_references(name, spec, pools, models, known)
+            yield from _warm_references(name, spec, cap)
     names = [n for n in providers if isinstance(n, str)]
     yield from _fallback_problems(providers, names, known)
     region = _mapping(data.get("cache")).get("providers")
@@ -1049,6 +1123,30 @@ def _references(
                     known.unknown("pool", pool, known.pools, "name one of the pools"),
                     False,
                 )
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _warm_references(name: str, spec: Mapping[str, Any], cap: object) -> Iterator[ReferenceProblem]:
+    warm = _mapping(spec.get("warm"))
+    uses = warm.get("max_uses")
+    if spec.get("kind") == "claude-code" and _whole(uses) and uses != 1:
+        yield (
+            ("providers", name, "warm", "max_uses"),
+            "a Claude Code spare serves one conversation; remove max_uses or set it to 1 "
+            "(provider.session() holds one process for many turns)",
+            False,
+        )
+    spares = warm.get("spares")
+    if _whole(spares) and _whole(cap) and spares > cap:  # type: ignore[operator]
+        yield (
+            ("providers", name, "warm", "spares"),
+            f"{spares} spares is above the runtime cap warm.max_processes: {cap}; lower spares "
+            f"or raise warm.max_processes (each warm process holds 90-560 MiB: docs/clis.md)",
+            False,
+        )
 
 
 def _fallbacks_of(spec: object) -> list[str]:

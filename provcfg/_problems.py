@@ -26,7 +26,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from provcfg import _yaml
 from provcfg._errors import PROBLEM_LIMIT, Problem
-from provcfg._manifest import NAME_PATTERN, Manifest
+from provcfg._manifest import NAME_PATTERN, WARM_KINDS, Manifest
 from provcfg._secrets import MASK, every_form
 from provcfg._suggest import MAX_WORD, Suggester, listing, quote
 
@@ -197,6 +197,13 @@ class ProblemMapper:
 
     def _unknown_key(self, loc: Loc) -> str:
         key = str(loc[-1]) if loc else ""
+        if key == "warm" and len(loc) == 3 and loc[0] == "providers":
+            owner = _get(self.data, loc[:-1])
+            kind = owner.get("kind") if isinstance(owner, dict) else None
+            return (
+                f"kind {kind or '?'} runs no agent process to keep warm; remove warm "
+                f"(only {', '.join(WARM_KINDS)} can be warmed; sessions need no warm processes)"
+            )
         fields = _fields_at(self.model, loc[:-1], self.data)
         if not fields:
             return f"unknown key {quote(key)}; remove it"

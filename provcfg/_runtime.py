@@ -41,6 +41,7 @@ from provcfg._build import (
     build_regions,
     build_resolver,
     build_store,
+    build_warm,
     compare,
     install_routes,
 )
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
     from provcfg._modeltable import ModelTable
     from provcfg._monitoring._alerts import AlertEvaluator
     from provcfg._pools import Pool
+    from provcfg._providers._warm import WarmPool
 
 __all__ = ["Runtime", "load"]
 
@@ -102,6 +104,7 @@ class Runtime:
         store: SharedPart[ProviderStore],
         pools: Mapping[str, SharedPart[Pool]],
         resolver: SharedPart[CLIResolver],
+        warm: SharedPart[WarmPool],
         handles: Mapping[str, ProviderHandle],
         models: Mapping[str, ModelTable],
         cli: Mapping[str, CliLookup],
@@ -121,10 +124,12 @@ class Runtime:
         self._store = store
         self._pools = MappingProxyType(dict(pools))
         self._resolver = resolver
+        self._warm = warm
         self._handles = MappingProxyType(dict(handles))
         self._models = MappingProxyType(dict(models))
         self._ids = {name: table.ids for name, table in models.items()}  # translate's hot path
         self._cli = MappingProxyType(dict(cli))
+        self._cli_lookups: dict[str, CliLookup] = dict(cli)  # hot path: a plain dict
         self._fields = MappingProxyType(dict(fields))
         # rt.provider(None) is the default provider: one lookup either way.
         lookup: dict[str | None, ProviderHandle] = {name: h for name, h in handles.items()}
@@ -217,6 +222,7 @@ class Runtime:
             lineage=lineage,
         )
         resolver = build_resolver(_part(previous, "_resolver"), holdings, metrics)
+        warm = build_warm(manifest, _part(previous, "_warm"), holdings, metrics, resolver.obj)
         built = build_handles(
             manifest,
             digests,
@@ -227,6 +233,7 @@ class Runtime:
             regions=regions,
             resolver=resolver.obj,
             holdings=holdings,
+            warm=warm.obj,
         )
         return cls(
             manifest,
@@ -239,6 +246,7 @@ class Runtime:
             store=store,
             pools=pools,
             resolver=resolver,
+            warm=warm,
             handles=built.handles,
             models=built.models,
             cli=built.cli,
@@ -344,7 +352,7 @@ class Runtime:
             UnknownProviderError: ``provider`` is not declared.
             ProvcfgError: ``provider`` is not a CLI kind.
         """
-        lookup = self._cli.get(provider)
+        lookup = self._cli_lookups.get(provider)
         if lookup is not None:
             return lookup.resolve()
         if provider not in self._handles:
@@ -380,12 +388,16 @@ class Runtime:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def warmup(self) -> dict[str, BaseException | None]:
-        """Wait for every pending (background) initialization.
+    async def warmup(self, timeout: float = 120.0) -> dict[str, BaseException | None]:
+        """Wait for every pending (background) initialization, and fill the warm spares.
+
+        Every provider with ``warm:`` (lazy ones too) is initialized and its spares are
+        started; this returns once they are ready, or after ``timeout`` seconds.
 
         Returns:
-            provider name -> None when it initialized, or the exception it failed with.
-            Eager providers were initialized by ``build`` and appear as None.
+            provider name -> None when it initialized (and its spares are ready), or the
+            exception it failed with (``TimeoutError`` when its spares were not ready in
+            time). Eager providers were initialized by ``build`` and appear as None.
         """
         report: dict[str, BaseException | None] = {
             name: None for name, f in self._fields.items() if f.init == "eager"
@@ -398,7 +410,38 @@ class Runtime:
                 log.warning("provider_init_failed", provider=name, error=str(exc))
             else:
                 report[name] = None
+        for name in self._warm_providers():
+            if report.get(name) is not None:
+                continue
+            report[name] = await self._fill(name, timeout)
         return report
+
+    def _warm_providers(self) -> list[str]:
+        return [
+            name
+            for name, f in self._fields.items()
+            if f.cli is not None and f.cli.warm is not None and f.cli.warm.spares > 0
+        ]
+
+    async def _fill(self, name: str, timeout: float) -> BaseException | None:
+        pool = self._warm.obj
+        try:
+            await self._handles[name].initialize()
+        except Exception as exc:
+            log.warning("provider_init_failed", provider=name, error=str(exc))
+            return exc
+        pool.activate(name)
+        if not await asyncio.to_thread(pool.wait_ready, name, timeout):
+            return TimeoutError(
+                f"provider {name!r}: warm spares not ready within {timeout:g}s (see the "
+                "warm_spawn_failed log lines; the machine may be loaded)"
+            )
+        return None
+
+    @property
+    def warm_pool(self) -> WarmPool:
+        """The warm agent processes of this runtime's lineage (spares and servers)."""
+        return self._warm.obj
 
     @property
     def cli_resolver(self) -> CLIResolver:

@@ -28,6 +28,7 @@ from provcfg._providers.base import (
     ProviderFactory,
     ProviderKind,
     Result,
+    Session,
     Timings,
     Usage,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "Request",
     "Result",
     "RuntimeClosedError",
+    "Session",
     "Timings",
     "Usage",
     "make_context",

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Services and tools the test suite drives for real: redis-server, memcached (Debian),
 # iproute2 for the loopback-only network namespace, Node.js + npm for the agent CLIs,
+# strace (counts the system calls of a cached CLI lookup), setpriv (util-linux: warm
+# opencode servers die with their parent),
 # Prometheus (with promtool) and Alertmanager for the monitoring tests (started by the tests
 # on loopback; the packages' own services are not needed and are left stopped), Chromium
 # (headless) for the bench report test.
@@ -10,6 +12,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v memcached >/dev/null || need+=(memcached)
 command -v ip >/dev/null || need+=(iproute2)
 command -v unshare >/dev/null || need+=(util-linux)
+command -v setpriv >/dev/null || need+=(util-linux)
+command -v strace >/dev/null || need+=(strace)
 command -v npm >/dev/null || need+=(nodejs npm)
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)

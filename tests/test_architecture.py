@@ -131,6 +131,7 @@ def test_public_surface_is_pinned() -> None:
             "Request",
             "Result",
             "RuntimeClosedError",
+            "Session",
             "Timings",
             "Usage",
             "make_context",
@@ -150,6 +151,7 @@ def test_the_provider_protocol_names_every_method_the_runtime_calls() -> None:
     assert {
         "stream",
         "complete",
+        "session",
         "initialize",
         "prepare_now",
         "inflight",

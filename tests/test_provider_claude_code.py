@@ -201,7 +201,8 @@ async def test_argv_env_and_stdin(tmp_path: Path) -> None:
     env = seen["env"]
     assert env["ANTHROPIC_API_KEY"] == secret
     assert env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] == "77"
-    allowed = {"PATH", "HOME", "LANG", "LANGUAGE", "TERM", "TMPDIR", "USER", "PWD", "SHLVL", "_"}
+    allowed = {"PATH", "HOME", "LANG", "LANGUAGE", "TERM", "TMPDIR", "USER", "SHELL", "PWD"}
+    allowed |= {"SHLVL", "_"}
     declared = {"ANTHROPIC_API_KEY", "FAKE_SCENARIO", "FAKE_DUMP", "CLAUDE_CODE_MAX_OUTPUT_TOKENS"}
     extra = {k for k in env if k not in allowed | declared and not k.startswith("LC_")}
     assert extra == set(), extra  # PWD/SHLVL/_ are added by /bin/sh in the fake's wrapper

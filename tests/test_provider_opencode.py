@@ -85,7 +85,7 @@ async def test_chunks_usage_and_cost_over_steps(tmp_path: Path) -> None:
 
 
 async def test_argv_and_stdin(tmp_path: Path) -> None:
-    """run --format json -m provider/model --agent; the prompt travels on stdin only."""
+    """run --format json --title -m provider/model --agent; the prompt travels on stdin only."""
     provider, dump = opencode(tmp_path, FULL, agent="builder")
     await provider.complete("the prompt text", model="openai/gpt-5")
     seen = json.loads(dump.read_text())
@@ -93,6 +93,8 @@ async def test_argv_and_stdin(tmp_path: Path) -> None:
         "run",
         "--format",
         "json",
+        "--title",
+        "provcfg",
         "-m",
         "openai/gpt-5",
         "--agent",

@@ -125,6 +125,43 @@ CATALOG: tuple[MetricInfo, ...] = (
         "provcfg_cli_processes_running", "gauge", ("provider",), "Agent CLI processes alive now."
     ),
     MetricInfo(
+        "provcfg_warm_spares_ready",
+        "gauge",
+        ("provider",),
+        "Warm agent processes (spares, servers) ready to serve a request now.",
+    ),
+    MetricInfo(
+        "provcfg_warm_processes",
+        "gauge",
+        ("provider",),
+        "Warm agent processes the pool holds (ready or being prepared).",
+    ),
+    MetricInfo(
+        "provcfg_warm_processes_rss_bytes",
+        "gauge",
+        ("provider",),
+        "Resident memory of the warm processes the pool holds (sampled every 10 s).",
+    ),
+    MetricInfo("provcfg_warm_hits", "counter", ("provider",), "Requests served by a warm process."),
+    MetricInfo(
+        "provcfg_warm_misses",
+        "counter",
+        ("provider", "reason"),
+        "Requests of a warm provider that ran cold, by why (docs/clis.md).",
+    ),
+    MetricInfo(
+        "provcfg_warm_spawn_seconds",
+        "summary",
+        ("provider",),
+        "Time from starting a warm process until it was ready.",
+    ),
+    MetricInfo(
+        "provcfg_warm_reaped",
+        "counter",
+        ("provider", "reason"),
+        "Warm processes stopped by the pool, by why (docs/clis.md).",
+    ),
+    MetricInfo(
         "provcfg_fallbacks",
         "counter",
         ("provider",),
@@ -227,6 +264,7 @@ class ProvcfgCollector(Collector):
         yield from self._caches(metrics, counters)
         yield from self._pools(metrics, counters)
         yield from self._clis(metrics, counters)
+        yield from self._warm(metrics, counters)
         yield from self._resilience(metrics, counters)
         yield from self._reloads(metrics, counters)
         yield from self._alert_states(counters)
@@ -332,6 +370,34 @@ class ProvcfgCollector(Collector):
         for provider, value in sorted(metrics.read_gauges("cli_processes_running.").items()):
             running.add_metric([provider], float(value))
         yield running
+
+    def _warm(self, metrics: Metrics, counters: dict[tuple[str, str], int]) -> Iterator[Metric]:
+        ready = _family("provcfg_warm_spares_ready")
+        alive = _family("provcfg_warm_processes")
+        rss = _family("provcfg_warm_processes_rss_bytes")
+        pools = metrics.read_gauges("warm_pool")
+        for stats in pools.values():
+            if not isinstance(stats, dict):
+                continue
+            for provider, entry in sorted(stats.items()):
+                ready.add_metric([provider], float(entry.get("ready", 0)))
+                alive.add_metric([provider], float(entry.get("processes", 0)))
+                rss.add_metric([provider], float(entry.get("rss_bytes", 0)))
+        yield from (ready, alive, rss)
+        hits = _family("provcfg_warm_hits")
+        misses = _family("provcfg_warm_misses")
+        reaped = _family("provcfg_warm_reaped")
+        for (key, label), value in sorted(counters.items()):
+            if key == "warm_hit":
+                hits.add_metric([label], value)
+            elif key in ("warm_miss", "warm_reaped"):
+                provider, _, reason = label.partition("/")
+                (misses if key == "warm_miss" else reaped).add_metric([provider, reason], value)
+        yield from (hits, misses, reaped)
+        spawn = _family("provcfg_warm_spawn_seconds")
+        for provider, (count, total) in sorted(metrics.series_totals("warm_spawn_seconds").items()):
+            spawn.add_metric([provider], count, total)
+        yield spawn
 
     def _resilience(
         self, metrics: Metrics, counters: dict[tuple[str, str], int]

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
@@ -23,6 +24,7 @@ from provcfg._manifest import CliProviderSpec
 from provcfg._providers._meter import RequestMeter
 from provcfg._providers._status import listed_kind_for_status
 from provcfg._providers._subprocess import CliCommand, CliProcess, minimal_env, scrub
+from provcfg._providers._warm import WarmGroup, WarmKind, WarmProcess, pool_of
 from provcfg._providers._wire import MalformedEvent
 from provcfg._providers.base import BaseProvider, Chunk, ProviderContext, Usage, metered
 from provcfg._secrets import secret_forms
@@ -229,14 +231,87 @@ class CliProvider(BaseProvider):
         # stderr tails, error messages and error chunks.
         forms = {form for v in spec.env.values() for form in secret_forms(v.get_secret_value())}
         self._secrets = tuple(sorted(forms, key=len, reverse=True))
+        self._warm: WarmGroup | None = None
 
     def prepare(self) -> None:
-        """Find the CLI (eager init reports a missing CLI at load).
+        """Find the CLI (eager init reports a missing CLI at load), and start keeping
+        spares when the spec asks for warm processes (eager/background init: now).
 
         Raises:
             CLINotFoundError: the CLI is not on PATH, ``path`` or ``search_paths``.
         """
         self._path = self.ctx.cli_path()
+        self.located()
+        self._keep_warm()
+
+    def located(self) -> None:
+        """Called once the CLI was found (codex looks for its native binary here)."""
+
+    # ------------------------------------------------------------------ warm processes
+
+    def warm_kind(self) -> WarmKind | None:
+        """This kind's part of the warm pool; None for a kind that keeps no spares."""
+        return None
+
+    def warm_stdin(self, prompt: str) -> bytes:
+        """What a request writes to a spare it took (default: what a cold run reads)."""
+        return self.stdin(prompt)
+
+    def _keep_warm(self) -> None:
+        pool = pool_of(self.ctx.warm)
+        settings = self.cli_spec.warm
+        kind = self.warm_kind()
+        if pool is None or settings is None or not settings.spares or kind is None:
+            return
+        if self._warm is None and not self._closed:
+            group = self._warm = pool.group(f"{self.name}:{id(self):x}", self.name, settings, kind)
+            group.keep(self._default_command, active=self.cli_spec.init != "lazy")
+
+    def _default_command(self, cwd: str | None) -> CliCommand:
+        """The cold command of a default-shaped request in ``cwd`` (the spec's if None)."""
+        request = _Request("", None, None, None, cwd, None, {})
+        return self.command(request, self.ctx.resolve_model(None))
+
+    def session_command(
+        self,
+        cwd: str | Path | None,
+        model_id: str | None,
+        system: str | None,
+        options: Mapping[str, Any],
+    ) -> CliCommand:
+        """The cold command a session's agent process is built from (no prompt).
+
+        Raises:
+            ProviderError: ``invalid_request`` for an unknown kind option.
+        """
+        self._check_options(options)
+        return self.command(_Request("", None, system, None, cwd, None, options), model_id)
+
+    def take_spare(self, cold: CliCommand, default_shape: bool) -> WarmProcess | None:
+        """A ready spare whose launch is ``cold``'s, or None (a session's first step)."""
+        group = self._warm
+        return group.take(cold, default_shape) if group is not None else None
+
+    def spare_used(self, cold: CliCommand, spare: WarmProcess) -> None:
+        """A spare was taken for good (by a session): its replacement may start."""
+        group = self._warm
+        if group is not None:
+            group.used(cold, spare)
+
+    def _default_shape(self, request: _Request, model_id: str | None) -> bool:
+        return (
+            request.system is None
+            and request.max_tokens is None
+            and not request.options
+            and model_id == self.ctx.resolve_model(None)
+        )
+
+    async def aclose(self) -> None:
+        """Retire this instance's spares (a reload changed the spec, or the runtime closed)."""
+        await super().aclose()
+        group, self._warm = self._warm, None
+        if group is not None:
+            group.close()
 
     # ------------------------------------------------------------------ hooks
 
@@ -249,6 +324,16 @@ class CliProvider(BaseProvider):
     def parser(self, options: Mapping[str, Any]) -> EventParser:
         """A fresh :class:`EventParser` for one request."""
         raise NotImplementedError
+
+    def program(self) -> Path:
+        """The executable to run: the resolved CLI (codex swaps in its native binary)."""
+        assert self._path is not None
+        return self._path
+
+    def workdir(self, cwd: str | Path | None) -> str | None:
+        """The child's working folder: ``cwd=`` of the call, else the spec's, made absolute."""
+        workdir = cwd if cwd is not None else self.cli_spec.cwd
+        return None if workdir is None else os.path.abspath(os.path.expanduser(workdir))
 
     def trailing_arguments(self) -> list[str]:
         """Arguments placed after the spec's ``extra_args`` (codex's ``-``: prompt on stdin)."""
@@ -286,6 +371,12 @@ class CliProvider(BaseProvider):
                 code and stderr tail), ``timeout``, ``stream_incomplete``, or the
                 kind the CLI reported (authentication, rate_limit, ...).
         """
+        self._check_options(kind_options)
+        request = _Request(prompt, model, system, max_tokens, cwd, timeout, kind_options)
+        meter = RequestMeter.of(self.ctx)
+        return metered(self, meter, lambda: self._run(request, meter))
+
+    def _check_options(self, kind_options: Mapping[str, Any]) -> None:
         unknown = set(kind_options) - self.options
         if unknown:
             known = ", ".join(sorted(self.options)) or "none"
@@ -295,26 +386,26 @@ class CliProvider(BaseProvider):
                 kind="invalid_request",
                 provider=self.name,
             )
-        request = _Request(prompt, model, system, max_tokens, cwd, timeout, kind_options)
-        meter = RequestMeter.of(self.ctx)
-        return metered(self, meter, lambda: self._run(request, meter))
 
     def command(self, request: _Request, model_id: str | None) -> CliCommand:
         """The process to start for one request."""
-        assert self._path is not None
         spec = self.cli_spec
-        workdir = request.cwd if request.cwd is not None else spec.cwd
+        cwd = self.workdir(request.cwd)
         options = request.options
+        env = self.environment(request.max_tokens)
+        # The CLIs read $PWD for their project folder (opencode does): always the real one,
+        # never a stale value inherited or declared.
+        env["PWD"] = cwd if cwd is not None else os.getcwd()
         return CliCommand(
             argv=(
-                str(self._path),
+                str(self.program()),
                 *self.arguments(model_id, request.system, options),
                 *spec.extra_args,
                 *self.trailing_arguments(),
             ),
             stdin=self.stdin(request.prompt),
-            env=self.environment(request.max_tokens),
-            cwd=None if workdir is None else os.path.expanduser(workdir),
+            env=env,
+            cwd=cwd,
             line_limit=spec.line_limit,
             idle_timeout=spec.idle_timeout,
             timeout=request.timeout if request.timeout is not None else spec.timeout,
@@ -323,25 +414,66 @@ class CliProvider(BaseProvider):
             provider=self.name,
         )
 
-    async def _run(self, request: _Request, meter: RequestMeter) -> AsyncIterator[Chunk]:
+    async def _run(self, request: _Request, meter: RequestMeter) -> AsyncGenerator[Chunk, None]:
         if self._path is None:
             await self.initialize()
         model_id = self.ctx.resolve_model(request.model)
         command = self.command(request, model_id)
-        parser = self.parser(request.options)
-        async with CliProcess(command, self.ctx.metrics, owner=self) as proc:
-            meter.connected()
-            async for event in proc.events():
-                for chunk in self._chunks(parser, event):
+        group = self._warm
+        if group is not None and group.kind.shared:
+            group = None  # a server kind decided before calling this: run cold
+        spare: WarmProcess | None = None
+        if group is not None:
+            spare = group.take(command, self._default_shape(request, model_id))
+        state = _Outcome(self.parser(request.options))
+        try:
+            async with aclosing(self._attempt(command, request, state, meter, spare=spare)) as run:
+                async for chunk in run:
                     yield chunk
-            code = await proc.wait()
-            parser.finish()
-            self._raise_failure(parser, proc, code, command)
+        finally:
+            if group is not None:
+                group.used(command, spare)
+        parser = state.parser
         data = cast(dict[str, Any], parser.final)
         usage = data.setdefault("usage", Usage())
         data.setdefault("model", model_id)
         data["timings"] = meter.succeeded(usage, data.get("cost_usd"))
         yield Chunk("result", data=data)
+
+    async def _attempt(
+        self,
+        command: CliCommand,
+        request: _Request,
+        state: _Outcome,
+        meter: RequestMeter,
+        *,
+        spare: WarmProcess | None = None,
+    ) -> AsyncGenerator[Chunk, None]:
+        """Run ``command`` (on ``spare`` if given) and yield its chunks; raise its failure.
+
+        A spare that exits abnormally before printing a line died as it was taken: the
+        request has seen nothing, so it runs cold instead (``state.parser`` is replaced).
+        """
+        run = command
+        if spare is not None:
+            run = replace(command, stdin=self.warm_stdin(request.prompt))
+        died = False
+        async with CliProcess(run, self.ctx.metrics, owner=self, adopt=spare) as proc:
+            meter.connected()
+            async for event in proc.events():
+                for chunk in self._chunks(state.parser, event):
+                    yield chunk
+            code = await proc.wait()
+            died = spare is not None and code != 0 and proc.lines == 0
+            if not died:
+                state.parser.finish()
+                self._raise_failure(state.parser, proc, code, command)
+        if died:
+            self.ctx.metrics.incr("warm_miss", f"{self.name}/died_at_take")
+            state.parser = self.parser(request.options)
+            async with aclosing(self._attempt(command, request, state, meter)) as cold:
+                async for chunk in cold:
+                    yield chunk
 
     def _chunks(self, parser: EventParser, event: dict[str, Any]) -> tuple[Chunk, ...]:
         chunks = parser.parse(event)
@@ -374,6 +506,13 @@ class CliProvider(BaseProvider):
                 provider=self.name,
                 stderr_tail=proc.stderr_tail,
             )
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """One request's parser (a new one when a spare died as it was taken)."""
+
+    parser: EventParser
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import SecretStr
 
@@ -75,14 +75,15 @@ STDERR_TAIL_BYTES = 8192
 _READ_SIZE = 256 * 1024
 _GROUP_POLL = 0.01
 _DRAIN_AFTER_KILL = 1.0
-_BASE_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "TERM", "TMPDIR", "USER")
+# SHELL: Claude Code tells its agent which shell the Bash tool runs ("Shell: unknown" without it).
+_BASE_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "TERM", "TMPDIR", "USER", "SHELL")
 
 
 def minimal_env(
     declared: Mapping[str, SecretStr | str] | None = None,
     base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Build a child environment: PATH, HOME, LANG, LC_*, TERM, TMPDIR, USER, plus ``declared``.
+    """Build a child environment: PATH, HOME, LANG, LC_*, TERM, TMPDIR, USER, SHELL + ``declared``.
 
     Nothing else of the parent's environment (API keys, tokens, proxies) reaches
     the child unless the manifest declares it under the provider's ``env``; a
@@ -198,6 +199,8 @@ class CliCommand:
         secrets: values scrubbed from stderr tails and error messages.
         provider: the provider's manifest name, for messages and logs.
         stderr_tail_bytes: how much of the end of stderr to keep.
+        keep_stdin: leave stdin open after writing ``stdin`` (a session writes more
+            later with :meth:`CliProcess.write`).
     """
 
     argv: tuple[str, ...]
@@ -211,6 +214,7 @@ class CliCommand:
     secrets: tuple[str, ...] = ()
     provider: str = ""
     stderr_tail_bytes: int = STDERR_TAIL_BYTES
+    keep_stdin: bool = False
 
     @property
     def program(self) -> str:
@@ -218,19 +222,33 @@ class CliCommand:
         return Path(self.argv[0]).name
 
 
+class Adoptable(Protocol):
+    """A process started earlier (a warm spare) that a :class:`CliProcess` can take over."""
+
+    async def attach(self, loop: asyncio.AbstractEventLoop, on_exit: Callable[[], None]) -> Any:
+        """Its pipes and exit on ``loop``, shaped like ``asyncio.subprocess.Process``."""
+        ...
+
+
 class CliProcess:
     """One running CLI: ``async with CliProcess(cmd) as proc: async for obj in proc.events()``.
 
-    Entering spawns the process (``spawn_seconds`` says how long that took);
-    leaving stops the whole process group and reaps it, whatever happened.
-    After :meth:`events` is exhausted, :meth:`wait` gives the exit code and
-    :meth:`failure` builds the ``cli_failed`` error for a non-zero one.
+    Entering spawns the process (``spawn_seconds`` says how long that took), or adopts
+    ``adopt``, a process started earlier with the same command (a warm spare, see
+    :mod:`provcfg._providers._warm`); leaving stops the whole process group and reaps it,
+    whatever happened. After :meth:`events` is exhausted, :meth:`wait` gives the exit
+    code and :meth:`failure` builds the ``cli_failed`` error for a non-zero one.
     """
 
     def __init__(
-        self, command: CliCommand, metrics: Metrics | None = None, owner: object | None = None
+        self,
+        command: CliCommand,
+        metrics: Metrics | None = None,
+        owner: object | None = None,
+        adopt: Adoptable | None = None,
     ) -> None:
-        """``owner``: the object (a provider instance) whose collection stops the group."""
+        """``owner``: the object (a provider instance) whose collection stops the group;
+        ``adopt``: a process started earlier for this command (a warm spare) to take over."""
         self.command = command
         self.metrics = metrics
         self._owner = weakref.ref(owner) if owner is not None else None
@@ -238,7 +256,8 @@ class CliProcess:
         self.spawn_seconds: float | None = None
         self.lines = 0
         self.bad_lines = 0
-        self._proc: asyncio.subprocess.Process | None = None
+        self._adopt = adopt
+        self._proc: Any = None
         self._stderr = bytearray()
         self._stderr_task: asyncio.Task[None] | None = None
         self._exited = asyncio.Event()
@@ -280,6 +299,11 @@ class CliProcess:
         if cmd.timeout is not None:
             self._deadline = self._started + cmd.timeout
         begin = time.perf_counter()
+        if self._adopt is not None:
+            proc = self._proc = await self._adopt.attach(loop, self._on_exit)
+            self.spawn_seconds = time.perf_counter() - begin
+            self._begin(proc, loop, adopted=True)
+            return
         try:
             # asyncio.create_subprocess_exec, with a protocol that also tells us the
             # moment the child exits: Process.wait() only returns once every pipe is
@@ -313,14 +337,19 @@ class CliProcess:
             ) from None
         self.spawn_seconds = time.perf_counter() - begin
         proc = self._proc = asyncio.subprocess.Process(transport, protocol, loop)
+        self._begin(proc, loop, adopted=False)
+
+    def _begin(self, proc: Any, loop: asyncio.AbstractEventLoop, *, adopted: bool) -> None:
+        cmd = self.command
         self.pid = proc.pid
-        self._track(proc.pid)
+        self._track(proc.pid, adopted)
         if proc.stdin is not None:
             # The transport writes in the background and closes after the last byte,
             # so a prompt larger than the pipe buffer cannot deadlock us against a
             # child that writes stdout before reading all of stdin.
             proc.stdin.write(cmd.stdin or b"")
-            proc.stdin.close()
+            if not cmd.keep_stdin:
+                proc.stdin.close()
         assert proc.stderr is not None
         self._stderr_task = loop.create_task(
             _drain_stderr(proc.stderr, self._stderr, cmd.stderr_tail_bytes)
@@ -330,11 +359,13 @@ class CliProcess:
             provider=cmd.provider,
             program=cmd.program,
             pid=proc.pid,
-            spawn_ms=round(self.spawn_seconds * 1000, 3),
+            spawn_ms=round((self.spawn_seconds or 0.0) * 1000, 3),
+            warm=adopted,
         )
 
-    def _track(self, pid: int) -> None:
-        """Register the new group (GC and exit safety nets) and count it."""
+    def _track(self, pid: int, adopted: bool = False) -> None:
+        """Register the new group (GC and exit safety nets) and count it (a warm spare was
+        counted when the pool started it)."""
         cmd = self.command
         metrics = self.metrics
         owner = id(metrics) if metrics is not None else 0
@@ -345,7 +376,8 @@ class CliProcess:
         self._finalizer = weakref.finalize(self, _groups.orphaned, pid, cmd.kill_grace)
         self._finalizer.atexit = False
         if metrics is not None:
-            metrics.incr("cli_process_spawned", cmd.provider)
+            if not adopted:
+                metrics.incr("cli_process_spawned", cmd.provider)
             metrics.gauge(
                 f"cli_processes_running.{cmd.provider}", _groups.running_gauge(owner, cmd.provider)
             )
@@ -389,7 +421,7 @@ class CliProcess:
                 outcome=self._outcome,
             )
 
-    async def _stop_group(self, proc: asyncio.subprocess.Process) -> None:
+    async def _stop_group(self, proc: Any) -> None:
         grace = self.command.kill_grace
         loop = asyncio.get_running_loop()
         until = loop.time() + grace
@@ -412,7 +444,7 @@ class CliProcess:
                 self._signal_group(signal.SIGKILL)
         await proc.wait()
 
-    async def _close_pipes(self, proc: asyncio.subprocess.Process) -> None:
+    async def _close_pipes(self, proc: Any) -> None:
         # With the group gone, the pipes reach EOF at once; read what is left so
         # the transport sees both pipes close and closes itself. A process that
         # escaped the group with setsid() could hold a pipe open: bound the wait.
@@ -429,6 +461,41 @@ class CliProcess:
             transport = getattr(proc, "_transport", None)
             if transport is not None:
                 transport.close()
+
+    # ------------------------------------------------------------------ sessions
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` to stdin (``keep_stdin`` commands); buffered, never blocks.
+
+        Raises:
+            ProviderError: ``cli_failed`` when stdin is closed (the process exited).
+        """
+        proc = self._proc
+        stdin = proc.stdin if proc is not None else None
+        if stdin is None or stdin.is_closing():
+            raise ProviderError(
+                f"{self.command.program} no longer reads its input (it exited)",
+                kind="cli_failed",
+                provider=self.command.provider,
+                stderr_tail=self.stderr_tail,
+            )
+        stdin.write(data)
+
+    def close_stdin(self) -> None:
+        """Close stdin (the CLI sees EOF); idempotent."""
+        proc = self._proc
+        if proc is not None and proc.stdin is not None and not proc.stdin.is_closing():
+            proc.stdin.close()
+
+    def restart_clock(self, timeout: float | None) -> None:
+        """A new total deadline, ``timeout`` seconds from now (a session's next turn)."""
+        loop = asyncio.get_running_loop()
+        self._deadline = None if timeout is None else loop.time() + timeout
+
+    @property
+    def exited(self) -> bool:
+        """Whether the process has exited."""
+        return self._exited.is_set()
 
     def _on_exit(self) -> None:
         self._exited.set()
@@ -542,10 +609,10 @@ class CliProcess:
         if proc is None:
             raise RuntimeError("CliProcess.wait() called before start()")
         if proc.returncode is not None:
-            return proc.returncode
+            return int(proc.returncode)
         try:
             async with asyncio.timeout_at(self._deadline):
-                return await proc.wait()
+                return int(await proc.wait())
         except TimeoutError:
             raise self._timeout_error() from None
 

@@ -71,6 +71,7 @@ from provcfg._providers._messages import (
 )
 from provcfg._providers._meter import RequestMeter
 from provcfg._providers._retry import RetryPolicy
+from provcfg._providers._sessions import HistorySession
 from provcfg._providers._sse import SSEParser
 from provcfg._providers.base import BaseProvider, Chunk, ProviderContext, Usage
 
@@ -317,6 +318,20 @@ class AnthropicApiProvider(BaseProvider):
             self.prepare_now()
             return
         await super().initialize()
+
+    def session(
+        self,
+        *,
+        cwd: str | Path | None = None,
+        model: str | None = None,
+        system: str | None = None,
+        **kind_options: Any,
+    ) -> HistorySession:
+        """A conversation: each turn sends the history so far (``messages``) with the prompt.
+
+        ``cwd`` means nothing to the API and is ignored.
+        """
+        return HistorySession(self, cwd=cwd, model=model, system=system, options=kind_options)
 
     def stream(
         self,

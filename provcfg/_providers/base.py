@@ -31,10 +31,11 @@ from provcfg._contract import (
     Provider,
     ProviderContext,
     Result,
+    Session,
     Timings,
     Usage,
 )
-from provcfg._errors import RuntimeClosedError
+from provcfg._errors import ProviderError, RuntimeClosedError
 from provcfg._kinds import (
     BUILTIN_KINDS,
     ENTRY_POINT_GROUP,
@@ -64,6 +65,7 @@ __all__ = [
     "ProviderFactory",
     "ProviderKind",
     "Result",
+    "Session",
     "Timings",
     "Usage",
     "fold",
@@ -177,6 +179,27 @@ class BaseProvider:
                 timeout=timeout,
                 **kind_options,
             )
+        )
+
+    def session(
+        self,
+        *,
+        cwd: str | Path | None = None,
+        model: str | None = None,
+        system: str | None = None,
+        **kind_options: Any,
+    ) -> Session:
+        """A conversation with one live agent; kinds with sessions override this.
+
+        Raises:
+            ProviderError: ``invalid_request``: this kind has no sessions.
+        """
+        raise ProviderError(
+            f"provider {self.name!r}: kind {self.kind or type(self).__name__} has no sessions; "
+            "send the whole conversation with each request, or use a kind that has them "
+            "(claude-code, opencode, codex, anthropic-api)",
+            kind="invalid_request",
+            provider=self.name,
         )
 
     def prepare(self) -> None:

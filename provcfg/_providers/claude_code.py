@@ -24,9 +24,12 @@ Permissions come from the spec (``--permission-mode``, ``--allowedTools``,
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 from provcfg._manifest import ClaudeCodeSpec
+from provcfg._providers._claude_session import ClaudeSession
+from provcfg._providers._claude_warm import ClaudeWarm, user_line
 from provcfg._providers._cli import CliProvider, EventParser, error_kind
 from provcfg._providers._subprocess import minimal_env
 from provcfg._providers._wire import (
@@ -316,6 +319,30 @@ class ClaudeCodeProvider(CliProvider):
         if options.get("resume"):
             args += ["--resume", str(options["resume"])]
         return args
+
+    def session(
+        self,
+        *,
+        cwd: str | Path | None = None,
+        model: str | None = None,
+        system: str | None = None,
+        **kind_options: Any,
+    ) -> ClaudeSession:
+        """A conversation with one Claude Code process (stream-json input), many turns.
+
+        Takes a ready spare of the same launch when there is one. Kind options as for
+        ``stream()`` (``resume``: continue an earlier session id).
+        """
+        self._check_options(kind_options)
+        return ClaudeSession(self, cwd=cwd, model=model, system=system, options=kind_options)
+
+    def warm_kind(self) -> ClaudeWarm:
+        """Spares: the same command with ``--input-format stream-json``, primed."""
+        return ClaudeWarm()
+
+    def warm_stdin(self, prompt: str) -> bytes:
+        """A spare reads stream-json: the prompt as one user message line."""
+        return user_line(prompt)
 
     def environment(self, max_tokens: int | None) -> dict[str, str]:
         """The minimal environment, with ``CLAUDE_CODE_MAX_OUTPUT_TOKENS`` for ``max_tokens``."""

@@ -25,16 +25,78 @@ web_search
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping
+import os
+import platform
+import threading
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
+from pathlib import Path
 from typing import Any, ClassVar
 
+from provcfg._errors import ProviderError
 from provcfg._manifest import CodexSpec
-from provcfg._providers._cli import CliProvider, EventParser, error_kind, status_in_text
+from provcfg._providers._cli import CliProvider, EventParser, _Request, error_kind, status_in_text
+from provcfg._providers._codex_app import (
+    AppServer,
+    CodexSession,
+    CodexWarm,
+    _Turn,
+    final_data,
+    new_turn,
+    run_turn,
+    server_of,
+    start_thread,
+    thread_params,
+)
+from provcfg._providers._meter import RequestMeter
+from provcfg._providers._subprocess import CliCommand, minimal_env
+from provcfg._providers._warm import SPAWN_TIMEOUT, LaunchKey, WarmProcess, WarmSpawnError
 from provcfg._providers._wire import count, obj, opt_int, opt_str, string
 from provcfg._providers.base import Chunk, Usage
 
-__all__ = ["CodexParser", "CodexProvider"]
+__all__ = ["CodexParser", "CodexProvider", "native_codex"]
+
+# The platform packages of @openai/codex, as its launcher (bin/codex.js) maps them.
+_TARGETS = {
+    "x86_64": ("x86_64-unknown-linux-musl", "codex-linux-x64"),
+    "aarch64": ("aarch64-unknown-linux-musl", "codex-linux-arm64"),
+    "arm64": ("aarch64-unknown-linux-musl", "codex-linux-arm64"),
+}
+
+
+def native_codex(launcher: Path) -> tuple[Path, str] | None:
+    """The native codex binary behind the npm launcher ``launcher``, and its package root.
+
+    ``@openai/codex``'s ``bin/codex.js`` is a Node script that finds the platform
+    package's binary and runs it; on Node < 23 Node stays resident as its parent (two
+    processes, +43 MiB, ~100-160 ms of CPU per start). Running the binary directly, with
+    the two variables the launcher sets, is the same program without Node. Returns None
+    when ``launcher`` is not that script (a native install, a wrapper) or no binary is
+    found, so the caller keeps ``launcher``.
+    """
+    real = Path(os.path.realpath(launcher))
+    if real.name != "codex.js" or real.parent.name != "bin" or not real.parent.parent.is_dir():
+        return None
+    target = _TARGETS.get(platform.machine())
+    if target is None or platform.system() != "Linux":
+        return None
+    triple, package = target
+    root = real.parent.parent
+    # Where Node's require.resolve finds the platform package from the launcher, in order.
+    vendors = [root / "node_modules" / "@openai" / package / "vendor"]
+    vendors += [
+        p / "@openai" / package / "vendor" for p in root.parents if p.name == "node_modules"
+    ]
+    vendors.append(root / "vendor")
+    for vendor in vendors:
+        binary = vendor / triple / "bin" / "codex"
+        if os.access(binary, os.X_OK) and binary.is_file():
+            return binary, str(root)
+    return None
+
 
 _NOTHING: tuple[Chunk, ...] = ()
 _TOOL_ITEMS = frozenset({"command_execution", "mcp_tool_call"})
@@ -81,6 +143,11 @@ def _tool_result(item: Mapping[str, Any]) -> Chunk:
         "tool_result",
         data={"tool_use_id": item_id, "content": content, "is_error": is_error, **extra},
     )
+
+
+def _stop_later(proc: WarmProcess) -> None:
+    """Stop a session's private app-server without blocking the caller."""
+    threading.Thread(target=proc.kill, args=(proc.command.kill_grace,), daemon=True).start()
 
 
 class CodexParser(EventParser):
@@ -197,6 +264,175 @@ class CodexProvider(CliProvider):
 
     kind = "codex"
     options: ClassVar[frozenset[str]] = frozenset()
+    _native: tuple[Path, str] | None = None
+
+    @property
+    def sandbox(self) -> str:
+        """The spec's sandbox mode (``--sandbox`` of exec, ``sandbox`` of a thread)."""
+        spec = self.cli_spec
+        assert isinstance(spec, CodexSpec)
+        return spec.sandbox
+
+    # ------------------------------------------------------------------ the app-server
+
+    def warm_kind(self) -> CodexWarm | None:
+        """Warm codex is an app-server (not with ``extra_args``: they are exec's)."""
+        return None if self.cli_spec.extra_args else CodexWarm()
+
+    def server_command(self, cwd: str | None = None) -> CliCommand:
+        """``codex app-server`` with the environment a cold request would get."""
+        workdir = self.workdir(None)
+        env = self.environment(None)
+        env["PWD"] = workdir if workdir is not None else os.getcwd()
+        spec = self.cli_spec
+        return CliCommand(
+            argv=(str(self.program()), "app-server"),
+            env=env,
+            cwd=workdir,
+            kill_grace=spec.kill_grace,
+            secrets=self._secrets,
+            provider=self.name,
+        )
+
+    def _default_command(self, cwd: str | None) -> CliCommand:
+        return self.server_command()
+
+    async def app_server(self) -> tuple[AppServer, Callable[[], None]]:
+        """A server for a session: the warm one (borrowed), else a private one.
+
+        Returns:
+            The client and the function that gives it back (or stops the private one).
+
+        Raises:
+            ProviderError: ``cli_failed`` when a private server does not start.
+        """
+        if self._path is None:
+            await self.initialize()
+        command = self.server_command()
+        group = self._warm
+        proc = group.take(command, True) if group is not None else None
+        if proc is not None and group is not None:
+            taken = proc
+            return server_of(proc), lambda: group.used(command, taken)
+        return await asyncio.to_thread(self._private_server, command)
+
+    def _private_server(self, command: CliCommand) -> tuple[AppServer, Callable[[], None]]:
+        warm = CodexWarm()
+        key = LaunchKey.of(self.name, command)
+        if key is None:
+            raise ProviderError(
+                f"cannot run {command.argv[0]!r}", kind="cli_not_found", provider=self.name
+            )
+        try:
+            proc = WarmProcess.spawn(key, command, None)
+        except WarmSpawnError as exc:
+            raise ProviderError(str(exc), kind="cli_not_found", provider=self.name) from None
+        proc.shared = True
+        self.ctx.metrics.incr("cli_process_spawned", self.name)
+        try:
+            warm.prepare(proc, time.monotonic() + SPAWN_TIMEOUT)
+        except WarmSpawnError as exc:
+            tail = proc.stderr_text()
+            proc.kill(command.kill_grace)
+            raise ProviderError(
+                str(exc), kind="cli_failed", provider=self.name, stderr_tail=tail
+            ) from None
+        return server_of(proc), lambda: _stop_later(proc)
+
+    def session(
+        self,
+        *,
+        cwd: str | Path | None = None,
+        model: str | None = None,
+        system: str | None = None,
+        **kind_options: Any,
+    ) -> CodexSession:
+        """A conversation on one app-server thread (the warm server's when there is one)."""
+        self._check_options(kind_options)
+        return CodexSession(self, self, cwd=cwd, model=model, system=system, options=kind_options)
+
+    async def _run(self, request: _Request, meter: RequestMeter) -> AsyncGenerator[Chunk, None]:
+        """On the warm app-server when one is ready, else ``codex exec`` as always."""
+        group = self._warm
+        proc = None
+        command = None
+        if group is not None:
+            if self._path is None:
+                await self.initialize()
+            command = self.server_command()
+            proc = group.take(command, True) if self._warm_shape(request) else None
+        try:
+            inner = super()._run(request, meter)
+            if proc is not None:
+                inner = await self._thread_or_cold(server_of(proc), request, meter)
+            async with aclosing(inner) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        finally:
+            if group is not None and proc is not None and command is not None:
+                group.used(command, proc)
+
+    async def _thread_or_cold(
+        self, server: AppServer, request: _Request, meter: RequestMeter
+    ) -> AsyncGenerator[Chunk, None]:
+        try:
+            thread, turn = await self._open_thread(server, request)
+        except ProviderError:
+            if server.alive:
+                raise
+            # The server died as it was borrowed: nothing was sent yet, run cold.
+            self.ctx.metrics.incr("warm_miss", f"{self.name}/died_at_take")
+            return super()._run(request, meter)
+        return self._on_server(server, thread, turn, request, meter)
+
+    def _warm_shape(self, request: _Request) -> bool:
+        if request.max_tokens is not None or request.options:
+            self.ctx.metrics.incr("warm_miss", f"{self.name}/not_kept")
+            return False
+        return True
+
+    async def _open_thread(self, server: AppServer, request: _Request) -> tuple[str, _Turn]:
+        model = self.ctx.resolve_model(request.model)
+        turn = new_turn(self)
+        params = thread_params(self, self.workdir(request.cwd), model, request.system)
+        return await start_thread(server, params, turn), turn
+
+    async def _on_server(
+        self,
+        server: AppServer,
+        thread: str,
+        turn: _Turn,
+        request: _Request,
+        meter: RequestMeter,
+    ) -> AsyncGenerator[Chunk, None]:
+        model = self.ctx.resolve_model(request.model)
+        try:
+            yield Chunk("system", data={"subtype": "init", "session_id": thread})
+            timeout = request.timeout if request.timeout is not None else self.cli_spec.timeout
+            turns = run_turn(server, thread, turn, request.prompt, meter)
+            async with asyncio.timeout(timeout), aclosing(turns) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        finally:
+            server.unsubscribe(thread)
+        yield Chunk("result", data=final_data(turn, thread, model, meter))
+
+    def located(self) -> None:
+        """Look for the native binary behind an npm launcher (run in its place)."""
+        assert self._path is not None
+        self._native = native_codex(self._path)
+
+    def program(self) -> Path:
+        """The native codex binary when the CLI found is the npm launcher, else the CLI."""
+        return self._native[0] if self._native is not None else super().program()
+
+    def environment(self, max_tokens: int | None) -> dict[str, str]:
+        """The minimal environment, plus what the npm launcher tells the native binary."""
+        env = minimal_env(self.cli_spec.env)
+        if self._native is not None:
+            env.setdefault("CODEX_MANAGED_BY_NPM", "1")
+            env.setdefault("CODEX_MANAGED_PACKAGE_ROOT", self._native[1])
+        return env
 
     def arguments(
         self, model: str | None, system: str | None, options: Mapping[str, Any]
@@ -211,6 +447,8 @@ class CodexProvider(CliProvider):
             # A JSON string without \\u escapes of astral characters is a TOML basic string.
             args += ["-c", "developer_instructions=" + json.dumps(system, ensure_ascii=False)]
         return args
+
+    # ------------------------------------------------------------------ exec
 
     def trailing_arguments(self) -> list[str]:
         """``-``: codex reads the prompt from stdin."""

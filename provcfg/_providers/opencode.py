@@ -21,16 +21,38 @@ opencode has no system-prompt flag: a system prompt belongs to an opencode agent
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import os
+import threading
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
+from pathlib import Path
 from typing import Any, ClassVar
 
 from provcfg._errors import ErrorKind, ProviderError
 from provcfg._manifest import OpenCodeSpec
-from provcfg._providers._cli import CliProvider, EventParser, error_kind, status_in_text
+from provcfg._providers._cli import CliProvider, EventParser, _Request, error_kind, status_in_text
+from provcfg._providers._meter import RequestMeter
+from provcfg._providers._opencode_serve import (
+    SESSION_TITLE,
+    OpenCodeSession,
+    OpenCodeWarm,
+    ServeClient,
+    client_of,
+    create_session,
+    final_data,
+    new_inbox,
+    prompt_body,
+    run_prompt,
+    serve_command,
+)
+from provcfg._providers._subprocess import CliCommand
+from provcfg._providers._warm import SPAWN_TIMEOUT, LaunchKey, WarmProcess, WarmSpawnError
 from provcfg._providers._wire import count, obj, opt_int, opt_number, opt_str, string
 from provcfg._providers.base import Chunk, Usage
 
-__all__ = ["OpenCodeParser", "OpenCodeProvider"]
+__all__ = ["SESSION_TITLE", "OpenCodeParser", "OpenCodeProvider"]
 
 _NOTHING: tuple[Chunk, ...] = ()
 _ERROR_NAMES: dict[str, ErrorKind] = {
@@ -156,6 +178,159 @@ class OpenCodeProvider(CliProvider):
     kind = "opencode"
     options: ClassVar[frozenset[str]] = frozenset({"session"})
 
+    @property
+    def agent(self) -> str | None:
+        """The spec's opencode agent (``--agent``)."""
+        spec = self.cli_spec
+        assert isinstance(spec, OpenCodeSpec)
+        return spec.agent
+
+    def refuse_system(self, system: str | None) -> None:
+        """opencode has no per-request system prompt (it belongs to an agent).
+
+        Raises:
+            ProviderError: ``invalid_request`` when ``system`` is given.
+        """
+        if system is not None:
+            raise ProviderError(
+                "opencode run has no system-prompt option; put the system prompt in an "
+                f"opencode agent (opencode.json) and set providers.{self.name}.agent",
+                kind="invalid_request",
+                provider=self.name,
+            )
+
+    # ------------------------------------------------------------------ the server
+
+    def warm_kind(self) -> OpenCodeWarm | None:
+        """Warm opencode is ``opencode serve`` (not with ``extra_args``: they are run's)."""
+        return None if self.cli_spec.extra_args else OpenCodeWarm()
+
+    def server_command(self) -> CliCommand:
+        """``opencode serve`` with the environment a cold request would get."""
+        workdir = self.workdir(None)
+        env = self.environment(None)
+        env["PWD"] = workdir if workdir is not None else os.getcwd()
+        spec = self.cli_spec
+        base = CliCommand(
+            argv=(str(self.program()),),
+            env=env,
+            cwd=workdir,
+            kill_grace=spec.kill_grace,
+            secrets=self._secrets,
+            provider=self.name,
+        )
+        return serve_command(base)
+
+    def _default_command(self, cwd: str | None) -> CliCommand:
+        command = self._server_command
+        if command is None:
+            # One password per provider instance: the key stays the same across refreshes.
+            command = self._server_command = self.server_command()
+        return command
+
+    _server_command: CliCommand | None = None
+
+    async def serve_client(self) -> tuple[ServeClient, Callable[[], None]]:
+        """A server for a session: the warm one (borrowed), else a private one.
+
+        Raises:
+            ProviderError: ``cli_failed`` when a private server does not start.
+        """
+        if self._path is None:
+            await self.initialize()
+        group = self._warm
+        if group is not None:
+            command = self._default_command(None)
+            proc = group.take(command, True)
+            if proc is not None:
+                taken = proc
+                return client_of(proc), lambda: group.used(command, taken)
+        return await asyncio.to_thread(self._private_server)
+
+    def _private_server(self) -> tuple[ServeClient, Callable[[], None]]:
+        warm = OpenCodeWarm()
+        command = self.server_command()
+        key = LaunchKey.of(self.name, command)
+        if key is None:
+            raise ProviderError(
+                f"cannot run {command.argv[0]!r}", kind="cli_not_found", provider=self.name
+            )
+        try:
+            proc = WarmProcess.spawn(key, warm.spare_command(command), None)
+        except WarmSpawnError as exc:
+            raise ProviderError(str(exc), kind="cli_not_found", provider=self.name) from None
+        proc.shared = True
+        self.ctx.metrics.incr("cli_process_spawned", self.name)
+        try:
+            warm.prepare(proc, time.monotonic() + SPAWN_TIMEOUT)
+        except WarmSpawnError as exc:
+            tail = proc.stderr_text()
+            proc.kill(command.kill_grace)
+            raise ProviderError(
+                str(exc), kind="cli_failed", provider=self.name, stderr_tail=tail
+            ) from None
+
+        def stop() -> None:
+            threading.Thread(target=proc.kill, args=(command.kill_grace,), daemon=True).start()
+
+        return client_of(proc), stop
+
+    def session(
+        self,
+        *,
+        cwd: str | Path | None = None,
+        model: str | None = None,
+        system: str | None = None,
+        **kind_options: Any,
+    ) -> OpenCodeSession:
+        """A conversation in one opencode session (on the warm server when there is one)."""
+        self._check_options(kind_options)
+        return OpenCodeSession(
+            self, self, cwd=cwd, model=model, system=system, options=kind_options
+        )
+
+    async def _run(self, request: _Request, meter: RequestMeter) -> AsyncGenerator[Chunk, None]:
+        """On the warm server when one is ready, else ``opencode run`` as always."""
+        group = self._warm
+        proc = None
+        command = None
+        if group is not None and (request.options or request.system is not None):
+            self.ctx.metrics.incr("warm_miss", f"{self.name}/not_kept")
+        elif group is not None:
+            if self._path is None:
+                await self.initialize()
+            command = self._default_command(None)
+            proc = group.take(command, True)
+        try:
+            inner = super()._run(request, meter)
+            if proc is not None:
+                inner = self._on_server(client_of(proc), request, meter)
+            async with aclosing(inner) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        finally:
+            if group is not None and proc is not None and command is not None:
+                group.used(command, proc)
+
+    async def _on_server(
+        self, client: ServeClient, request: _Request, meter: RequestMeter
+    ) -> AsyncGenerator[Chunk, None]:
+        model = self.ctx.resolve_model(request.model)
+        directory = self.workdir(request.cwd) or os.getcwd()
+        inbox = new_inbox(self)
+        session = await create_session(client, directory, inbox)
+        try:
+            yield Chunk("system", data={"subtype": "init", "session_id": session})
+            timeout = request.timeout if request.timeout is not None else self.cli_spec.timeout
+            body = prompt_body(self, request.prompt, model)
+            turns = run_prompt(client, session, directory, inbox, body=body, meter=meter)
+            async with asyncio.timeout(timeout), aclosing(turns) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        finally:
+            client.unsubscribe(session)
+        yield Chunk("result", data=final_data(inbox, session, model, meter))
+
     def arguments(
         self, model: str | None, system: str | None, options: Mapping[str, Any]
     ) -> list[str]:
@@ -166,14 +341,10 @@ class OpenCodeProvider(CliProvider):
         """
         spec = self.cli_spec
         assert isinstance(spec, OpenCodeSpec)
-        if system is not None:
-            raise ProviderError(
-                "opencode run has no system-prompt option; put the system prompt in an "
-                f"opencode agent (opencode.json) and set providers.{self.name}.agent",
-                kind="invalid_request",
-                provider=self.name,
-            )
-        args = ["run", "--format", "json"]
+        self.refuse_system(system)
+        # A fixed --title: without one opencode asks the model for a title first (a second
+        # model request per run); the title is session metadata only.
+        args = ["run", "--format", "json", "--title", SESSION_TITLE]
         if model:
             args += ["-m", model]
         if spec.agent:

@@ -25,6 +25,13 @@ once), except directives starting with ``#!``:
     #!piddir DIR              write our own pid as a file name in DIR
     #!hang                    sleep forever
     #!exit CODE               exit with CODE at once
+    #!exit_if_stream CODE     exit with CODE at once when started with --input-format stream-json
+    #!control_reply           read one stdin line; a control_request gets its control_response
+                              (Claude Code's stream-json protocol: how a spare is primed)
+    #!stdin_line              read one stdin line (a stream-json user message) and append it
+                              to the file FAKE_LINES names
+
+With FAKE_STREAM_INPUT=1 nothing reads stdin up front (a spare waits for its lines).
 """
 
 import json
@@ -38,7 +45,10 @@ import time
 def main() -> int:
     stdin_data = ""
     dump = os.environ.get("FAKE_DUMP")
-    if dump:
+    if dump and os.environ.get("FAKE_STREAM_INPUT") == "1":
+        with open(dump, "w") as f:
+            json.dump({"argv": sys.argv, "env": dict(os.environ), "stdin": ""}, f)
+    elif dump:
         if not sys.stdin.closed:
             stdin_data = sys.stdin.read()
         with open(dump, "w") as f:
@@ -124,7 +134,37 @@ def main() -> int:
             time.sleep(3600)
         elif word == "exit":
             return int(arg)
+        elif word == "exit_if_stream":
+            if "--input-format" in sys.argv:
+                return int(arg)
+        elif word == "control_reply":
+            _control_reply(out)
+        elif word == "stdin_line":
+            line = sys.stdin.readline()
+            record = os.environ.get("FAKE_LINES")
+            if record:
+                with open(record, "a") as f:
+                    f.write(line if line.endswith("\n") else line + "\n")
     return 0
+
+
+def _control_reply(out: "object") -> None:
+    line = sys.stdin.readline()
+    try:
+        request = json.loads(line)
+    except ValueError:
+        return  # a cold run: this was the prompt
+    if isinstance(request, dict) and request.get("type") == "control_request":
+        reply = {
+            "type": "control_response",
+            "response": {
+                "subtype": "success",
+                "request_id": request.get("request_id"),
+                "response": {},
+            },
+        }
+        out.write((json.dumps(reply) + "\n").encode())  # type: ignore[attr-defined]
+        out.flush()  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":
