@@ -515,6 +515,10 @@ WARM_KINDS: tuple[str, ...] = ("claude-code", "opencode", "codex")
 """The kinds whose agent process can be started ahead of a request (``warm:``)."""
 
 
+WARM_MAX = 256
+"""The most warm processes a provider's ``spares`` or the runtime cap may name."""
+
+
 class WarmSpec(_Spec):
     """Agent processes started ahead of requests (docs/clis.md, "Warm processes").
 
@@ -526,7 +530,7 @@ class WarmSpec(_Spec):
     spares: int = Field(
         default=1,
         ge=0,
-        le=256,
+        le=WARM_MAX,
         description="Ready processes per working folder (claude-code) or servers (opencode, "
         "codex); 0 turns warming off. At most warm.max_processes (top level).",
     )
@@ -567,7 +571,7 @@ class WarmLimitsSpec(_Spec):
     max_processes: int = Field(
         default=4,
         ge=0,
-        le=256,
+        le=WARM_MAX,
         description="Warm processes (spares and servers) alive at once, over every provider.",
     )
 
@@ -1140,7 +1144,9 @@ def _warm_references(name: str, spec: Mapping[str, Any], cap: object) -> Iterato
             False,
         )
     spares = warm.get("spares")
-    if _whole(spares) and _whole(cap) and spares > cap:  # type: ignore[operator]
+    # Only when both are within their own ranges: a value past its range already has
+    # its problem, and one problem per value is the rule (docs/manifest.md, Ranges).
+    if _whole(spares) and _whole(cap) and cap <= WARM_MAX and cap < spares <= WARM_MAX:  # type: ignore[operator]
         yield (
             ("providers", name, "warm", "spares"),
             f"{spares} spares is above the runtime cap warm.max_processes: {cap}; lower spares "

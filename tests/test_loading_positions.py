@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -152,7 +153,11 @@ async def test_watch_lines_escape_the_file_name(tmp_path: Path) -> None:
         assert process.stdout is not None
         async with asyncio.timeout(30):
             first = (await process.stdout.readline()).decode()
-            path.write_text("version: 1\nproviders:\n  a: {kind: codex, bogus: 1}\n")
+            # An atomic save (a truncating write may be read empty first, which watch
+            # reports as a save in progress: another line than the one tested here).
+            saved = tmp_path / "next.yaml"
+            saved.write_text("version: 1\nproviders:\n  a: {kind: codex, bogus: 1}\n")
+            os.replace(saved, path)
             problem = (await process.stdout.readline()).decode()
             summary = (await process.stdout.readline()).decode()
         assert first.startswith(printable(str(path)) + ": generation 1 live")

@@ -45,6 +45,11 @@ PLACES: dict[str, str] = {
     ),
     "MonitoringSpec": "monitoring:\n  {field}: {value}\n",
     "BreakerSpec": "providers:\n  p: {{kind: codex, breaker: {{{field}: {value}}}}}\n",
+    "WarmSpec": (
+        "providers:\n  p: {{kind: opencode, warm: {{{field}: {value}}}}}\n"
+        "warm: {{max_processes: 256}}\n"
+    ),
+    "WarmLimitsSpec": "warm:\n  {field}: {value}\n",
 }
 EXTRA = {("AlertSpec", "for"): "window: 1d, "}
 """Other keys a field needs beside it (``for:`` may not be longer than ``window:``)."""
