@@ -48,6 +48,10 @@ def canonical(value: Any, *, key: bytes | None = None) -> Any:
     kind = type(value)
     if kind in _SCALARS:
         return value
+    names = _FIELD_NAMES.get(kind)
+    if names is not None:  # a model class seen before (no isinstance against the ABC)
+        fields = value.__dict__
+        return {name: canonical(fields[name], key=key) for name in names}
     if kind is dict:
         return {str(k): canonical(v, key=key) for k, v in sorted(value.items())}
     if kind is tuple or kind is list:
@@ -57,9 +61,7 @@ def canonical(value: Any, *, key: bytes | None = None) -> Any:
         return {"$secret": mac.hexdigest()[:32]}
     if isinstance(value, BaseModel):
         # Iterate declared fields (not model_dump) so SecretStr stays recognizable.
-        names = _FIELD_NAMES.get(kind)
-        if names is None:
-            names = _FIELD_NAMES[kind] = tuple(sorted(kind.model_fields))
+        names = _FIELD_NAMES[kind] = tuple(sorted(kind.model_fields))
         fields = value.__dict__
         return {name: canonical(fields[name], key=key) for name in names}
     if isinstance(value, SecretStr):
@@ -78,7 +80,8 @@ def canonical(value: Any, *, key: bytes | None = None) -> Any:
 def spec_digest(value: Any) -> str:
     """sha256 hex digest of the canonical JSON of ``value`` (secrets fingerprinted)."""
     key = _fingerprint_key()
-    text = json.dumps(canonical(value, key=key), sort_keys=True, separators=(",", ":"))
+    # canonical() already sorts every mapping's keys (and a model's fields).
+    text = json.dumps(canonical(value, key=key), separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 

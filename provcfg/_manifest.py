@@ -1192,6 +1192,8 @@ def _fallback_problems(
             else:
                 edges.setdefault(name, []).append(target)
             seen.add(target)
+    if not edges:
+        return  # no fallback names another provider: no cycle (the common manifest)
     # A cycle (a -> b -> a) would send a request round in circles: report each once,
     # at the fallback entry that closes it. Iterative depth-first search: a hostile
     # manifest's chain of thousands of providers must not exhaust the recursion limit.

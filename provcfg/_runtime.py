@@ -301,17 +301,22 @@ class Runtime:
             RuntimeClosedError: the runtime was closed.
             Exception: whatever the provider kind's factory raised creating the instance.
         """
-        handle = self._lookup.get(name)
         # The hot path, inlined (a method call costs as much as the rest): the handle's
-        # instance is there and unexpired, and the runtime is open.
+        # instance is there and unexpired. A closed runtime's lookup table is empty, so
+        # the open check costs nothing here: the slow path raises RuntimeClosedError.
+        # (A subscript is cheaper than .get(); the slow path runs outside the except
+        # block so that its errors carry no KeyError context.)
+        try:
+            handle = self._lookup[name]
+        except KeyError:
+            handle = None
         if (
             handle is not None
             and handle._instance is not None
             and (handle._expires is None or _monotonic() < handle._expires)
-            and not self._closed
         ):
             return handle
-        if handle is None or self._closed:
+        if handle is None:
             return self._provider_slow(name)
         handle.instance()
         return handle
@@ -483,6 +488,7 @@ class Runtime:
             return
         if not self._closed:
             self._closed = True
+            self._lookup = {}  # rt.provider's hot path now always misses, then refuses
             for future in self._background.values():
                 future.cancel()
         await self._holdings.release()
