@@ -89,7 +89,7 @@ async def construct_all(rt: Any) -> float:
     start = time.perf_counter()
     for name in rt.manifest.providers:
         provider = rt.provider(name)
-        await provider._sdk_client()
+        await provider.instance()._sdk_client()
     return time.perf_counter() - start
 
 
@@ -183,7 +183,7 @@ async def main() -> None:
         shared_cold.append(await construct_all(r))
         await r.aclose()
         r = provcfg.load(one)
-        r._ssl.get()
+        r._lineage.ssl.get()
         shared_warm.append(await construct_all(r))
         await r.aclose()
         # A pool each: every pool gets its own SSL context, as a client per provider would.
@@ -194,7 +194,7 @@ async def main() -> None:
             from provcfg._pools import SSLContextCache
 
             pool._ssl = SSLContextCache()
-            await r.provider(name)._sdk_client()
+            await r.provider(name).instance()._sdk_client()  # type: ignore[attr-defined]
         separate.append(time.perf_counter() - start)
         await r.aclose()
     cold_ms = statistics.median(shared_cold) * 1000

@@ -165,6 +165,9 @@ class _Entry:
         self.raw_path: object = None  # the PATH value (object) of its key
 
     def close(self) -> None:
+        """Dropped (invalidated, changed on disk, resolver closed): a lookup that still
+        holds this entry must not serve it from its no-check fast path any more."""
+        self.watched = False
         fd, self.fd = self.fd, -1
         if fd >= 0:
             os.close(fd)

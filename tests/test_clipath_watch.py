@@ -138,3 +138,30 @@ def test_closing_the_resolver_ends_its_watcher(tmp_path: Path) -> None:
     resolver.join_watcher()
     assert not resolver.watching
     assert not any(t.name == "provcfg-cli-watch" for t in threading.enumerate())
+
+
+async def test_rt_cli_path_follows_a_dropped_entry(tmp_path: Path) -> None:
+    """rt.cli_path's no-call fast path holds the last entry: once the watcher drops it
+    (the binary deleted) or invalidate() forgets it, the next call detects again instead
+    of answering the old file."""
+    import provcfg
+
+    first = _fake_cli(tmp_path / "a")
+    second = _fake_cli(tmp_path / "b")
+    manifest = tmp_path / "providers.yaml"
+    manifest.write_text(
+        "version: 1\nproviders:\n"
+        f"  c: {{kind: claude-code, command: fake-agent, search_paths: ['{first.parent}', "
+        f"'{second.parent}']}}\n"
+    )
+    async with provcfg.load(manifest) as rt:
+        assert rt.cli_path("c") == first
+        _wait(lambda: rt.cli_resolver.watching)
+        assert rt.cli_path("c") == first  # a watched hit
+        first.unlink()
+        _wait(lambda: rt.cli_path("c") == second)
+        assert rt.cli_path("c") == second
+        misses = rt.metrics.counter("cli_path_miss", "fake-agent")
+        assert rt.cli_resolver.invalidate() == 1
+        assert rt.cli_path("c") == second
+        assert rt.metrics.counter("cli_path_miss", "fake-agent") == misses + 1

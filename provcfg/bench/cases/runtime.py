@@ -131,7 +131,7 @@ async def _cli_path(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
                         "rt.cli_path('cli0')",
                         names,
                         ctx,
-                        label="rt.cli_path, cached (one fstat identity check)",
+                        label="rt.cli_path, cached (fstat-checked: detection re-arms the watcher)",
                     ),
                     statement_contender(
                         "fstat",
