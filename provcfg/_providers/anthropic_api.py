@@ -155,6 +155,24 @@ def _sdk_events(stream: Any) -> AsyncIterator[Any]:
     return events
 
 
+async def _close_both(source: AsyncIterator[Any], close: Callable[[], Awaitable[None]]) -> None:
+    """Close an attempt's iterator, then its response.
+
+    An async generator dropped while suspended (a stream left early) is finalized by
+    the garbage collector through the event loop's hook, which schedules its
+    ``aclose()`` with ``call_soon_threadsafe``: a write to the loop's self-pipe for each
+    of the nested generators under it (ten per request on the sdk transport, six on
+    fast; together more than half of what provcfg added to such a request). Closed
+    here, the chain unwinds at once and the loop is never woken.
+    """
+    try:
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    finally:
+        await close()
+
+
 async def _drain(source: AsyncIterator[Any]) -> None:
     """Read the body's last bytes (the chunked terminator) so the connection can go back to
     the pool, as the SDK itself does; give up after :data:`_DRAIN_SECONDS`.
@@ -479,12 +497,12 @@ class AnthropicApiProvider(BaseProvider):
         window = _Window(deadline, self._first_byte, total)
         if window.at() is None and self._first_byte is None:  # both limits switched off
             return await send(), window
+        if not traced:
+            window.sending()  # before the timer exists: it is scheduled once, at its end
         token = ON_SEND.set(window.sending)
         try:
             async with asyncio.timeout_at(window.at()) as timeout:
                 window.watch(timeout)
-                if not traced:
-                    window.sending()
                 answer = await send()
         except TimeoutError:
             raise window.error(self._errors) from None
@@ -565,7 +583,10 @@ class AnthropicApiProvider(BaseProvider):
             if response.status_code != 200:
                 raise await self._error_answer(response, window)
             self._guard(response, deadline, total)
-            attempt = _Attempt(response.aiter_bytes(), response.aclose, self._max_event)
+            chunks = response.aiter_bytes()
+            attempt = _Attempt(
+                chunks, lambda: _close_both(chunks, response.aclose), self._max_event
+            )
             await self._fast_first(attempt)
             if attempt.ready:
                 meter.first_content()  # the chunks in `ready` are content (text, thinking, tools)
@@ -778,7 +799,8 @@ class AnthropicApiProvider(BaseProvider):
             raise self._sdk_error(exc, streaming=False) from None
         meter.connected()
         self._guard(stream.response, deadline, total)
-        attempt = _Attempt(_sdk_events(stream), stream.close, self._max_event)
+        source = _sdk_events(stream)
+        attempt = _Attempt(source, lambda: _close_both(source, stream.close), self._max_event)
         try:
             await self._sdk_first(attempt)
             if attempt.ready:
