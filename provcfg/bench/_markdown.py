@@ -46,6 +46,7 @@ _SECTIONS = (
     ("scale", "Cost growth with the number of providers", ""),
     ("validate", "provcfg validate", ""),
     ("cache", "Cache regions", ""),
+    ("metrics", "Monitoring overhead", ""),
     ("stub", "The stub (the yardstick)", ""),
 )
 
@@ -58,7 +59,14 @@ def _figure(case: CaseResult, samples: list[float]) -> str:
 
 
 def _budget_verdicts(case: CaseResult) -> list[str]:
-    out = []
+    return [
+        f"{name} {text}: {shown}, **{verdict}**" for name, text, shown, verdict in _judged(case)
+    ]
+
+
+def _judged(case: CaseResult) -> list[tuple[str, str, str, str]]:
+    """(contender, budget text, measured figure, met / not met) for each budget of a case."""
+    out: list[tuple[str, str, str, str]] = []
     for b in case.budgets:
         name = b["contender"]
         try:
@@ -82,8 +90,32 @@ def _budget_verdicts(case: CaseResult) -> list[str]:
         if b.get("max_added") is not None and diff is not None:
             checks.append((diff.median <= b["max_added"], f"{duration(diff.median)} added"))
         for ok, shown in checks:
-            out.append(f"{name} {b['text']}: {shown}, **{'met' if ok else 'not met'}**")
+            out.append((name, b["text"], shown, "met" if ok else "not met"))
     return out
+
+
+def _budget_table(run: RunResult) -> list[str]:
+    """Every budget of the run in one table (the per-case sections give the detail)."""
+    rows = [
+        f"| `{case.name}` | {name} {text} | {shown} | {verdict} |"
+        for case in run.cases
+        if not case.skipped and not case.error
+        for name, text, shown, verdict in _judged(case)
+    ]
+    if not rows:
+        return []
+    return [
+        "## Budgets at a glance",
+        "",
+        "Each budget a case carries, judged on this run's medians (absolute budgets depend",
+        "on the machine and its load; ratio budgets do not). The sections below give the",
+        "intervals and every contender.",
+        "",
+        "| case | budget | measured | verdict |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def _case_block(case: CaseResult) -> list[str]:
@@ -160,7 +192,7 @@ def render_markdown(run: RunResult) -> str:
         "--baseline-out benchmarks/baseline.json -o benchmarks/runs/full.json",
         "```",
         "",
-        "The run takes about 40 minutes on a quiet machine (the real CLIs and the paced",
+        "The run takes about an hour on a quiet machine (the real CLIs and the paced",
         "streams dominate); `provcfg bench report --html report.html` draws its plots.",
         "",
     ]
@@ -173,7 +205,7 @@ def render_markdown(run: RunResult) -> str:
             'machine with the command under "How to reproduce".',
             "",
         ]
-    body: list[str] = []
+    body: list[str] = _budget_table(run)
     seen: set[str] = set()
     for group, title, intro in _SECTIONS:
         cases = [c for c in run.cases if c.group == group]
