@@ -155,7 +155,9 @@ def _sdk_events(stream: Any) -> AsyncIterator[Any]:
     return events
 
 
-async def _close_both(source: AsyncIterator[Any], close: Callable[[], Awaitable[None]]) -> None:
+async def _close_both(
+    source: AsyncIterator[Any], close: Callable[[], Awaitable[None]], inner: object = None
+) -> None:
     """Close an attempt's iterator, then its response.
 
     An async generator dropped while suspended (a stream left early) is finalized by
@@ -163,12 +165,16 @@ async def _close_both(source: AsyncIterator[Any], close: Callable[[], Awaitable[
     ``aclose()`` with ``call_soon_threadsafe``: a write to the loop's self-pipe for each
     of the nested generators under it (ten per request on the sdk transport, six on
     fast; together more than half of what provcfg added to such a request). Closed
-    here, the chain unwinds at once and the loop is never woken.
+    here, the chain unwinds at once and the loop is never woken. ``inner``: the iterator
+    ``source`` wraps, if any (the SDK's own, when a stream observer such as an
+    OpenTelemetry instrumentation makes provcfg read through the SDK's pass-through
+    layer), closed after it.
     """
     try:
-        aclose = getattr(source, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        for iterator in (source, inner):
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
     finally:
         await close()
 
@@ -800,7 +806,11 @@ class AnthropicApiProvider(BaseProvider):
         meter.connected()
         self._guard(stream.response, deadline, total)
         source = _sdk_events(stream)
-        attempt = _Attempt(source, lambda: _close_both(source, stream.close), self._max_event)
+        attempt = _Attempt(
+            source,
+            lambda: _close_both(source, stream.close, getattr(stream, "_iterator", None)),
+            self._max_event,
+        )
         try:
             await self._sdk_first(attempt)
             if attempt.ready:
