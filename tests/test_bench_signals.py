@@ -59,7 +59,10 @@ def test_sigterm_mid_case_stops_the_stub_child_and_exits_130(tmp_path: Path) -> 
         if bench.poll() is None:
             bench.kill()
             bench.wait()
-    assert bench.returncode == 130, err.decode()[-2000:]
+    # 130, or (seen twice in ~20 loaded full-suite runs, not reproduced alone) death by
+    # SIGINT after "interrupted" was printed: the status a shell reports as 130 too.
+    assert bench.returncode in (130, -signal.SIGINT), err.decode()[-2000:]
+    assert b"provcfg: interrupted" in err
     assert b"Traceback" not in err
     deadline = time.monotonic() + 10
     while any(_alive(p) for p in stubs) and time.monotonic() < deadline:
