@@ -34,12 +34,8 @@ _PROVIDER = (
     "  local: {{kind: anthropic-api, base_url: '{url}', api_key: stub, model: stub-text,\n"
     "          transport: fast, max_retries: 0}}\n"
 )
-_MONITORING = (
-    "monitoring:\n"
-    "  evaluation_interval: 100ms\n"
-    "  alerts:\n"
-    "    - {metric: first_chunk_seconds, above: 5}\n"
-    "    - {metric: error_rate, above: 0.5}\n"
+_MONITORING = "monitoring:\n  evaluation_interval: 100ms\n  alerts:\n" + "".join(
+    f"    - {{metric: {rule['metric']}, above: {rule['above']}}}\n" for rule in RULES
 )
 
 
