@@ -186,3 +186,74 @@ async def test_waiting_for_a_pooled_connection_does_not_count_as_first_byte(
     for result in results:
         assert not isinstance(result, ProviderError), result
         assert "".join(c.text for c in result if c.type == "text") == "done"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_queued_request_gets_its_first_byte_limit_once_it_is_sent(
+    transport: str,
+) -> None:
+    """Queued for a second behind a slow stream (longer than first_byte_timeout), a
+    request that then goes out to a server that never answers still ends in
+    ``first_byte`` (the limit counted from its sending), not at the total deadline."""
+
+    async def answer(seen: Seen, writer: asyncio.StreamWriter) -> None:
+        if len(server.requests) > 1:
+            await asyncio.sleep(3600)  # the second request: never answered
+        body = sse_events("done")
+        cut = body.index(b"event: content_block_stop")
+        writer.write(head(200, {"content-type": "text/event-stream", "connection": "close"}))
+        writer.write(body[:cut])
+        await writer.drain()
+        await asyncio.sleep(1.0)  # the connection stays busy for a second
+        writer.write(body[cut:])
+
+    pool = pool_of(max_connections=1, max_keepalive_connections=1)
+    try:
+        async with (
+            HostileServer(answer) as server,
+            pooled(
+                server.base_url, transport, pool=pool, first_byte_timeout=0.3, timeout=30.0
+            ) as provider,
+        ):
+            first, second = await asyncio.gather(
+                outcome(provider.stream("one")), outcome(provider.stream("two"))
+            )
+    finally:
+        await pool.aclose()
+    assert not isinstance(first, ProviderError), first
+    assert isinstance(second, ProviderError), second
+    assert second.kind == "timeout"
+    assert second.details["timeout"] == "first_byte"
+    assert len(server.requests) == 2  # it was sent, and cut 0.3 s later
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_cancellation_from_elsewhere_stays_the_callers(transport: str) -> None:
+    """While a request waits for its headers (under provcfg's own limits), the caller's
+    own timeout and a plain task cancellation stay theirs: ``TimeoutError`` from the
+    caller's ``asyncio.timeout`` and ``CancelledError``, never a ProviderError, and the
+    task's cancellation count is left as the caller made it."""
+
+    async def never(seen: Seen, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(3600)
+
+    async def read(stream: Any) -> None:
+        async for _chunk in stream:
+            pass
+
+    async with (
+        HostileServer(never) as server,
+        pooled(server.base_url, transport, first_byte_timeout=30.0, timeout=60.0) as provider,
+    ):
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await read(provider.stream("hi"))
+        task = asyncio.current_task()
+        assert task is not None and task.cancelling() == 0
+
+        reader = asyncio.create_task(read(provider.stream("hi")))
+        await asyncio.sleep(0.2)
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        assert reader.cancelled()

@@ -71,18 +71,25 @@ class GuardedStream(httpx2.AsyncByteStream):
         limit = self._limit
         pending = 0
         before = b""
-        async for raw in self._inner:
-            if deadline is not None and _perf() > deadline:
-                raise self._on_deadline()
-            end = _last_boundary(raw)
-            if end < 0 and before:
-                end = _joined_boundary(before, raw)
-            pending = len(raw) - end - 1 if end >= 0 else pending + len(raw)
-            if pending > limit:
-                raise self._on_oversize(limit)
-            # A line end at the very end of a read may be half of a boundary.
-            before = raw[-2:] if raw[-1:] in _LINE_ENDS else b""
-            yield raw
+        inner = self._inner.__aiter__()
+        try:
+            async for raw in inner:
+                if deadline is not None and _perf() > deadline:
+                    raise self._on_deadline()
+                end = _last_boundary(raw)
+                if end < 0 and before:
+                    end = _joined_boundary(before, raw)
+                pending = len(raw) - end - 1 if end >= 0 else pending + len(raw)
+                if pending > limit:
+                    raise self._on_oversize(limit)
+                # A line end at the very end of a read may be half of a boundary.
+                before = raw[-2:] if raw[-1:] in _LINE_ENDS else b""
+                yield raw
+        finally:
+            # Left early (or failed): close the inner generator now, rather than leave it
+            # to the garbage collector, which schedules its close through the event loop.
+            if getattr(inner, "ag_frame", None) is not None:
+                await inner.aclose()  # type: ignore[attr-defined]
 
     async def aclose(self) -> None:
         """Close the wrapped stream (the connection goes back to the pool or is closed)."""
