@@ -30,9 +30,6 @@ import math
 import time
 from typing import Any, Final
 
-from provcfg._errors import ProviderError
-from provcfg._providers._api_errors import ErrorMapper
-
 __all__ = ["GRACE", "Limit", "Watch", "Window"]
 
 GRACE: Final = 0.05
@@ -162,7 +159,7 @@ class Window(Limit):
     it (always, in a ``finally``).
     """
 
-    __slots__ = ("_by_first_byte", "_deadline_at", "_first_byte", "_late", "_sent", "_value")
+    __slots__ = ("_by_first_byte", "_deadline_at", "_first_byte", "_late", "_sent", "total")
 
     def __init__(
         self, deadline: float | None, first_byte: float | None, total: float | None
@@ -170,7 +167,7 @@ class Window(Limit):
         super().__init__()
         loop = self._loop
         self._first_byte = first_byte
-        self._value = total or 0.0
+        self.total = total or 0.0  # the request's total limit in seconds (for messages)
         self._deadline_at: float | None = None
         if deadline is not None:
             self._deadline_at = loop.time() + max(deadline - time.perf_counter(), 0.0) + GRACE
@@ -233,8 +230,7 @@ class Window(Limit):
             return
         super().expire(now)
 
-    def error(self, errors: ErrorMapper) -> ProviderError:
-        """The ``timeout`` error of whichever limit ended the wait."""
-        if self._by_first_byte and self._first_byte is not None:
-            return errors.first_byte(self._first_byte)
-        return errors.deadline(self._value)
+    @property
+    def by_first_byte(self) -> bool:
+        """Whether the first-byte limit (not the deadline) ended the wait."""
+        return self._by_first_byte and self._first_byte is not None

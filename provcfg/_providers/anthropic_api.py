@@ -521,12 +521,18 @@ class AnthropicApiProvider(BaseProvider):
             answer = await send()
         except asyncio.CancelledError:
             if window.stop():  # a limit passed (not a cancellation from elsewhere)
-                raise window.error(self._errors) from None
+                raise self._window_error(window) from None
             raise
         finally:
             window.stop()
             ON_SEND.reset(token)
         return answer, window
+
+    def _window_error(self, window: Window) -> ProviderError:
+        """The ``timeout`` error of whichever limit ended ``window``'s wait."""
+        if window.by_first_byte and self._first_byte is not None:
+            return self._errors.first_byte(self._first_byte)
+        return self._errors.deadline(window.total)
 
     def _finish(self, state: MessageState, meter: RequestMeter) -> Chunk:
         return state.result(meter.succeeded(Usage(**state.usage)))
@@ -537,7 +543,10 @@ class AnthropicApiProvider(BaseProvider):
         self, body: dict[str, Any], total: float | None, meter: RequestMeter
     ) -> AsyncIterator[Chunk]:
         deadline = meter.start + total if total is not None else None
-        await self._enter_stream()
+        try:
+            await self._enter_stream(deadline)
+        except TimeoutError:  # still preparing (the SDK's import) when the deadline passed
+            raise meter.fail(self._errors.deadline(total or 0.0)) from None
         attempt: _Attempt | None = None
         failure: BaseException | None = None
         try:
@@ -626,7 +635,7 @@ class AnthropicApiProvider(BaseProvider):
             async with asyncio.timeout_at(window.at()):
                 raw = await _read_error_body(response)
         except TimeoutError:
-            return window.error(self._errors)
+            return self._window_error(window)
         return self._errors.from_body(response.status_code, _decode_body(raw), response.headers)
 
     async def _fast_first(self, attempt: _Attempt) -> None:
@@ -735,7 +744,10 @@ class AnthropicApiProvider(BaseProvider):
         self, params: dict[str, Any], total: float | None, meter: RequestMeter
     ) -> AsyncIterator[Chunk]:
         deadline = meter.start + total if total is not None else None
-        await self._enter_stream()
+        try:
+            await self._enter_stream(deadline)
+        except TimeoutError:  # still preparing (the SDK's import) when the deadline passed
+            raise meter.fail(self._errors.deadline(total or 0.0)) from None
         attempt: _Attempt | None = None
         failure: BaseException | None = None
         try:

@@ -45,6 +45,7 @@ from provcfg._kinds import (
 )
 from provcfg._modeltable import ModelTable
 from provcfg._providers._meter import RequestMeter
+from provcfg._providers._window import Limit
 
 if TYPE_CHECKING:
     pass
@@ -117,14 +118,17 @@ class BaseProvider:
         self._prepare_lock = threading.Lock()
         self._prepare_future: concurrent.futures.Future[None] | None = None
 
-    async def _enter_stream(self) -> None:
+    async def _enter_stream(self, deadline: float | None = None) -> None:
         """Start of a stream: refuse a closed provider, count it, initialize lazily.
 
         The stream is counted before the first ``await``, so a close that is waiting
-        for this instance to go idle cannot slip in between.
+        for this instance to go idle cannot slip in between. ``deadline``
+        (``time.perf_counter`` scale) bounds the wait for a lazy initialization; the
+        initialization goes on in its thread for the next stream.
 
         Raises:
             RuntimeClosedError: the provider was closed.
+            TimeoutError: ``deadline`` passed while the provider was still initializing.
         """
         if self._closed:
             raise RuntimeClosedError(
@@ -134,10 +138,26 @@ class BaseProvider:
         self._inflight += 1
         if not self._prepared:
             try:
-                await self.initialize()
+                await self._initialize_within(deadline)
             except BaseException:
                 self._inflight -= 1
                 raise
+
+    async def _initialize_within(self, deadline: float | None) -> None:
+        """:meth:`initialize`, given up with ``TimeoutError`` once ``deadline`` passes."""
+        if deadline is None:
+            await self.initialize()
+            return
+        limit = Limit()
+        limit.start_at(limit.loop_time() + max(deadline - time.perf_counter(), 0.0))
+        try:
+            await self.initialize()
+        except asyncio.CancelledError:
+            if limit.stop():
+                raise TimeoutError from None
+            raise
+        finally:
+            limit.stop()
 
     def _exit_stream(self) -> None:
         """End of a stream that :meth:`_enter_stream` counted (call it in ``finally``)."""
