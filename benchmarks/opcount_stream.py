@@ -1,4 +1,4 @@
-"""Python bytecodes executed per request: the anthropic SDK used directly vs provcfg's sdk transport.
+"""Python bytecodes per request: the anthropic SDK used directly vs provcfg's sdk transport.
 
 Time on these shared machines moves by several per cent from one minute to the next;
 the number of bytecodes a request executes does not (``sys.settrace`` opcode events,
