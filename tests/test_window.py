@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from provcfg._errors import ProviderError
+from provcfg._providers._window import Watch, watch_of
 from provcfg._providers.anthropic_api import AnthropicApiProvider
 from provcfg._providers.base import BaseProvider
-from provcfg._providers._window import Watch, watch_of
 from tests.support_hostile_servers import (
     TRANSPORTS,
     HostileServer,
@@ -96,17 +96,19 @@ async def test_requests_in_a_row_set_no_timer_each(transport: str) -> None:
             ours.append(getattr(callback, "__qualname__", "?"))
         return call_at(when, callback, *args, **kwargs)
 
-    async with HostileServer(_answer, keep_alive=True) as server:
-        async with pooled(server.base_url, transport, timeout=30.0) as provider:
-            async for _chunk in provider.stream("warm"):
-                pass
-            loop.call_at = recording  # type: ignore[method-assign]
-            try:
-                for _ in range(50):
-                    chunks = [c.text async for c in provider.stream("hi") if c.type == "text"]
-                    assert "".join(chunks) == "ok"
-            finally:
-                loop.call_at = call_at  # type: ignore[method-assign]
+    async with (
+        HostileServer(_answer, keep_alive=True) as server,
+        pooled(server.base_url, transport, timeout=30.0) as provider,
+    ):
+        async for _chunk in provider.stream("warm"):
+            pass
+        loop.call_at = recording  # type: ignore[method-assign]
+        try:
+            for _ in range(50):
+                chunks = [c.text async for c in provider.stream("hi") if c.type == "text"]
+                assert "".join(chunks) == "ok"
+        finally:
+            loop.call_at = call_at  # type: ignore[method-assign]
     assert len(ours) <= 3, ours
     assert len(watch_of(loop)) == 0
 
@@ -122,7 +124,8 @@ def test_each_event_loop_keeps_its_own_watch() -> None:
             pooled(server.base_url, "fast", first_byte_timeout=0.3) as provider,
         ):
             error = await failure(provider.stream("hi"))
-            results[label] = (error.details.get("timeout"), id(watch_of(asyncio.get_running_loop())))
+            watch = watch_of(asyncio.get_running_loop())
+            results[label] = (error.details.get("timeout"), id(watch))
 
     threads = [threading.Thread(target=asyncio.run, args=(one(str(n)),)) for n in range(2)]
     for thread in threads:
@@ -154,14 +157,16 @@ async def test_the_deadline_bounds_a_lazy_initialization_too(transport: str) -> 
             release.wait(10)
             super().prepare()
 
-    async with HostileServer(_answer, keep_alive=True) as server:
-        async with pooled(server.base_url, transport, timeout=30.0) as template:
-            provider = SlowToPrepare(template.ctx)
-            error = await failure(provider.stream("hi", timeout=0.3))
-            assert error.kind == "timeout" and error.details["timeout"] == "total"
-            assert "0.3s" in error.message
-            assert not provider._prepared  # still preparing in its thread
-            release.set()
-            text = "".join([c.text async for c in provider.stream("hi") if c.type == "text"])
-            assert text == "ok"
-            await provider.aclose()
+    async with (
+        HostileServer(_answer, keep_alive=True) as server,
+        pooled(server.base_url, transport, timeout=30.0) as template,
+    ):
+        provider = SlowToPrepare(template.ctx)
+        error = await failure(provider.stream("hi", timeout=0.3))
+        assert error.kind == "timeout" and error.details["timeout"] == "total"
+        assert "0.3s" in error.message
+        assert not provider._prepared  # still preparing in its thread
+        release.set()
+        text = "".join([c.text async for c in provider.stream("hi") if c.type == "text"])
+        assert text == "ok"
+        await provider.aclose()

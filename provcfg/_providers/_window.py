@@ -30,7 +30,7 @@ import math
 import time
 from typing import Any, Final
 
-__all__ = ["GRACE", "Limit", "Watch", "Window"]
+__all__ = ["GRACE", "Limit", "LimitPassed", "Watch", "Window"]
 
 GRACE: Final = 0.05
 """How long after the deadline a window ends (httpx2's capped timers fire first, with
@@ -39,6 +39,10 @@ their precise kind: a pool wait ends as ``pool_exhausted``)."""
 _EARLY: Final = 1e-3
 """A window this close to its end when the timer fires counts as due (timers are not
 exact; waking again for a millisecond would cost more than it is worth)."""
+
+
+class LimitPassed(TimeoutError):
+    """A :class:`Limit` ended the wait (and not some ``TimeoutError`` from the work itself)."""
 
 
 class Watch:

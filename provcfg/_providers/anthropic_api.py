@@ -73,7 +73,7 @@ from provcfg._providers._meter import RequestMeter
 from provcfg._providers._retry import RetryPolicy
 from provcfg._providers._sessions import HistorySession
 from provcfg._providers._sse import SSEParser
-from provcfg._providers._window import Limit, Window
+from provcfg._providers._window import Limit, LimitPassed, Window
 from provcfg._providers.base import BaseProvider, Chunk, ProviderContext, Usage
 
 if TYPE_CHECKING:
@@ -545,7 +545,7 @@ class AnthropicApiProvider(BaseProvider):
         deadline = meter.start + total if total is not None else None
         try:
             await self._enter_stream(deadline)
-        except TimeoutError:  # still preparing (the SDK's import) when the deadline passed
+        except LimitPassed:  # still preparing (the SDK's import) when the deadline passed
             raise meter.fail(self._errors.deadline(total or 0.0)) from None
         attempt: _Attempt | None = None
         failure: BaseException | None = None
@@ -746,7 +746,7 @@ class AnthropicApiProvider(BaseProvider):
         deadline = meter.start + total if total is not None else None
         try:
             await self._enter_stream(deadline)
-        except TimeoutError:  # still preparing (the SDK's import) when the deadline passed
+        except LimitPassed:  # still preparing (the SDK's import) when the deadline passed
             raise meter.fail(self._errors.deadline(total or 0.0)) from None
         attempt: _Attempt | None = None
         failure: BaseException | None = None

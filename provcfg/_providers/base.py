@@ -45,7 +45,7 @@ from provcfg._kinds import (
 )
 from provcfg._modeltable import ModelTable
 from provcfg._providers._meter import RequestMeter
-from provcfg._providers._window import Limit
+from provcfg._providers._window import Limit, LimitPassed
 
 if TYPE_CHECKING:
     pass
@@ -128,7 +128,7 @@ class BaseProvider:
 
         Raises:
             RuntimeClosedError: the provider was closed.
-            TimeoutError: ``deadline`` passed while the provider was still initializing.
+            LimitPassed: ``deadline`` passed while the provider was still initializing.
         """
         if self._closed:
             raise RuntimeClosedError(
@@ -144,7 +144,7 @@ class BaseProvider:
                 raise
 
     async def _initialize_within(self, deadline: float | None) -> None:
-        """:meth:`initialize`, given up with ``TimeoutError`` once ``deadline`` passes."""
+        """:meth:`initialize`, given up with :class:`LimitPassed` once ``deadline`` passes."""
         if deadline is None:
             await self.initialize()
             return
@@ -154,7 +154,7 @@ class BaseProvider:
             await self.initialize()
         except asyncio.CancelledError:
             if limit.stop():
-                raise TimeoutError from None
+                raise LimitPassed from None
             raise
         finally:
             limit.stop()

@@ -50,6 +50,9 @@ class CaseCalibration:
     measured_slowdowns: list[float] | None = None
     spin_seconds: float = 0.0
     error: str | None = None
+    baseline: float | None = None
+    unchanged: list[tuple[float, float, float]] | None = None
+    slowed: list[tuple[float, float, float]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -65,6 +68,12 @@ class CaseCalibration:
             "spin_seconds": self.spin_seconds,
             "measured_slowdown": statistics.median(measured) if measured else None,
             "error": self.error,
+            "baseline": self.baseline,
+            # Each run's ratio of the subject as (median, low, high) of its 95 % interval,
+            # divided by the baseline's median: the gate fails a run whose low end is
+            # above 1 + threshold. The widths say which threshold a case can resolve.
+            "unchanged": self.unchanged or [],
+            "slowed": self.slowed or [],
         }
 
 
@@ -128,6 +137,8 @@ def calibrate(
             runs,
             measured_slowdowns=[],
             spin_seconds=spin.seconds,
+            unchanged=[],
+            slowed=[],
         )
         base = _entries(first)
         slowed = ctx.with_spin(spin)
@@ -139,6 +150,13 @@ def calibrate(
                 break
             cal.false_alarms += bool(_regressions(a, base, gate))
             cal.detections += target in _regressions(b, base, gate)
+            ref = first.ratios[target].median if target in first.ratios else None
+            if ref:
+                cal.baseline = ref
+                for result, kept in ((a, cal.unchanged), (b, cal.slowed)):
+                    est = result.ratios.get(target)
+                    if est is not None and kept is not None:
+                        kept.append((est.median / ref, est.low / ref, est.high / ref))
             if target in a.ratios and target in b.ratios:
                 cal.measured_slowdowns.append(  # type: ignore[union-attr]
                     b.ratios[target].median / a.ratios[target].median - 1
