@@ -156,6 +156,17 @@ async def test_an_api_server_that_accepts_and_never_answers_ends_with_timeout(
     assert len(server.requests) == 1  # a timeout is not retried
 
 
+async def _done_after_a_second(writer: asyncio.StreamWriter) -> None:
+    """Answer "done", holding the connection for a second before the message ends."""
+    body = sse_events("done")
+    cut = body.index(b"event: content_block_stop")
+    writer.write(head(200, {"content-type": "text/event-stream", "connection": "close"}))
+    writer.write(body[:cut])
+    await writer.drain()
+    await asyncio.sleep(1.0)  # the connection stays busy for a second
+    writer.write(body[cut:])
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_waiting_for_a_pooled_connection_does_not_count_as_first_byte(
     transport: str,
@@ -164,13 +175,7 @@ async def test_waiting_for_a_pooled_connection_does_not_count_as_first_byte(
     behind a slow stream still succeeds: its first-byte clock starts when it is sent."""
 
     async def answer(seen: Seen, writer: asyncio.StreamWriter) -> None:
-        body = sse_events("done")
-        cut = body.index(b"event: content_block_stop")
-        writer.write(head(200, {"content-type": "text/event-stream", "connection": "close"}))
-        writer.write(body[:cut])
-        await writer.drain()
-        await asyncio.sleep(1.0)  # the connection stays busy for a second
-        writer.write(body[cut:])
+        await _done_after_a_second(writer)
 
     pool = pool_of(max_connections=1, max_keepalive_connections=1)
     try:
@@ -199,13 +204,7 @@ async def test_a_queued_request_gets_its_first_byte_limit_once_it_is_sent(
     async def answer(seen: Seen, writer: asyncio.StreamWriter) -> None:
         if len(server.requests) > 1:
             await asyncio.sleep(3600)  # the second request: never answered
-        body = sse_events("done")
-        cut = body.index(b"event: content_block_stop")
-        writer.write(head(200, {"content-type": "text/event-stream", "connection": "close"}))
-        writer.write(body[:cut])
-        await writer.drain()
-        await asyncio.sleep(1.0)  # the connection stays busy for a second
-        writer.write(body[cut:])
+        await _done_after_a_second(writer)
 
     pool = pool_of(max_connections=1, max_keepalive_connections=1)
     try:
