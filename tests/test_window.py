@@ -9,13 +9,15 @@ each keep their own watch; and the windows of finished requests are all dropped.
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import weakref
 from typing import Any
 
 import pytest
 
 from provcfg._errors import ProviderError
-from provcfg._providers._window import Watch, watch_of
+from provcfg._providers._window import Limit, Watch, watch_of
 from provcfg._providers.anthropic_api import AnthropicApiProvider
 from provcfg._providers.base import BaseProvider
 from tests.support_hostile_servers import (
@@ -170,3 +172,23 @@ async def test_the_deadline_bounds_a_lazy_initialization_too(transport: str) -> 
         text = "".join([c.text async for c in provider.stream("hi") if c.type == "text"])
         assert text == "ok"
         await provider.aclose()
+
+
+def test_a_loop_is_not_kept_alive_by_its_watch() -> None:
+    """A loop that used the shared timer and was closed is freed with its watch (a watch
+    that held its loop kept a closed test loop, and whatever was left open on it, alive
+    into the next test)."""
+    loop = asyncio.new_event_loop()
+
+    async def wait_briefly() -> None:
+        limit = Limit()
+        limit.start_at(limit.loop_time() + 60.0)  # the shared timer is set for a minute
+        await asyncio.sleep(0)
+        assert not limit.stop()
+
+    loop.run_until_complete(wait_briefly())
+    loop.close()
+    ref = weakref.ref(loop)
+    del loop
+    gc.collect()
+    assert ref() is None

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+import weakref
 from typing import Any, Final
 
 __all__ = ["GRACE", "Limit", "LimitPassed", "Watch", "Window"]
@@ -52,17 +53,24 @@ class Watch:
 
     def __init__(self) -> None:
         self._windows: dict[Limit, float] = {}
-        self._handle: asyncio.TimerHandle | None = None
+        # Weakly: a handle holds its loop, and a watch must not keep its loop alive
+        # (the loop's own timer heap holds the handle while it is pending).
+        self._handle: weakref.ref[asyncio.TimerHandle] | None = None
         self._at = math.inf
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._handle is not None:
+            pending = self._handle()
+            if pending is not None:
+                pending.cancel()
+        self._at = when
+        self._handle = weakref.ref(loop.call_at(when, self._fire))
 
     def put(self, loop: asyncio.AbstractEventLoop, window: Limit, when: float) -> None:
         """Watch ``window`` until ``when`` (loop time); the timer moves only if earlier."""
         self._windows[window] = when
         if when < self._at:
-            if self._handle is not None:
-                self._handle.cancel()
-            self._at = when
-            self._handle = loop.call_at(when, self._fire, loop)
+            self._arm(loop, when)
 
     def drop(self, window: Limit) -> None:
         """Stop watching ``window`` (the timer stays set: it finds nothing due, or others)."""
@@ -71,12 +79,13 @@ class Watch:
     def __len__(self) -> int:
         return len(self._windows)
 
-    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _fire(self) -> None:
         self._handle = None
         self._at = math.inf
         windows = self._windows
         if not windows:
             return
+        loop = asyncio.get_running_loop()
         now = loop.time()
         due = [window for window, when in windows.items() if when <= now + _EARLY]
         for window in due:
@@ -85,22 +94,18 @@ class Watch:
         if windows:
             earliest = min(windows.values())
             if earliest < self._at:
-                if self._handle is not None:
-                    self._handle.cancel()
-                self._at = earliest
-                self._handle = loop.call_at(earliest, self._fire, loop)
+                self._arm(loop, earliest)
 
 
-_watches: dict[asyncio.AbstractEventLoop, Watch] = {}
+# Weak keys: a loop's watch goes with the loop. (Holding loops here kept a closed loop,
+# and whatever a test had left open on it, alive into the next test.)
+_watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Watch] = weakref.WeakKeyDictionary()
 
 
 def watch_of(loop: asyncio.AbstractEventLoop) -> Watch:
-    """``loop``'s watch (made on first use; those of closed loops are let go then)."""
+    """``loop``'s watch (made on first use; it goes when the loop does)."""
     watch = _watches.get(loop)
     if watch is None:
-        for old in list(_watches):  # a copy: another thread's loop may add to the dict
-            if old.is_closed():
-                _watches.pop(old, None)
         watch = _watches[loop] = Watch()
     return watch
 
