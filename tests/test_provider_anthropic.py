@@ -460,6 +460,89 @@ async def test_sdk_client_is_made_once_per_loop(fresh_stub: StubServer) -> None:
         await handle.aclose()
 
 
+async def test_sdk_text_deltas_become_chunks_without_sdk_event_objects(
+    fresh_stub: StubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the sdk transport the SDK builds event objects only for the events around the
+    text, however many deltas there are: a text delta goes from the SDK's decoded JSON
+    straight into its chunk. The chunks are the fast transport's (compared above)."""
+    import anthropic._base_client as sdk_base
+
+    built: list[str] = []
+    construct = sdk_base.construct_type  # type: ignore[attr-defined]
+
+    def counting(*, type_: Any, value: Any) -> Any:
+        built.append(value["type"])
+        return construct(type_=type_, value=value)
+
+    monkeypatch.setattr(sdk_base, "construct_type", counting)
+    handle = make(fresh_stub.base_url, "sdk")
+    try:
+        for deltas in (50, 500):
+            built.clear()
+            chunks = await _run(handle, f"stub-deltas-{deltas}")
+            assert sum(c.type == "text" for c in chunks) == deltas
+            assert chunks[-1].type == "result"
+            assert built == [
+                "message_start",
+                "content_block_start",
+                "content_block_stop",
+                "message_delta",
+                "message_stop",
+            ]
+    finally:
+        await handle.aclose()
+
+
+async def test_an_sdk_with_another_event_step_keeps_it() -> None:
+    """Text deltas skip the SDK's event objects only where the SDK's step has the shape
+    provcfg knows; a client whose step takes other arguments is left as it is. On
+    today's SDK the step turns a text or thinking delta with a string into its chunk and
+    gives anything else (a number for the text, another event) the SDK's own object."""
+    import anthropic
+    from anthropic.types import RawMessageStreamEvent
+
+    from provcfg._providers.anthropic_api import _chunk_deltas
+
+    class Changed(anthropic.AsyncAnthropic):
+        def _process_response_data(
+            self, *, data: Any, cast_to: Any, response: Any, stream: bool = False
+        ) -> Any:
+            return super()._process_response_data(data=data, cast_to=cast_to, response=response)
+
+    def delta(kind: str, key: str, value: object) -> dict[str, Any]:
+        body = {"type": kind, key: value}
+        return {"type": "content_block_delta", "index": 0, "delta": body}
+
+    changed = Changed(api_key="k", base_url="http://127.0.0.1:9")
+    plain = anthropic.AsyncAnthropic(api_key="k", base_url="http://127.0.0.1:9")
+    try:
+        _chunk_deltas(changed)
+        _chunk_deltas(plain)
+        assert "_process_response_data" not in vars(changed)
+        step: Any = plain._process_response_data  # SDK-private: typed for its own events
+        other_step: Any = changed._process_response_data
+        event: Any = RawMessageStreamEvent
+
+        text = delta("text_delta", "text", "hi")
+        assert other_step(data=text, cast_to=event, response=None) != Chunk("text", "hi")
+        assert step(data=text, cast_to=event, response=None) == Chunk("text", "hi")
+        thinking = delta("thinking_delta", "thinking", "hm")
+        assert step(data=thinking, cast_to=event, response=None) == Chunk("thinking", "hm")
+        for other in (
+            delta("text_delta", "text", 7),
+            delta("thinking_delta", "thinking", None),
+            delta("input_json_delta", "partial_json", "{"),
+            {"type": "message_stop"},
+        ):
+            built = step(data=other, cast_to=event, response=None)
+            assert not isinstance(built, Chunk)
+            assert built.type == other["type"]
+    finally:
+        await changed.close()
+        await plain.close()
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_concurrent_streams_share_the_pool(fresh_stub: StubServer, transport: str) -> None:
     """Twenty concurrent streams on one provider all finish with the full text."""

@@ -205,7 +205,12 @@ def sdk_event(state: MessageState, event: Any) -> Chunk | None:
     """The same as :func:`json_event` for the SDK's event objects (sdk transport).
 
     The SDK builds its event objects without validating them, so the same checks apply.
+    A text or thinking delta may already be its chunk (see ``_chunk_deltas`` in
+    :mod:`provcfg._providers.anthropic_api`).
     """
+    if event.__class__ is Chunk:
+        chunk: Chunk = event
+        return chunk
     kind = event.type
     if kind == "content_block_delta":
         delta = event.delta
