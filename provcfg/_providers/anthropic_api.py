@@ -199,7 +199,8 @@ def _skip_event_layer(stream: Any) -> None:
 # What the SDK's ``BaseClient._process_response_data`` takes (anthropic 0.40 to 2.x): the
 # decoded JSON of one event, the type to build from it, the response.
 _PROCESS_PARAMS: Final = ("self", "data", "cast_to", "response")
-_CHUNKING_CLIENTS: dict[type, bool] = {}  # client class -> its method takes exactly those
+# The SDK's method (a function, shared by provcfg's per-provider subclasses) -> it takes those.
+_CHUNKING_STEPS: dict[object, bool] = {}
 
 
 def _chunk_deltas(client: Any) -> None:
@@ -219,14 +220,14 @@ def _chunk_deltas(client: Any) -> None:
     only where the SDK's method takes exactly :data:`_PROCESS_PARAMS`; a later SDK that
     changes it is left alone (and its deltas take the slower, equally correct path).
     """
-    cls = type(client)
-    plain = _CHUNKING_CLIENTS.get(cls)
+    method = getattr(type(client), "_process_response_data", None)
+    plain = _CHUNKING_STEPS.get(method)
     if plain is None:
-        code = getattr(getattr(cls, "_process_response_data", None), "__code__", None)
+        code = getattr(method, "__code__", None)
         plain = code is not None and (
             code.co_varnames[: code.co_argcount + code.co_kwonlyargcount] == _PROCESS_PARAMS
         )
-        _CHUNKING_CLIENTS[cls] = plain
+        _CHUNKING_STEPS[method] = plain
     if not plain:
         return
     process = client._process_response_data
@@ -321,12 +322,31 @@ class _Attempt:
         self.pending: Exception | None = None
 
 
-def _basic_auth_client(
-    base: type[anthropic.AsyncAnthropic], auth: httpx2.BasicAuth
+def _client_class(
+    headers: Mapping[str, str], auth: httpx2.BasicAuth | None
 ) -> type[anthropic.AsyncAnthropic]:
-    """An ``AsyncAnthropic`` whose requests carry ``auth`` (the SDK's ``custom_auth`` hook)."""
+    """An ``AsyncAnthropic`` whose default headers end with ``headers`` (and whose
+    requests carry ``auth``, the SDK's ``custom_auth`` hook, when given).
 
-    class BasicAuthAnthropic(base):  # type: ignore[misc,valid-type]
+    ``anthropic-version`` is provcfg's own (the spec's, the fast transport's), not the
+    SDK's. Passed as ``default_headers=``, it would be set twice per request: the SDK
+    folds its custom headers in once inside its default headers and once more as a
+    layer of their own, and that second setting of a header that is there already
+    rebuilds the header list (about 230 Python bytecodes before every first chunk).
+    """
+    import anthropic
+
+    class ProviderAnthropic(anthropic.AsyncAnthropic):
+        @property
+        def default_headers(self) -> dict[str, Any]:
+            merged = super().default_headers
+            merged.update(headers)
+            return merged
+
+    if auth is None:
+        return ProviderAnthropic
+
+    class BasicAuthAnthropic(ProviderAnthropic):
         @property
         def custom_auth(self) -> httpx2.Auth | None:
             return auth
@@ -381,6 +401,7 @@ class AnthropicApiProvider(BaseProvider):
         self._sdk_clients: dict[
             asyncio.AbstractEventLoop, tuple[httpx2.AsyncClient, anthropic.AsyncAnthropic]
         ] = {}
+        self._sdk_class: type[anthropic.AsyncAnthropic] | None = None
 
     def __repr__(self) -> str:
         return f"AnthropicApiProvider(name={self.name!r}, transport={self._transport!r})"
@@ -774,24 +795,20 @@ class AnthropicApiProvider(BaseProvider):
         if entry is not None and entry[0] is http:
             return entry
         await self.initialize()
-        import anthropic
-
-        headers = {"anthropic-version": self._version}
-        factory: type[anthropic.AsyncAnthropic] = anthropic.AsyncAnthropic
         key = self._api_key
-        if self._auth is not None:
-            # Authorization carries the base_url's user:password (HTTP Basic), so the key
-            # goes as x-api-key, as on the fast transport.
-            factory = _basic_auth_client(anthropic.AsyncAnthropic, self._auth)
-            headers["x-api-key"] = key or ""
-            key = None
-        client = factory(
-            api_key=key,
+        if self._sdk_class is None:
+            headers = {"anthropic-version": self._version}
+            if self._auth is not None:
+                # Authorization carries the base_url's user:password (HTTP Basic), so the
+                # key goes as x-api-key, as on the fast transport.
+                headers["x-api-key"] = key or ""
+            self._sdk_class = _client_class(headers, self._auth)
+        client = self._sdk_class(
+            api_key=key if self._auth is None else None,
             base_url=self._base_url,
             http_client=http,
             max_retries=0,
             timeout=http.timeout,
-            default_headers=headers,
         )
         _chunk_deltas(client)
         # One client per live loop; entries of closed loops go (their clients went with them).
