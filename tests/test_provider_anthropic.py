@@ -460,12 +460,12 @@ async def test_sdk_client_is_made_once_per_loop(fresh_stub: StubServer) -> None:
         await handle.aclose()
 
 
-async def test_sdk_text_deltas_become_chunks_without_sdk_event_objects(
+async def test_sdk_transport_builds_no_sdk_event_objects(
     fresh_stub: StubServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On the sdk transport the SDK builds event objects only for the events around the
-    text, however many deltas there are: a text delta goes from the SDK's decoded JSON
-    straight into its chunk. The chunks are the fast transport's (compared above)."""
+    """On the sdk transport the SDK decodes the stream and each event's JSON, and builds
+    no event object from it, however many deltas there are: provcfg reads the JSON. The
+    chunks are the fast transport's (compared above and in test_provider_anthropic_events)."""
     import anthropic._base_client as sdk_base
 
     built: list[str] = []
@@ -479,30 +479,25 @@ async def test_sdk_text_deltas_become_chunks_without_sdk_event_objects(
     handle = make(fresh_stub.base_url, "sdk")
     try:
         for deltas in (50, 500):
-            built.clear()
             chunks = await _run(handle, f"stub-deltas-{deltas}")
             assert sum(c.type == "text" for c in chunks) == deltas
             assert chunks[-1].type == "result"
-            assert built == [
-                "message_start",
-                "content_block_start",
-                "content_block_stop",
-                "message_delta",
-                "message_stop",
-            ]
+            assert chunks[-1].data is not None and chunks[-1].data["usage"].output_tokens > 0
+        assert built == []
     finally:
         await handle.aclose()
 
 
 async def test_an_sdk_with_another_event_step_keeps_it() -> None:
-    """Text deltas skip the SDK's event objects only where the SDK's step has the shape
-    provcfg knows; a client whose step takes other arguments is left as it is. On
-    today's SDK the step turns a text or thinking delta with a string into its chunk and
-    gives anything else (a number for the text, another event) the SDK's own object."""
+    """provcfg reads the events' JSON only where the SDK's step has the shape it knows; a
+    client whose step takes other arguments is left as it is. On today's SDK the step
+    turns a text delta with a string into its chunk, hands any other Messages event over
+    as its JSON (a number for the text too: provcfg's checks reject it), and gives an
+    event of an unknown type, or of none, the SDK's own object."""
     import anthropic
     from anthropic.types import RawMessageStreamEvent
 
-    from provcfg._providers.anthropic_api import _chunk_deltas
+    from provcfg._providers.anthropic_api import _read_json_events
 
     class Changed(anthropic.AsyncAnthropic):
         def _process_response_data(
@@ -517,27 +512,27 @@ async def test_an_sdk_with_another_event_step_keeps_it() -> None:
     changed = Changed(api_key="k", base_url="http://127.0.0.1:9")
     plain = anthropic.AsyncAnthropic(api_key="k", base_url="http://127.0.0.1:9")
     try:
-        _chunk_deltas(changed)
-        _chunk_deltas(plain)
+        _read_json_events(changed)
+        _read_json_events(plain)
         assert "_process_response_data" not in vars(changed)
         step: Any = plain._process_response_data  # SDK-private: typed for its own events
         other_step: Any = changed._process_response_data
         event: Any = RawMessageStreamEvent
 
         text = delta("text_delta", "text", "hi")
-        assert other_step(data=text, cast_to=event, response=None) != Chunk("text", "hi")
+        assert not isinstance(other_step(data=text, cast_to=event, response=None), Chunk)
         assert step(data=text, cast_to=event, response=None) == Chunk("text", "hi")
-        thinking = delta("thinking_delta", "thinking", "hm")
-        assert step(data=thinking, cast_to=event, response=None) == Chunk("thinking", "hm")
-        for other in (
+        for as_json in (
             delta("text_delta", "text", 7),
-            delta("thinking_delta", "thinking", None),
+            delta("thinking_delta", "thinking", "hm"),
             delta("input_json_delta", "partial_json", "{"),
+            {"type": "message_start", "message": {"id": "m"}},
             {"type": "message_stop"},
         ):
+            assert step(data=as_json, cast_to=event, response=None) is as_json
+        for other in ({"type": "mystery_event"}, {"index": 0}, {"type": ["message_stop"]}):
             built = step(data=other, cast_to=event, response=None)
-            assert not isinstance(built, Chunk)
-            assert built.type == other["type"]
+            assert built is not other and not isinstance(built, Chunk | dict)
     finally:
         await changed.close()
         await plain.close()

@@ -140,8 +140,18 @@ async def test_multi_block_message_gives_the_expected_chunks(transport: str) -> 
     assert "ZW5jcnlwdGVk" not in repr(chunks)
 
 
-async def test_multi_block_message_is_identical_on_both_transports() -> None:
-    """Both transports give equal chunks and result data (timings aside) for the same bytes."""
+@pytest.mark.parametrize("sdk_objects", [False, True], ids=["sdk-json", "sdk-objects"])
+async def test_multi_block_message_is_identical_on_both_transports(
+    sdk_objects: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both transports give equal chunks and result data (timings aside) for the same bytes:
+    the sdk transport reading the SDK's decoded JSON (today's SDK), and reading the SDK's
+    event objects, as it does on an SDK whose event step it does not know."""
+    if sdk_objects:
+        import provcfg._providers.anthropic_api as api
+
+        monkeypatch.setattr(api, "_PROCESS_PARAMS", ("an", "unknown", "shape"))
+        monkeypatch.setattr(api, "_JSON_STEPS", {})
     got: dict[str, list[Chunk]] = {}
     for transport in TRANSPORTS:
         async with ScriptedServer([http_reply(200, _full_message())]) as server:

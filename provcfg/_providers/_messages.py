@@ -205,12 +205,17 @@ def sdk_event(state: MessageState, event: Any) -> Chunk | None:
     """The same as :func:`json_event` for the SDK's event objects (sdk transport).
 
     The SDK builds its event objects without validating them, so the same checks apply.
-    A text or thinking delta may already be its chunk (see ``_chunk_deltas`` in
-    :mod:`provcfg._providers.anthropic_api`).
+    On provcfg's own SDK client an event comes as what that client's step made of the
+    SDK's decoded JSON instead (``_read_json_events`` in
+    :mod:`provcfg._providers.anthropic_api`): a text delta's chunk, or the event's dict,
+    read by :func:`json_event`.
     """
-    if event.__class__ is Chunk:
+    cls = event.__class__
+    if cls is Chunk:
         chunk: Chunk = event
         return chunk
+    if cls is dict:
+        return json_event(state, event["type"], event)
     kind = event.type
     if kind == "content_block_delta":
         delta = event.delta

@@ -5,8 +5,8 @@ Two transports give the same chunks, usage and errors:
 * ``sdk``: the anthropic SDK (``messages.create(stream=True)``, raw events; the
   ``messages.stream()`` helper costs about 2.3x per chunk) on the runtime's pooled
   httpx2 client, one ``AsyncAnthropic`` per provider per event loop, SDK retries off.
-  A text or thinking delta becomes its chunk from the SDK's decoded JSON, without the
-  SDK's event object (:func:`_chunk_deltas`).
+  provcfg reads each event from the SDK's decoded JSON, without the SDK's event object
+  (:func:`_read_json_events`).
 * ``fast``: provcfg speaks the streaming protocol itself over the same pooled client:
   :class:`~provcfg._providers._sse.SSEParser` over ``aiter_bytes()``, one ``json.loads``
   per event, text deltas forwarded without building SDK objects. It never imports
@@ -200,44 +200,57 @@ def _skip_event_layer(stream: Any) -> None:
 # decoded JSON of one event, the type to build from it, the response.
 _PROCESS_PARAMS: Final = ("self", "data", "cast_to", "response")
 # The SDK's method (a function, shared by provcfg's per-provider subclasses) -> it takes those.
-_CHUNKING_STEPS: dict[object, bool] = {}
+_JSON_STEPS: dict[object, bool] = {}
+# The Messages stream's events that provcfg reads from their JSON (the fast transport's
+# checks); any other type (or none) gets the SDK's object, as before.
+_JSON_KINDS: Final = frozenset(
+    {
+        "message_start",
+        "message_delta",
+        "message_stop",
+        "content_block_start",
+        "content_block_stop",
+        "content_block_delta",
+    }
+)
 
 
-def _chunk_deltas(client: Any) -> None:
-    """Let ``client`` turn text and thinking deltas into chunks instead of SDK events.
+def _read_json_events(client: Any) -> None:
+    """Let ``client`` hand provcfg each Messages event's decoded JSON, not an SDK object.
 
     The SDK's stream decodes each event's JSON and hands it to the client's
     ``_process_response_data``, which builds a pydantic event object from it
     (``construct_type`` over the union of event types: about a third of the SDK's own
-    time per text delta), only for :meth:`AnthropicApiProvider._run_sdk` to read its
-    text and drop it. On the one client provcfg builds for a provider and loop, that
-    step becomes: a ``content_block_delta`` whose delta is a ``text_delta`` (or
-    ``thinking_delta``) with a string goes out as the :class:`Chunk` itself, from the
-    SDK's own decoded JSON; every other event (and a delta with anything but a string)
-    goes to the SDK's method as before, and from there to
-    :func:`~provcfg._providers._messages.sdk_event`'s checks. The request, the SSE
-    decoding, the JSON, the error events and everything else stay the SDK's. Applied
-    only where the SDK's method takes exactly :data:`_PROCESS_PARAMS`; a later SDK that
-    changes it is left alone (and its deltas take the slower, equally correct path).
+    time per text delta, more for ``message_start``), only for provcfg to read a few
+    fields and drop it. On the one client provcfg builds for a provider and loop, that
+    step hands over what it was given instead: a text or thinking delta with a string
+    as the :class:`Chunk` itself, any other event of :data:`_JSON_KINDS` as its dict,
+    read by :func:`~provcfg._providers._messages.json_event` with the same checks as
+    on the fast transport. An event of another type (or without one) still gets the
+    SDK's object (:func:`~provcfg._providers._messages.sdk_event` reads those). The
+    request, the answer's status and errors, the SSE decoding, the JSON and the
+    ``error`` events stay the SDK's. Applied only where the SDK's method takes exactly
+    :data:`_PROCESS_PARAMS`; an SDK that changes it is left alone, and its events take
+    the SDK's objects (the same chunks, more slowly; tested).
     """
     method = getattr(type(client), "_process_response_data", None)
-    plain = _CHUNKING_STEPS.get(method)
+    plain = _JSON_STEPS.get(method)
     if plain is None:
         code = getattr(method, "__code__", None)
         plain = code is not None and (
             code.co_varnames[: code.co_argcount + code.co_kwonlyargcount] == _PROCESS_PARAMS
         )
-        _CHUNKING_STEPS[method] = plain
+        _JSON_STEPS[method] = plain
     if not plain:
         return
     process = client._process_response_data
 
     def process_data(*, data: Any, cast_to: Any, response: Any) -> Any:
-        if data.__class__ is dict and data.get("type") == "content_block_delta":
-            delta = data.get("delta")
-            if delta.__class__ is dict:
-                kind = delta.get("type")
-                if kind == "text_delta":
+        if data.__class__ is dict:
+            kind = data.get("type")
+            if kind == "content_block_delta":
+                delta = data.get("delta")
+                if delta.__class__ is dict and delta.get("type") == "text_delta":
                     text = delta.get("text")
                     if text.__class__ is str:
                         chunk = _new(Chunk)
@@ -245,10 +258,9 @@ def _chunk_deltas(client: Any) -> None:
                         chunk.text = text
                         chunk.data = None
                         return chunk
-                elif kind == "thinking_delta":
-                    thinking = delta.get("thinking")
-                    if thinking.__class__ is str:
-                        return Chunk("thinking", thinking)
+                return data
+            if kind.__class__ is str and kind in _JSON_KINDS:
+                return data
         return process(data=data, cast_to=cast_to, response=response)
 
     client._process_response_data = process_data
@@ -810,7 +822,7 @@ class AnthropicApiProvider(BaseProvider):
             max_retries=0,
             timeout=http.timeout,
         )
-        _chunk_deltas(client)
+        _read_json_events(client)
         # One client per live loop; entries of closed loops go (their clients went with them).
         live = {lp: e for lp, e in self._sdk_clients.items() if not lp.is_closed()}
         live[loop] = (http, client)
@@ -837,7 +849,7 @@ class AnthropicApiProvider(BaseProvider):
                 yield chunk
             count = len(attempt.ready)
             async for event in attempt.source:
-                if event.__class__ is Chunk:  # a text or thinking delta (_chunk_deltas)
+                if event.__class__ is Chunk:  # a text delta (_read_json_events)
                     count += 1
                     yield event
                     continue
