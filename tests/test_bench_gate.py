@@ -9,7 +9,6 @@ asserted (the verdicts), never a time.
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -58,7 +57,7 @@ def test_gate_fails_on_an_inserted_slowdown_and_passes_on_identical_code() -> No
     assert set(baseline) == {"synthetic.sorted/subject"}
     op = statistics.median(baseline_run.cases[0].contender("subject").samples)
 
-    slowed = _run(ctx.with_spin(Spin(0.6 * op, time.process_time)))
+    slowed = _run(ctx.with_spin(Spin(0.6 * op)))
     failing = compare(slowed.ratio_entries(), baseline, 0.10)
     assert [c.verdict for c in failing] == ["regression"]
     assert gate_failed(failing)
@@ -77,3 +76,45 @@ def test_spin_slows_only_subjects() -> None:
         assert ctx.slowed(role) is None  # type: ignore[arg-type]
     block, names = Spin(50e-9).inline()
     assert "_spin_v" in block and names == {}
+
+
+@pytest.mark.timeout(300)
+def test_calibrate_counts_what_the_gate_catches_and_the_slowdown_it_caused() -> None:
+    """`--calibrate`'s experiment on the cheap case: two unchanged runs and two with a
+    real 60 % spin, alternated: the slowed runs are caught, the unchanged ones pass, and
+    each run's ratio to the baseline and the slowdown the spin caused are kept."""
+    from provcfg.bench._calibrate import calibrate
+
+    (cal,) = calibrate([CASE], "quick", CaseContext(), runs=2, slowdown=0.6, gate=None)
+    assert cal.error is None
+    assert (cal.runs, cal.detections, cal.false_alarms) == (2, 2, 0)
+    assert cal.unchanged is not None and cal.slowed is not None
+    assert len(cal.unchanged) == len(cal.slowed) == 2
+    assert min(s[0] for s in cal.slowed) > max(u[0] for u in cal.unchanged)
+    assert cal.measured_slowdowns is not None
+    assert statistics.median(cal.measured_slowdowns) > 0.3
+
+
+def test_a_spin_is_work_not_a_deadline() -> None:
+    """A spin runs a fixed number of loop steps, set when it is made, and calls nothing
+    while it runs (no clock): when the machine later runs faster or slower, the spin
+    keeps its share of the operation it sits in (a deadline would not)."""
+    import sys
+
+    short, long = Spin(0.5e-3), Spin(2e-3)
+    assert 3.0 < len(long._range) / len(short._range) < 5.0
+    calls: list[str] = []
+
+    def profile(frame: object, event: str, arg: object) -> None:
+        if event == "c_call":
+            calls.append(getattr(arg, "__name__", repr(arg)))
+
+    block, names = long.inline()
+    code = compile(block, "<spin>", "exec")
+    sys.setprofile(profile)
+    try:
+        long()
+        exec(code, dict(names))  # the spin's own statement, as pasted into a case
+    finally:
+        sys.setprofile(None)
+    assert calls == ["exec", "setprofile"], calls  # ours: running the block, then stopping

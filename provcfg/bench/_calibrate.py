@@ -3,10 +3,12 @@
 For each case with a subject: one run makes a baseline (as the committed one was
 made); then ``runs`` runs on unchanged code (arm A) and ``runs`` runs with a real
 slowdown inserted (arm B), alternating A, B, A, B so both arms see the same machine.
-The slowdown is a :class:`~provcfg.bench._spin.Spin` burning ``slowdown`` (15 %) of the
-case's first subject's median operation time, measured in the baseline run, *inside*
-every subject's timed operation (for CPU-timed cases, rescaled once, by at most 1.5x,
-after a short A/B pair measured what it really adds). The slowdown each run really
+The slowdown is a :class:`~provcfg.bench._spin.Spin`: the CPU work that took
+``slowdown`` (15 %) of the case's first subject's median operation time in the
+baseline run, run *inside* every subject's timed operation (a fixed amount of work,
+so it keeps its share when the machine's speed moves between runs; for CPU-timed
+cases rescaled once, by at most 1.5x, after a short A/B pair measured what it really
+adds). The slowdown each run really
 caused is reported beside the counts: a detection rate means little without it.
 Each run is compared with the baseline by the gate at the case's threshold (or
 ``--gate``, whichever is wider).
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -116,8 +117,7 @@ def calibrate(
         size = max(slowdown, 1.5 * threshold) if threshold > 0.10 + 1e-9 else slowdown
         target = subjects[0]
         op = statistics.median(first.contender(target).op_seconds)
-        clock = time.process_time if case.clock == "cpu" else time.perf_counter
-        spin = Spin(size * op, clock)
+        spin = Spin(size * op)
         # The spin's cost in place can differ from its cost alone (cache, inlining):
         # one short A/B pair measures what it really adds, and the spin is rescaled once.
         a0 = run_case_sync(case, suite, ctx, rounds=(8, 8), seconds=0.0)
@@ -128,7 +128,7 @@ def calibrate(
             achieved = b0.ratios[target].median / a0.ratios[target].median - 1
             if achieved > 0.01:
                 factor = min(1.5, max(2 / 3, size / achieved))
-                spin = Spin(spin.seconds * factor, clock)
+                spin = Spin(spin.seconds * factor)
         cal = CaseCalibration(
             case.name,
             target,

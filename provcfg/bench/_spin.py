@@ -1,31 +1,36 @@
-"""The inserted slowdown of ``provcfg bench --calibrate``: a calibrated busy wait.
+"""The inserted slowdown of ``provcfg bench --calibrate``: a calibrated amount of CPU work.
 
 The gate's power is measured with a *real* slowdown: CPU work added inside the
-operation under test, not a multiplied number. :class:`Spin` burns a given number of
-seconds per call: a deadline loop on :func:`time.perf_counter` from 2 us up, a
-counted ``for`` loop below that (one ``perf_counter`` call alone costs ~50 ns), and
-for nanosecond-scale statements timed with :mod:`timeit`, :meth:`Spin.inline` gives
-unrolled statements to paste into the timed statement itself (a function call would
-cost more than the spin).
+operation under test, not a multiplied number. :class:`Spin` runs a counted ``for``
+loop whose length is calibrated, once, to take a given number of CPU seconds on this
+machine now. It is a fixed amount of *work*, not a deadline: when the machine runs
+slower or faster later (a shared VM's speed moves by tens of per cent from one minute
+to the next), the spin slows or speeds up with the operation it sits in, so a spin of
+15 % stays 15 % of that operation. A deadline loop (burn until the clock has advanced
+by the calibrated seconds) does not: the same seconds were 40 % of an operation in one
+run and 110 % in the next once the machine sped up, which is what made the inserted
+slowdowns of the wall-clock and whole-stream cases scatter from 1.1x to 2.6x of the
+size asked in the first quiet-machine calibration. For nanosecond-scale statements
+timed with :mod:`timeit`, :meth:`Spin.inline` gives unrolled statements or the loop
+itself to paste into the timed statement (a function call would cost more than the
+spin).
 """
 
 from __future__ import annotations
 
 import time
 import timeit
-from collections.abc import Callable
 
 __all__ = ["Spin"]
 
-_DEADLINE_FROM = 2e-6
 _INLINE_LOOP_FROM = 1e-6
 _STATEMENT = "_spin_v = _spin_v + 1"
 _CPU = time.process_time
 
 
 def _per_iteration() -> tuple[float, float]:
-    """Seconds of one counted-loop call: (fixed part, per iteration)."""
-    n = 2000
+    """CPU seconds of one counted-loop call: (fixed part, per iteration)."""
+    n = 20_000
 
     def loop(r: range) -> None:
         for _ in r:
@@ -33,7 +38,7 @@ def _per_iteration() -> tuple[float, float]:
 
     # CPU time, not wall time: on a loaded machine a preempted calibration would
     # overstate the cost per iteration and so make every spin too short.
-    big = min(timeit.repeat(lambda: loop(range(n)), timer=_CPU, number=50, repeat=5)) / 50
+    big = min(timeit.repeat(lambda: loop(range(n)), timer=_CPU, number=10, repeat=5)) / 10
     small = min(timeit.repeat(lambda: loop(range(0)), timer=_CPU, number=2000, repeat=5)) / 2000
     return small, max((big - small) / n, 1e-10)
 
@@ -49,30 +54,20 @@ def _per_statement() -> float:
 
 
 class Spin:
-    """Busy-wait ``seconds`` per call (or per pasted :meth:`inline` statement block)."""
+    """Run the CPU work that takes ``seconds`` on this machine now, per call (or per
+    pasted :meth:`inline` statement block)."""
 
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.perf_counter) -> None:
-        """Calibrate for ``seconds`` (> 0) on this machine, now, measured on ``clock``.
-
-        ``clock``: the clock the spin is measured on; :func:`time.process_time` for a
-        case timed in CPU seconds (a preempted spin then still burns its CPU time).
-        """
+    def __init__(self, seconds: float) -> None:
+        """Calibrate a loop that takes ``seconds`` (> 0) of CPU on this machine, now."""
         if seconds <= 0:
             raise ValueError(f"a spin needs a positive duration, got {seconds!r}")
         self.seconds = seconds
-        self._clock = clock
         fixed, per = _per_iteration()
         self._range = range(max(0, round((seconds - fixed) / per)))
         self._statements = max(1, round(seconds / _per_statement()))
 
     def __call__(self) -> None:
-        """Burn :attr:`seconds` of CPU in this thread."""
-        if self.seconds >= _DEADLINE_FROM:
-            clock = self._clock
-            end = clock() + self.seconds
-            while clock() < end:
-                pass
-            return
+        """Run the calibrated loop in this thread (a fixed number of iterations)."""
         for _ in self._range:
             pass
 
@@ -84,9 +79,7 @@ class Spin:
         """
         if self.seconds < _INLINE_LOOP_FROM:
             return "_spin_v = 0\n" + "\n".join([_STATEMENT] * self._statements), {}
-        if self.seconds < _DEADLINE_FROM:
-            return "for _spin_i in _spin_range: pass", {"_spin_range": self._range}
-        return "_spin()", {"_spin": self}
+        return "for _spin_i in _spin_range: pass", {"_spin_range": self._range}
 
     def __repr__(self) -> str:
         return f"Spin({self.seconds * 1e6:.3f} us)"
