@@ -3,9 +3,10 @@
 For each case with a subject: one run makes a baseline (as the committed one was
 made); then ``runs`` runs on unchanged code (arm A) and ``runs`` runs with a real
 slowdown inserted (arm B), alternating A, B, A, B so both arms see the same machine.
-The slowdown is a :class:`~provcfg.bench._spin.Spin`: the CPU work that took
+The slowdown is a :class:`~provcfg.bench._spin.Spin`: the CPU work that takes
 ``slowdown`` (15 %) of the case's first subject's median operation time in the
-baseline run, run *inside* every subject's timed operation (a fixed amount of work,
+unchanged run just before (sized again for every pair), run *inside* every subject's
+timed operation (a fixed amount of work,
 so it keeps its share when the machine's speed moves between runs; for CPU-timed
 cases rescaled once, by at most 2x, when a short A/B pair measured it adding less
 than half or more than twice that). The slowdown each run really
@@ -143,10 +144,19 @@ def calibrate(
             slowed=[],
         )
         base = _entries(first)
-        slowed = ctx.with_spin(spin)
+        # Each slowed run gets the spin sized on the unchanged run just before it: an
+        # operation's cost drifts over a calibration (a shared VM's speed, a process's
+        # heap), and a spin sized once on the first run then came out at 0.7x or 1.5x
+        # of the size asked in later runs, which measured the drift, not the gate.
+        scale = spin.seconds / (size * op)
+        spins: list[float] = []
         for i in range(runs):
             a = run_case_sync(case, suite, ctx)
-            b = run_case_sync(case, suite, slowed)
+            ops = next((c.op_seconds for c in a.contenders if c.name == target), [])
+            spin = Spin(size * statistics.median(ops) * scale) if ops else spin
+            spins.append(spin.seconds)
+            cal.spin_seconds = statistics.median(spins)
+            b = run_case_sync(case, suite, ctx.with_spin(spin))
             if a.error or b.error:
                 cal.error = a.error or b.error
                 break

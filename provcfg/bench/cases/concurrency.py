@@ -123,10 +123,11 @@ def _case(streams: int, paced: bool) -> Case:
         seconds=seconds,
         warmup=1 if paced else 2,
         suites=("quick", "full") if not paced and streams in (1, 10) else ("full",),
-        # Calibrated on a quiet machine (docs/performance.md): with the work spin, 10
-        # streams' slowed runs land within a few per cent of each other (with the old
-        # deadline spin they scattered, and 25 % caught only 6 of 15).
-        threshold=0.25,
+        # Calibrated on a quiet machine (docs/performance.md): one stream catches 15 of
+        # 15 at 25 %; at 10 streams the inserted slowdown itself comes out at 0.7-0.8x
+        # of the size asked (the streams' own cost grows over a run, the spin's does
+        # not), so 10 streams keep 40 %.
+        threshold=0.25 if streams == 1 else 0.40,
         note=NOTE + "; gated on client CPU per chunk (1 / chunks per CPU-second)",
     )
 
