@@ -246,22 +246,24 @@ def _read_json_events(client: Any) -> None:
     process = client._process_response_data
 
     def process_data(*, data: Any, cast_to: Any, response: Any) -> Any:
-        if data.__class__ is dict:
-            kind = data.get("type")
-            if kind == "content_block_delta":
-                delta = data.get("delta")
-                if delta.__class__ is dict and delta.get("type") == "text_delta":
-                    text = delta.get("text")
-                    if text.__class__ is str:
-                        chunk = _new(Chunk)
-                        chunk.type = "text"
-                        chunk.text = text
-                        chunk.data = None
-                        return chunk
-                return data
+        if data.__class__ is not dict:
+            return process(data=data, cast_to=cast_to, response=response)
+        kind = data.get("type")
+        if kind != "content_block_delta":
             if kind.__class__ is str and kind in _JSON_KINDS:
                 return data
-        return process(data=data, cast_to=cast_to, response=response)
+            return process(data=data, cast_to=cast_to, response=response)
+        delta = data.get("delta")
+        if delta.__class__ is not dict or delta.get("type") != "text_delta":
+            return data
+        text = delta.get("text")
+        if text.__class__ is not str:
+            return data
+        chunk = _new(Chunk)
+        chunk.type = "text"
+        chunk.text = text
+        chunk.data = None
+        return chunk
 
     client._process_response_data = process_data
 
