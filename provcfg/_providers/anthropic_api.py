@@ -223,8 +223,8 @@ def _read_json_events(client: Any) -> None:
     (``construct_type`` over the union of event types: about a third of the SDK's own
     time per text delta, more for ``message_start``), only for provcfg to read a few
     fields and drop it. On the one client provcfg builds for a provider and loop, that
-    step hands over what it was given instead: a text or thinking delta with a string
-    as the :class:`Chunk` itself, any other event of :data:`_JSON_KINDS` as its dict,
+    step hands over what it was given instead: a text delta with a string as the
+    :class:`Chunk` itself, any other event of :data:`_JSON_KINDS` as its dict,
     read by :func:`~provcfg._providers._messages.json_event` with the same checks as
     on the fast transport. An event of another type (or without one) still gets the
     SDK's object (:func:`~provcfg._providers._messages.sdk_event` reads those). The
