@@ -23,6 +23,7 @@ from provcfg._providers._wire import MalformedEvent
 from provcfg._providers.base import Chunk, Timings, Usage
 
 __all__ = [
+    "JSON_EVENT_KINDS",
     "TEXT_DELTA_PREFIX",
     "MalformedEvent",
     "MessageState",
@@ -146,6 +147,19 @@ class MessageState:
 
 def _optional_str(value: object, what: str) -> str | None:
     return None if value is None else _str(value, what)
+
+
+JSON_EVENT_KINDS: Final = frozenset(
+    {
+        "message_start",
+        "message_delta",
+        "message_stop",
+        "content_block_start",
+        "content_block_stop",
+        "content_block_delta",
+    }
+)
+"""The Messages stream's event types :func:`json_event` reads (it ignores any other)."""
 
 
 def json_event(state: MessageState, kind: str, event: Mapping[str, Any]) -> Chunk | None:

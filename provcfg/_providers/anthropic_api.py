@@ -65,6 +65,7 @@ from provcfg._poolhooks import (
 from provcfg._providers._api_errors import ErrorMapper
 from provcfg._providers._guard import MAX_EVENT_BYTES, guard
 from provcfg._providers._messages import (
+    JSON_EVENT_KINDS,
     TEXT_DELTA_PREFIX,
     MalformedEvent,
     MessageState,
@@ -201,18 +202,6 @@ def _skip_event_layer(stream: Any) -> None:
 _PROCESS_PARAMS: Final = ("self", "data", "cast_to", "response")
 # The SDK's method (a function, shared by provcfg's per-provider subclasses) -> it takes those.
 _JSON_STEPS: dict[object, bool] = {}
-# The Messages stream's events that provcfg reads from their JSON (the fast transport's
-# checks); any other type (or none) gets the SDK's object, as before.
-_JSON_KINDS: Final = frozenset(
-    {
-        "message_start",
-        "message_delta",
-        "message_stop",
-        "content_block_start",
-        "content_block_stop",
-        "content_block_delta",
-    }
-)
 
 
 def _read_json_events(client: Any) -> None:
@@ -224,7 +213,8 @@ def _read_json_events(client: Any) -> None:
     time per text delta, more for ``message_start``), only for provcfg to read a few
     fields and drop it. On the one client provcfg builds for a provider and loop, that
     step hands over what it was given instead: a text delta with a string as the
-    :class:`Chunk` itself, any other event of :data:`_JSON_KINDS` as its dict,
+    :class:`Chunk` itself, any other event of
+    :data:`~provcfg._providers._messages.JSON_EVENT_KINDS` as its dict,
     read by :func:`~provcfg._providers._messages.json_event` with the same checks as
     on the fast transport. An event of another type (or without one) still gets the
     SDK's object (:func:`~provcfg._providers._messages.sdk_event` reads those). The
@@ -250,7 +240,7 @@ def _read_json_events(client: Any) -> None:
             return process(data=data, cast_to=cast_to, response=response)
         kind = data.get("type")
         if kind != "content_block_delta":
-            if kind.__class__ is str and kind in _JSON_KINDS:
+            if kind.__class__ is str and kind in JSON_EVENT_KINDS:
                 return data
             return process(data=data, cast_to=cast_to, response=response)
         delta = data.get("delta")
