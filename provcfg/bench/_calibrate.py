@@ -6,10 +6,10 @@ slowdown inserted (arm B), alternating A, B, A, B so both arms see the same mach
 The slowdown is a :class:`~provcfg.bench._spin.Spin`: the CPU work that takes
 ``slowdown`` (15 %) of the case's first subject's median operation time in the
 unchanged run just before (sized again for every pair), run *inside* every subject's
-timed operation (a fixed amount of work,
-so it keeps its share when the machine's speed moves between runs; for CPU-timed
-cases rescaled once, by at most 2x, when a short A/B pair measured it adding less
-than half or more than twice that). The slowdown each run really
+timed operation. It is a fixed amount of work, so it keeps its share when the
+machine's speed moves between runs; for CPU-timed cases it is rescaled once, by at
+most 2x, when a short A/B pair measured it adding less than 1/1.6 or more than 1.6
+times that. The slowdown each run really
 caused is reported beside the counts: a detection rate means little without it.
 Each run is compared with the baseline by the gate at the case's threshold (or
 ``--gate``, whichever is wider).
@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from provcfg.bench._case import Case, CaseContext
@@ -49,16 +49,16 @@ class CaseCalibration:
     runs: int
     detections: int = 0
     false_alarms: int = 0
-    measured_slowdowns: list[float] | None = None
+    measured_slowdowns: list[float] = field(default_factory=list)
     spin_seconds: float = 0.0
     error: str | None = None
     baseline: float | None = None
-    unchanged: list[tuple[float, float, float]] | None = None
-    slowed: list[tuple[float, float, float]] | None = None
+    unchanged: list[tuple[float, float, float]] = field(default_factory=list)
+    slowed: list[tuple[float, float, float]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
-        measured = self.measured_slowdowns or []
+        measured = self.measured_slowdowns
         return {
             "case": self.case,
             "subject": self.subject,
@@ -74,8 +74,8 @@ class CaseCalibration:
             # Each run's ratio of the subject as (median, low, high) of its 95 % interval,
             # divided by the baseline's median: the gate fails a run whose low end is
             # above 1 + threshold. The widths say which threshold a case can resolve.
-            "unchanged": self.unchanged or [],
-            "slowed": self.slowed or [],
+            "unchanged": self.unchanged,
+            "slowed": self.slowed,
         }
 
 
@@ -121,16 +121,17 @@ def calibrate(
         spin = Spin(size * op)
         # The spin's cost in place can differ grossly from its cost alone (statements
         # pasted into a timeit loop): one short A/B pair measures what it really adds,
-        # and a spin off by more than 2x either way is rescaled once. Not for less: the
-        # spin is CPU work calibrated in CPU time, and an 8-round pair's own noise (a
-        # whole-stream case's 15 % read as 22 %) would rescale it by that noise.
+        # and a spin off by more than 1.6x either way (a pasted 60 % loop adding 30 %) is
+        # rescaled once. Not for less: the spin is CPU work calibrated in CPU time, and
+        # an 8-round pair's own noise (a whole-stream case's 15 % read as 22 %) would
+        # rescale it by that noise.
         a0 = run_case_sync(case, suite, ctx, rounds=(8, 8), seconds=0.0)
         b0 = run_case_sync(case, suite, ctx.with_spin(spin), rounds=(8, 8), seconds=0.0)
         if case.clock == "cpu" and target in a0.ratios and target in b0.ratios:
             # Only where a short pair measures precisely (CPU time): a noisy wall-clock
             # pair would rescale the spin by its noise.
             achieved = b0.ratios[target].median / a0.ratios[target].median - 1
-            if achieved > 0.01 and not 0.5 <= size / achieved <= 2.0:
+            if achieved > 0.01 and not 1 / 1.6 <= size / achieved <= 1.6:
                 spin = Spin(spin.seconds * min(2.0, max(0.5, size / achieved)))
         cal = CaseCalibration(
             case.name,
@@ -138,10 +139,8 @@ def calibrate(
             threshold,
             size,
             runs,
-            measured_slowdowns=[],
             spin_seconds=spin.seconds,
-            unchanged=[],
-            slowed=[],
+            baseline=first.ratios[target].median if target in first.ratios else None,
         )
         base = _entries(first)
         # Each slowed run gets the spin sized on the unchanged run just before it: an
@@ -162,17 +161,14 @@ def calibrate(
                 break
             cal.false_alarms += bool(_regressions(a, base, gate))
             cal.detections += target in _regressions(b, base, gate)
-            ref = first.ratios[target].median if target in first.ratios else None
+            ref = cal.baseline
             if ref:
-                cal.baseline = ref
                 for result, kept in ((a, cal.unchanged), (b, cal.slowed)):
                     est = result.ratios.get(target)
-                    if est is not None and kept is not None:
+                    if est is not None:
                         kept.append((est.median / ref, est.low / ref, est.high / ref))
             if target in a.ratios and target in b.ratios:
-                cal.measured_slowdowns.append(  # type: ignore[union-attr]
-                    b.ratios[target].median / a.ratios[target].median - 1
-                )
+                cal.measured_slowdowns.append(b.ratios[target].median / a.ratios[target].median - 1)
             measured = cal.measured_slowdowns or [math.nan]
             report(
                 f"{case.name}: run {i + 1}/{runs}: detections {cal.detections}, "

@@ -18,6 +18,7 @@ spin).
 
 from __future__ import annotations
 
+import functools
 import time
 import timeit
 
@@ -28,6 +29,15 @@ _STATEMENT = "_spin_v = _spin_v + 1"
 _CPU = time.process_time
 
 
+# Both costs are measured once per process: they are the machine's, and every spin of a
+# calibration must be the same amount of work per second asked. Measured again for each
+# spin, a short window the VM's host slowed (CPU time still counts while another guest
+# holds the core) made one spin 1.6x the work of the next. The minimum of 15 short
+# windows is the least disturbed.
+_REPEAT = 15
+
+
+@functools.cache
 def _per_iteration() -> tuple[float, float]:
     """CPU seconds of one counted-loop call: (fixed part, per iteration)."""
     n = 20_000
@@ -38,18 +48,21 @@ def _per_iteration() -> tuple[float, float]:
 
     # CPU time, not wall time: on a loaded machine a preempted calibration would
     # overstate the cost per iteration and so make every spin too short.
-    big = min(timeit.repeat(lambda: loop(range(n)), timer=_CPU, number=10, repeat=5)) / 10
-    small = min(timeit.repeat(lambda: loop(range(0)), timer=_CPU, number=2000, repeat=5)) / 2000
+    big = min(timeit.repeat(lambda: loop(range(n)), timer=_CPU, number=10, repeat=_REPEAT)) / 10
+    small = (
+        min(timeit.repeat(lambda: loop(range(0)), timer=_CPU, number=2000, repeat=_REPEAT)) / 2000
+    )
     return small, max((big - small) / n, 1e-10)
 
 
+@functools.cache
 def _per_statement() -> float:
+    """CPU seconds of one pasted spin statement."""
     n = 200
     setup = "_spin_v = 0"
-    body = min(
-        timeit.repeat("\n".join([_STATEMENT] * n), setup=setup, timer=_CPU, number=500, repeat=5)
-    )
-    empty = min(timeit.repeat("pass", setup=setup, timer=_CPU, number=500, repeat=5))
+    block = "\n".join([_STATEMENT] * n)
+    body = min(timeit.repeat(block, setup=setup, timer=_CPU, number=500, repeat=_REPEAT))
+    empty = min(timeit.repeat("pass", setup=setup, timer=_CPU, number=500, repeat=_REPEAT))
     return max((body - empty) / 500 / n, 1e-11)
 
 
@@ -58,7 +71,8 @@ class Spin:
     pasted :meth:`inline` statement block)."""
 
     def __init__(self, seconds: float) -> None:
-        """Calibrate a loop that takes ``seconds`` (> 0) of CPU on this machine, now."""
+        """Size a loop that takes ``seconds`` (> 0) of CPU on this machine (its costs are
+        measured once per process)."""
         if seconds <= 0:
             raise ValueError(f"a spin needs a positive duration, got {seconds!r}")
         self.seconds = seconds
