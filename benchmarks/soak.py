@@ -18,9 +18,11 @@ workers streaming requests chosen by a seeded random generator:
 * CLI answers, CLI crashes (exit code and a stderr holding the CLI's secret; then the
   fallback answers, or, on a provider without one, the scrubbed ``cli_failed`` error
   reaches the caller), CLI hangs (ended by ``idle_timeout``, process group killed);
-* the ``flaky`` provider in phases: "down" (every request 529: the breaker opens, and
-  requests go straight to the fallback) and "up" (the half-open probe succeeds and the
-  breaker closes), several times over;
+* the ``flaky`` provider in phases driven by its breaker: "down" (every request 529)
+  until the breaker opens, then requests go straight to the fallback; "up" from then
+  on, so that the half-open probe after the cooldown succeeds and the breaker closes;
+  then "down" again, as many times over as the run lasts (phases counted in requests
+  ended before the cooldown on a fast machine: the breaker opened but never closed);
 * meanwhile a reloader rewrites the manifest ``--reloads`` times, in turn a good change
   (a spare provider's model), a bad one (an unknown fallback name) and an identical
   save, each followed by ``live.reload()`` while the folder watcher runs too.
@@ -166,10 +168,8 @@ class Plan:
     queue_fault: str | None = None
 
 
-def plan_for(i: int, rng: random.Random, total: int) -> Plan:
+def plan_for(rng: random.Random) -> Plan:
     """The i-th request of the soak (seeded; the mix is in the module docstring)."""
-    # The flaky provider alternates phases of 1/10 of the run: down, then up.
-    phase = "down" if (i * 10 // max(total, 1)) % 2 == 0 else "up"
     roll = rng.random()
     transport = "fast" if rng.random() < 0.6 else "sdk"
     if roll < 0.40:
@@ -189,7 +189,7 @@ def plan_for(i: int, rng: random.Random, total: int) -> Plan:
     if roll < 0.635:
         return Plan("sdk", model="claude-haiku-4-5-stub-stall-2", timeout=0.5)
     if roll < 0.80:
-        return Plan("flaky", model=phase)
+        return Plan("flaky")  # the model is the breaker's phase when the request starts
     if roll < 0.92:
         return Plan("cli", prompt="ok please")
     if roll < 0.955:
@@ -198,6 +198,23 @@ def plan_for(i: int, rng: random.Random, total: int) -> Plan:
         # No fallback: the crash (its stderr holds the secret) reaches the caller.
         return Plan("cli_bare", prompt="crash please")
     return Plan("cli", prompt="hang please")
+
+
+class FlakyPhase:
+    """The ``flaky`` provider's phase, led by its breaker: "down" until it opens, then "up"
+    until it closes. Phases counted in requests or seconds end before the cooldown on a
+    fast machine or never reach the threshold on a slow one; this one waits for each."""
+
+    def __init__(self) -> None:
+        self.model = "down"
+
+    def __call__(self, event: BreakerEvent) -> None:
+        if event.provider != "flaky":
+            return
+        if event.state == "open":
+            self.model = "up"
+        elif event.state == "closed":
+            self.model = "down"
 
 
 @dataclass
@@ -224,14 +241,17 @@ def _error_text(error: BaseException) -> str:
     return "\n".join(parts)
 
 
-async def one(live: Any, plan: Plan, tally: Tally, stub: Any, watchdog: float) -> None:
+async def one(
+    live: Any, plan: Plan, tally: Tally, stub: Any, watchdog: float, flaky: FlakyPhase
+) -> None:
     """Run one request to its end; anything but an answer or a ProviderError is 'lost'."""
+    model = flaky.model if plan.provider == "flaky" else plan.model
     if plan.queue_fault is not None:
         await asyncio.to_thread(_enqueue, stub.base_url, plan.queue_fault)
     try:
         async with asyncio.timeout(watchdog):
             handle = live.runtime.provider(plan.provider)
-            stream = handle.stream(plan.prompt, model=plan.model, timeout=plan.timeout)
+            stream = handle.stream(plan.prompt, model=model, timeout=plan.timeout)
             done = False
             text = []
             try:
@@ -348,12 +368,14 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         reloads: collections.Counter[str] = collections.Counter()
         async with provcfg.watch(path) as live:
             live.breakers.subscribe(events.append)
+            flaky = FlakyPhase()
+            live.breakers.subscribe(flaky)
             # Warm-up: every provider once (SDK import, clients, the CLI path), then measure.
             for name in ("fast", "sdk", "cli"):
-                await one(live, Plan(name, prompt="ok warm"), Tally(), stub, args.watchdog)
+                await one(live, Plan(name, prompt="ok warm"), Tally(), stub, args.watchdog, flaky)
             start = resources({stub_pid})
             samples.append(start)
-            plans = [plan_for(i, rng, args.requests) for i in range(args.requests)]
+            plans = [plan_for(rng) for _ in range(args.requests)]
             queue: asyncio.Queue[Plan] = asyncio.Queue()
             for plan in plans:
                 queue.put_nowait(plan)
@@ -364,7 +386,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                         plan = queue.get_nowait()
                     except asyncio.QueueEmpty:
                         return
-                    await one(live, plan, tally, stub, args.watchdog)
+                    await one(live, plan, tally, stub, args.watchdog, flaky)
                     left = queue.qsize()
                     if left % max(1, args.requests // 50) == 0:
                         sample = resources({stub_pid})
