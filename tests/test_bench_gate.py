@@ -118,3 +118,34 @@ def test_a_spin_is_work_not_a_deadline() -> None:
     finally:
         sys.setprofile(None)
     assert calls == ["exec", "setprofile"], calls  # ours: running the block, then stopping
+
+
+def test_the_spin_sizer_corrects_the_work_by_what_the_pairs_measured() -> None:
+    """The calibration's spin is fixed work until pairs measure what it adds; then the
+    next spin is the size asked over the median slowdown per spin-second of the last
+    pairs: a drift in the operation's own cost is corrected, one wild pair is not
+    followed, a pair where the spin added nothing is ignored, and the correction is
+    bounded (2x either way) so a run of noise cannot run away with it."""
+    from provcfg.bench._calibrate import SpinSizer
+
+    sizer = SpinSizer(0.375, 0.010)
+    assert sizer.seconds() == 0.010  # nothing measured yet: the first spin
+    # The operation got dearer: 10 ms of spin now adds 25 %, not 37.5 %.
+    for _ in range(3):
+        sizer.record(0.010, 0.25)
+    assert sizer.seconds() == pytest.approx(0.015)
+    # One pair reading +90 % (a disturbed run) does not move the median.
+    sizer.record(0.015, 0.90)
+    assert sizer.seconds() == pytest.approx(0.015)
+    # A pair where the spin seemed to add nothing says nothing about its size.
+    sizer.record(0.015, -0.02)
+    assert sizer.seconds() == pytest.approx(0.015)
+    # Only the last `window` pairs count: the operation got cheaper again.
+    for _ in range(7):
+        sizer.record(0.015, 0.75)  # 50 per spin-second: 7.5 ms asked
+    assert sizer.seconds() == pytest.approx(0.0075)
+    wild = SpinSizer(0.15, 0.010)
+    wild.record(0.010, 0.015)  # 10x too little: bounded at 2x the first spin
+    assert wild.seconds() == pytest.approx(0.020)
+    with pytest.raises(ValueError):
+        SpinSizer(0.0, 0.01)

@@ -3,14 +3,16 @@
 For each case with a subject: one run makes a baseline (as the committed one was
 made); then ``runs`` runs on unchanged code (arm A) and ``runs`` runs with a real
 slowdown inserted (arm B), alternating A, B, A, B so both arms see the same machine.
-The slowdown is a :class:`~provcfg.bench._spin.Spin`: the CPU work that takes
-``slowdown`` (15 %) of the case's first subject's median operation time in the
-unchanged run just before (sized again for every pair), run *inside* every subject's
-timed operation. It is a fixed amount of work, so it keeps its share when the
-machine's speed moves between runs; for CPU-timed cases it is rescaled once, by at
-most 2x, when a short A/B pair measured it adding less than 1/1.6 or more than 1.6
-times that. The slowdown each run really
-caused is reported beside the counts: a detection rate means little without it.
+The slowdown is a :class:`~provcfg.bench._spin.Spin`: CPU work run *inside* every
+subject's timed operation, first sized to take ``slowdown`` (15 %) of the case's first
+subject's median operation time in the baseline run (for CPU-timed cases rescaled
+once, by at most 2x, when a short A/B pair measured it adding less than 1/1.6 or more
+than 1.6 times that). It is a fixed amount of work, so it keeps its share when the
+machine's speed moves between runs. What drifts is the operation's own cost (a heap
+that grows over a case's runs); so after each pair the work is corrected by what the
+spin really added per second of spin in the last pairs (:class:`SpinSizer`: their
+median, so one noisy pair does not move it). The slowdown each run really caused is
+reported beside the counts: a detection rate means little without it.
 Each run is compared with the baseline by the gate at the case's threshold (or
 ``--gate``, whichever is wider).
 
@@ -35,7 +37,7 @@ from provcfg.bench._results import BaselineEntry, CaseResult, RunResult
 from provcfg.bench._runner import run_case_sync
 from provcfg.bench._spin import Spin
 
-__all__ = ["CaseCalibration", "calibrate"]
+__all__ = ["CaseCalibration", "SpinSizer", "calibrate"]
 
 
 @dataclass
@@ -77,6 +79,47 @@ class CaseCalibration:
             "unchanged": self.unchanged,
             "slowed": self.slowed,
         }
+
+
+class SpinSizer:
+    """The spin's size for each slowed run of a calibration: fixed work, corrected by the
+    slowdown the spin really caused in the last pairs.
+
+    Sizing each spin on the operation time of the unchanged run just before it followed
+    that one run's noise: the slowdowns it inserted scattered 2-4 times as widely (a
+    standard deviation of 0.14-0.17 in the slowed/unchanged ratio where 0.04-0.08 with a
+    spin sized once), and the misses measured the scatter. Sized once, the spin came out
+    at 0.7-0.8x of the size asked for ten streams, whose own cost grows over a run. So:
+    the work stays fixed, and after each pair the slowdown it caused per second of spin
+    is kept; the next spin is ``size`` over the median of the last ``window`` of those,
+    within ``bound`` times the first spin either way.
+    """
+
+    def __init__(self, size: float, first: float, *, window: int = 7, bound: float = 2.0) -> None:
+        """``size``: the slowdown asked (0.15 for 15 %); ``first``: the first spin's seconds."""
+        if size <= 0 or first <= 0:
+            raise ValueError("a spin size and a first spin need positive values")
+        self.size = size
+        self.first = first
+        self.window = window
+        self.bound = bound
+        self._per_second: list[float] = []
+
+    def seconds(self) -> float:
+        """The spin (CPU seconds, as :class:`Spin` takes them) for the next slowed run."""
+        if not self._per_second:
+            return self.first
+        wanted = self.size / statistics.median(self._per_second[-self.window :])
+        return min(self.first * self.bound, max(self.first / self.bound, wanted))
+
+    def record(self, spin_seconds: float, caused: float) -> None:
+        """The slowdown ``caused`` (slowed / unchanged ratio - 1) by a spin of ``spin_seconds``.
+
+        A pair where the spin seemed to add nothing (noise larger than the spin) says
+        nothing about its size and is not kept.
+        """
+        if spin_seconds > 0 and caused > 0.01:
+            self._per_second.append(caused / spin_seconds)
 
 
 def _entries(result: CaseResult) -> dict[str, BaselineEntry]:
@@ -143,16 +186,11 @@ def calibrate(
             baseline=first.ratios[target].median if target in first.ratios else None,
         )
         base = _entries(first)
-        # Each slowed run gets the spin sized on the unchanged run just before it: an
-        # operation's cost drifts over a calibration (a shared VM's speed, a process's
-        # heap), and a spin sized once on the first run then came out at 0.7x or 1.5x
-        # of the size asked in later runs, which measured the drift, not the gate.
-        scale = spin.seconds / (size * op)
+        sizer = SpinSizer(size, spin.seconds)
         spins: list[float] = []
         for i in range(runs):
             a = run_case_sync(case, suite, ctx)
-            ops = next((c.op_seconds for c in a.contenders if c.name == target), [])
-            spin = Spin(size * statistics.median(ops) * scale) if ops else spin
+            spin = Spin(sizer.seconds())
             spins.append(spin.seconds)
             cal.spin_seconds = statistics.median(spins)
             b = run_case_sync(case, suite, ctx.with_spin(spin))
@@ -168,7 +206,9 @@ def calibrate(
                     if est is not None:
                         kept.append((est.median / ref, est.low / ref, est.high / ref))
             if target in a.ratios and target in b.ratios:
-                cal.measured_slowdowns.append(b.ratios[target].median / a.ratios[target].median - 1)
+                caused = b.ratios[target].median / a.ratios[target].median - 1
+                cal.measured_slowdowns.append(caused)
+                sizer.record(spin.seconds, caused)
             measured = cal.measured_slowdowns or [math.nan]
             report(
                 f"{case.name}: run {i + 1}/{runs}: detections {cal.detections}, "
