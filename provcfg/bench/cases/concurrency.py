@@ -123,11 +123,12 @@ def _case(streams: int, paced: bool) -> Case:
         seconds=seconds,
         warmup=1 if paced else 2,
         suites=("quick", "full") if not paced and streams in (1, 10) else ("full",),
-        # Calibrated on a quiet machine (docs/performance.md): one stream catches 15 of
-        # 15 at 25 %; at 10 streams the inserted slowdown itself comes out at 0.7-0.8x
-        # of the size asked (the streams' own cost grows over a run, the spin's does
-        # not), so 10 streams keep 40 %.
-        threshold=0.25 if streams == 1 else 0.40,
+        # Calibrated (docs/performance.md, calibration-sizer*): at 10 % one stream caught
+        # 11 of 15 slowdowns of +15 %, ten streams 15 of 15; ten streams' ratio has
+        # drifted up to +12 % from the committed baseline between sessions, so both
+        # declare 25 % (a threshold at least twice the drift seen). 100 and 400 streams
+        # (full suite only) are not calibrated and keep 40 %.
+        threshold=0.25 if streams <= 10 else 0.40,
         note=NOTE + "; gated on client CPU per chunk (1 / chunks per CPU-second)",
     )
 

@@ -157,7 +157,7 @@ CASES = [
         build=_stream,
         clock="cpu",
         sample_seconds=0.0,
-        threshold=0.25,  # calibrated: 15/15 of +54 %, 13/15 of +41 % (at 10 %: 5/15)
+        threshold=0.10,  # calibrated: 15/15 of +15 %; cross-session drift <= 0
         rounds={"quick": (6, 20), "full": (20, 80)},
         seconds={"quick": 5.0, "full": 30.0},
         budgets=(Budget("monitoring-on", "<= +1 us per chunk", max_added=1e-6),),
