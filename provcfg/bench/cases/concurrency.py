@@ -123,12 +123,13 @@ def _case(streams: int, paced: bool) -> Case:
         seconds=seconds,
         warmup=1 if paced else 2,
         suites=("quick", "full") if not paced and streams in (1, 10) else ("full",),
-        # Calibrated (docs/performance.md, calibration-sizer*): at 10 % one stream caught
-        # 11 of 15 slowdowns of +15 %, ten streams 15 of 15; ten streams' ratio has
-        # drifted up to +12 % from the committed baseline between sessions, so both
-        # declare 25 % (a threshold at least twice the drift seen). 100 and 400 streams
-        # (full suite only) are not calibrated and keep 40 %.
-        threshold=0.25 if streams <= 10 else 0.40,
+        # Calibrated (docs/performance.md, calibration-sizer*): one stream caught 11 of
+        # 15 slowdowns of +15 % at 10 %, 15 of 15 of +38 % at 25 %. Ten streams caught
+        # 15 of 15 at 10 % in one session, but their ratio jumps between two levels
+        # about 7 % apart from run to run (13 of 15 of +38 % at 25 % against a baseline
+        # run on the upper one) and drifted +12 % between sessions: 40 % (15 of 15 of
+        # +60 %). 100 and 400 streams (full suite only) are not calibrated: 40 %.
+        threshold=0.25 if streams == 1 else 0.40,
         note=NOTE + "; gated on client CPU per chunk (1 / chunks per CPU-second)",
     )
 
