@@ -301,9 +301,11 @@ CASES = [
         rounds={"quick": (6, 20), "full": (30, 60)},
         seconds={"quick": 4.0, "full": 40.0},
         # Calibrated: a save is seen after one or two watcher steps, so latencies are
-        # quantized and a slowdown shows up whole or not at all in a run: 9 of 15 of
-        # +74 % at 40 %, 0 of 15 of +12 % at 10 %. It guards against the path doubling.
-        threshold=0.60,
+        # quantized and one run's median can sit +-15 % off the next: 9 of 15 of +74 %
+        # at 40 %, 0 of 15 of +12 % at 10 %; at 60 %, 0 of 6 of +103 % against a
+        # baseline run that came out high (stopped). No false alarm at any threshold.
+        # Short of the 95 % target: docs/performance.md says so.
+        threshold=0.40,
         budgets=(Budget("save-to-live", "<= 300 ms", max_seconds=0.3),),
         note="a save is seen after one or two 30 ms steps, so each latency is quantized; "
         "each round checks 1 rebuilt, 9/9 kept",
