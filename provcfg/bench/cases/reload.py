@@ -17,9 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -47,24 +46,6 @@ def save(path: Path, text: str) -> None:
     tmp = path.with_name(".providers.yaml.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-
-
-def _jitter(seed: int) -> Callable[[], Awaitable[None]]:
-    """A pause before each save: 20 ms and a random part of up to 50 ms (seeded).
-
-    A watcher sees a save at its next step (30 ms for provcfg, 50 ms with watchfiles'
-    defaults), so a save-to-live latency is the work plus where the save fell in that
-    step. With a fixed pause, every save of a run fell at about the same place, and the
-    run's median sat on one of a few levels up to +-15 % apart from the next run's: the
-    calibration then caught a slowdown of +74 % in only 9 of 15 runs. A random part
-    spread over the longest step puts the saves of every run all over it.
-    """
-    rng = random.Random(seed)  # noqa: S311 - timing jitter, not a secret
-
-    async def pause() -> None:
-        await asyncio.sleep(0.02 + rng.uniform(0.0, 0.05))
-
-    return pause
 
 
 class _Watched:
@@ -124,12 +105,10 @@ async def _save_to_live(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
         pending: list[Any] = [asyncio.ensure_future(anext(changes))]
         direct_rt: list[Any] = [None]
 
-        direct_pause = _jitter(1)
-
         async def direct(loops: int) -> Sample:
             elapsed = 0.0
             for _ in range(loops):
-                await direct_pause()
+                await asyncio.sleep(0.02)
                 start = time.perf_counter()
                 direct_file.next_save()
                 await pending[0]
@@ -161,13 +140,12 @@ async def _save_to_live(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
 
         def live_run(target: _Watched, watcher: Any, role: str) -> TimeFunc:
             spin = ctx.slowed(role)  # type: ignore[arg-type]
-            pause = _jitter(2)
 
             async def run(loops: int) -> Sample:
                 elapsed = reported = 0.0
                 rebuilt = kept = 0
                 for _ in range(loops):
-                    await pause()
+                    await asyncio.sleep(0.02)
                     before = {n: watcher.runtime.provider(n) for n in NAMES}
                     waiting = asyncio.ensure_future(watcher.reload_event(timeout=10))
                     await asyncio.sleep(0)
