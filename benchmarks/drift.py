@@ -38,8 +38,12 @@ def drifts(baseline: dict[str, Any], files: list[Path]) -> dict[str, list[tuple[
                     )
             continue
         for key, entry in (data.get("ratios") or {}).items():
-            if entry.get("role") == "subject" and key in baseline:
-                rows.setdefault(key, []).append((name, entry["median"] / baseline[key]["median"]))
+            base = baseline.get(key)
+            if base is None or entry.get("role") != "subject":
+                continue
+            if entry.get("reference") and base.get("reference") not in (None, entry["reference"]):
+                continue  # measured against another contender: not the same ratio
+            rows.setdefault(key, []).append((name, entry["median"] / base["median"]))
     return rows
 
 
@@ -52,7 +56,7 @@ def main() -> int:
     for key, seen in sorted(drifts(baseline, args.runs).items()):
         worst = max(ratio for _, ratio in seen)
         cells = "  ".join(f"{name}: {ratio - 1:+.1%}" for name, ratio in seen)
-        print(f"{key}\n  largest {worst - 1:+.1%} (slower than the baseline); {cells}")
+        print(f"{key}\n  largest {worst - 1:+.1%} (+ is slower than the baseline); {cells}")
     return 0
 
 

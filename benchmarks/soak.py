@@ -18,11 +18,13 @@ workers streaming requests chosen by a seeded random generator:
 * CLI answers, CLI crashes (exit code and a stderr holding the CLI's secret; then the
   fallback answers, or, on a provider without one, the scrubbed ``cli_failed`` error
   reaches the caller), CLI hangs (ended by ``idle_timeout``, process group killed);
-* the ``flaky`` provider in phases driven by its breaker: "down" (every request 529)
-  until the breaker opens, then requests go straight to the fallback; "up" from then
-  on, so that the half-open probe after the cooldown succeeds and the breaker closes;
-  then "down" again, as many times over as the run lasts (phases counted in requests
-  ended before the cooldown on a fast machine: the breaker opened but never closed);
+* the ``flaky`` provider in phases its breaker leads: a request that starts while the
+  breaker is closed asks for a 529 ("down"), so the breaker opens and requests go
+  straight to the fallback; one that starts while it is open or half-open asks for an
+  answer ("up"), so the probe after the cooldown succeeds and the breaker closes; and
+  so on for as long as the run lasts (phases counted in requests ended before the
+  cooldown on a fast machine: the breaker opened but never closed). So ``flaky``
+  itself answers only probes, and its closed, healthy path is not what this soaks;
 * meanwhile a reloader rewrites the manifest ``--reloads`` times, in turn a good change
   (a spare provider's model), a bad one (an unknown fallback name) and an identical
   save, each followed by ``live.reload()`` while the folder watcher runs too.
@@ -169,7 +171,7 @@ class Plan:
 
 
 def plan_for(rng: random.Random) -> Plan:
-    """The i-th request of the soak (seeded; the mix is in the module docstring)."""
+    """One request of the soak (seeded; the mix is in the module docstring)."""
     roll = rng.random()
     transport = "fast" if rng.random() < 0.6 else "sdk"
     if roll < 0.40:
@@ -200,23 +202,6 @@ def plan_for(rng: random.Random) -> Plan:
     return Plan("cli", prompt="hang please")
 
 
-class FlakyPhase:
-    """The ``flaky`` provider's phase, led by its breaker: "down" until it opens, then "up"
-    until it closes. Phases counted in requests or seconds end before the cooldown on a
-    fast machine or never reach the threshold on a slow one; this one waits for each."""
-
-    def __init__(self) -> None:
-        self.model = "down"
-
-    def __call__(self, event: BreakerEvent) -> None:
-        if event.provider != "flaky":
-            return
-        if event.state == "open":
-            self.model = "up"
-        elif event.state == "closed":
-            self.model = "down"
-
-
 @dataclass
 class Tally:
     """What the requests ended in."""
@@ -241,11 +226,15 @@ def _error_text(error: BaseException) -> str:
     return "\n".join(parts)
 
 
-async def one(
-    live: Any, plan: Plan, tally: Tally, stub: Any, watchdog: float, flaky: FlakyPhase
-) -> None:
+def _flaky_model(live: Any) -> str:
+    """The ``flaky`` provider's phase from its breaker now (read per request, so that a
+    breaker replaced by a reload, or events arriving out of order, cannot stall it)."""
+    return "down" if live.breakers.states().get("flaky", "closed") == "closed" else "up"
+
+
+async def one(live: Any, plan: Plan, tally: Tally, stub: Any, watchdog: float) -> None:
     """Run one request to its end; anything but an answer or a ProviderError is 'lost'."""
-    model = flaky.model if plan.provider == "flaky" else plan.model
+    model = _flaky_model(live) if plan.provider == "flaky" else plan.model
     if plan.queue_fault is not None:
         await asyncio.to_thread(_enqueue, stub.base_url, plan.queue_fault)
     try:
@@ -368,11 +357,9 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         reloads: collections.Counter[str] = collections.Counter()
         async with provcfg.watch(path) as live:
             live.breakers.subscribe(events.append)
-            flaky = FlakyPhase()
-            live.breakers.subscribe(flaky)
             # Warm-up: every provider once (SDK import, clients, the CLI path), then measure.
             for name in ("fast", "sdk", "cli"):
-                await one(live, Plan(name, prompt="ok warm"), Tally(), stub, args.watchdog, flaky)
+                await one(live, Plan(name, prompt="ok warm"), Tally(), stub, args.watchdog)
             start = resources({stub_pid})
             samples.append(start)
             plans = [plan_for(rng) for _ in range(args.requests)]
@@ -386,7 +373,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                         plan = queue.get_nowait()
                     except asyncio.QueueEmpty:
                         return
-                    await one(live, plan, tally, stub, args.watchdog, flaky)
+                    await one(live, plan, tally, stub, args.watchdog)
                     left = queue.qsize()
                     if left % max(1, args.requests // 50) == 0:
                         sample = resources({stub_pid})

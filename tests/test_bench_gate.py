@@ -123,29 +123,40 @@ def test_a_spin_is_work_not_a_deadline() -> None:
 def test_the_spin_sizer_corrects_the_work_by_what_the_pairs_measured() -> None:
     """The calibration's spin is fixed work until pairs measure what it adds; then the
     next spin is the size asked over the median slowdown per spin-second of the last
-    pairs: a drift in the operation's own cost is corrected, one wild pair is not
-    followed, a pair where the spin added nothing is ignored, and the correction is
-    bounded (2x either way) so a run of noise cannot run away with it."""
+    pairs, the first sizing counting as two readings: one noisy first pair does not
+    move it, a drift in the operation's own cost is followed, readings high and low
+    both count, only the last `window` pairs count, and the correction is bounded
+    (2x either way) so a run of noise cannot run away with it."""
     from provcfg.bench._calibrate import SpinSizer
 
-    sizer = SpinSizer(0.375, 0.010)
-    assert sizer.seconds() == 0.010  # nothing measured yet: the first spin
+    sizer = SpinSizer(0.375, 0.010)  # the first sizing: 37.5 per spin-second
+    assert sizer.seconds() == pytest.approx(0.010)
+    sizer.record(0.010, 0.90)  # one wild first pair: the prior outvotes it
+    assert sizer.seconds() == pytest.approx(0.010)
     # The operation got dearer: 10 ms of spin now adds 25 %, not 37.5 %.
-    for _ in range(3):
+    for _ in range(4):
         sizer.record(0.010, 0.25)
     assert sizer.seconds() == pytest.approx(0.015)
-    # One pair reading +90 % (a disturbed run) does not move the median.
-    sizer.record(0.015, 0.90)
-    assert sizer.seconds() == pytest.approx(0.015)
-    # A pair where the spin seemed to add nothing says nothing about its size.
-    sizer.record(0.015, -0.02)
-    assert sizer.seconds() == pytest.approx(0.015)
+    # A low reading counts as much as a high one: [.., 25, 25, 25, 25, 90] + one low.
+    sizer = SpinSizer(0.375, 0.010, prior=0)
+    for caused in (0.25, 0.60):
+        sizer.record(0.010, caused)
+    sizer.record(0.010, -0.0133)
+    assert sizer.seconds() == pytest.approx(0.015)  # median 25 per spin-second
     # Only the last `window` pairs count: the operation got cheaper again.
-    for _ in range(7):
-        sizer.record(0.015, 0.75)  # 50 per spin-second: 7.5 ms asked
-    assert sizer.seconds() == pytest.approx(0.0075)
-    wild = SpinSizer(0.15, 0.010)
-    wild.record(0.010, 0.015)  # 10x too little: bounded at 2x the first spin
+    windowed = SpinSizer(0.375, 0.010, window=3, prior=0)
+    for caused in (0.25, 0.25, 0.25, 0.50, 0.50, 0.50):
+        windowed.record(0.010, caused)
+    assert windowed.seconds() == pytest.approx(0.0075)
+    # Bounded both ways, and a spin lost in the noise asks for the largest one.
+    wild = SpinSizer(0.15, 0.010, prior=0)
+    wild.record(0.010, 0.015)  # 10x too little: at most 2x the first spin
     assert wild.seconds() == pytest.approx(0.020)
+    strong = SpinSizer(0.15, 0.010, prior=0)
+    strong.record(0.010, 1.5)  # 10x too much: at least half the first spin
+    assert strong.seconds() == pytest.approx(0.005)
+    lost = SpinSizer(0.15, 0.010, prior=0)
+    lost.record(0.010, -0.02)
+    assert lost.seconds() == pytest.approx(0.020)
     with pytest.raises(ValueError):
         SpinSizer(0.0, 0.01)

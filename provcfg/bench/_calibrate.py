@@ -87,15 +87,21 @@ class SpinSizer:
 
     Sizing each spin on the operation time of the unchanged run just before it followed
     that one run's noise: the slowdowns it inserted scattered 2-4 times as widely (a
-    standard deviation of 0.14-0.17 in the slowed/unchanged ratio where 0.04-0.08 with a
+    standard deviation of 0.10-0.17 in the slowed/unchanged ratio where 0.04-0.08 with a
     spin sized once), and the misses measured the scatter. Sized once, the spin came out
     at 0.7-0.8x of the size asked for ten streams, whose own cost grows over a run. So:
     the work stays fixed, and after each pair the slowdown it caused per second of spin
     is kept; the next spin is ``size`` over the median of the last ``window`` of those,
-    within ``bound`` times the first spin either way.
+    within ``bound`` times the first spin either way. The first sizing counts as
+    ``prior`` readings, so the first pairs cannot move the spin by their noise alone
+    (one reading would be its own median); every reading is kept, high or low, so
+    the median is not pushed one way; a median at or below zero (a spin lost in the
+    noise) asks for the largest spin.
     """
 
-    def __init__(self, size: float, first: float, *, window: int = 7, bound: float = 2.0) -> None:
+    def __init__(
+        self, size: float, first: float, *, window: int = 7, bound: float = 2.0, prior: int = 2
+    ) -> None:
         """``size``: the slowdown asked (0.15 for 15 %); ``first``: the first spin's seconds."""
         if size <= 0 or first <= 0:
             raise ValueError("a spin size and a first spin need positive values")
@@ -103,22 +109,18 @@ class SpinSizer:
         self.first = first
         self.window = window
         self.bound = bound
-        self._per_second: list[float] = []
+        self._per_second: list[float] = [size / first] * prior
 
     def seconds(self) -> float:
         """The spin (CPU seconds, as :class:`Spin` takes them) for the next slowed run."""
-        if not self._per_second:
-            return self.first
-        wanted = self.size / statistics.median(self._per_second[-self.window :])
-        return min(self.first * self.bound, max(self.first / self.bound, wanted))
+        unit = statistics.median(self._per_second[-self.window :])
+        if unit <= 0:
+            return self.first * self.bound
+        return min(self.first * self.bound, max(self.first / self.bound, self.size / unit))
 
     def record(self, spin_seconds: float, caused: float) -> None:
-        """The slowdown ``caused`` (slowed / unchanged ratio - 1) by a spin of ``spin_seconds``.
-
-        A pair where the spin seemed to add nothing (noise larger than the spin) says
-        nothing about its size and is not kept.
-        """
-        if spin_seconds > 0 and caused > 0.01:
+        """The slowdown ``caused`` (slowed / unchanged ratio - 1) by a spin of ``spin_seconds``."""
+        if spin_seconds > 0:
             self._per_second.append(caused / spin_seconds)
 
 
