@@ -12,20 +12,11 @@
 # to the lazy load timed next (see the script's comment).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rev=${1:?usage: benchmarks/before_after.sh REV [ROUNDS] [SCRIPT...]}
-rounds=${2:-2}
-shift $(( $# >= 2 ? 2 : 1 ))
-scripts=("$@")
-if [ ${#scripts[@]} -eq 0 ]; then
-    scripts=(bench_runtime bench_stream bench_pools bench_validate bench_reload bench_clipath)
-fi
-py="$PWD/.venv/bin/python"
-short=$(git rev-parse --short "$rev")
-out="benchmarks/runs/before-after-$short"
-mkdir -p "$out"
-before=$(mktemp -d)
-trap 'git worktree remove --force "$before" >/dev/null 2>&1 || true' EXIT
-git worktree add --detach -f "$before" "$rev" >/dev/null
+USAGE="benchmarks/before_after.sh REV [ROUNDS] [SCRIPT...]"
+DEFAULTS=(bench_runtime bench_stream bench_pools bench_validate bench_reload bench_clipath)
+# shellcheck source=benchmarks/_before_after_common.sh
+. benchmarks/_before_after_common.sh
+scripts=("${items[@]}")
 "$py" - "$before/benchmarks/bench_runtime.py" <<'PY'
 import sys
 path = sys.argv[1]

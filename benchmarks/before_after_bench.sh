@@ -11,22 +11,12 @@
 # (the JSON is `provcfg bench --format json`; read its "ratios").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rev=${1:?usage: benchmarks/before_after_bench.sh REV [ROUNDS] [CASE-PATTERN...]}
-rounds=${2:-2}
-shift $(( $# >= 2 ? 2 : 1 ))
-patterns=("$@")
-if [ ${#patterns[@]} -eq 0 ]; then
-    patterns=('stream.*' 'forwarding.*' concurrency.flat-1 concurrency.flat-10)
-fi
+USAGE="benchmarks/before_after_bench.sh REV [ROUNDS] [CASE-PATTERN...]"
+DEFAULTS=('stream.*' 'forwarding.*' concurrency.flat-1 concurrency.flat-10)
+# shellcheck source=benchmarks/_before_after_common.sh
+. benchmarks/_before_after_common.sh
 cases=()
-for p in "${patterns[@]}"; do cases+=(--case "$p"); done
-py="$PWD/.venv/bin/python"
-short=$(git rev-parse --short "$rev")
-out="$PWD/benchmarks/runs/before-after-$short"
-mkdir -p "$out"
-before=$(mktemp -d)
-trap 'git worktree remove --force "$before" >/dev/null 2>&1 || true' EXIT
-git worktree add --detach -f "$before" "$rev" >/dev/null
+for p in "${items[@]}"; do cases+=(--case "$p"); done
 for round in $(seq 1 "$rounds"); do
     for side in before after; do
         if [ "$side" = before ]; then tree=$before; else tree=$PWD; fi

@@ -302,7 +302,7 @@ CASES = [
         seconds={"quick": 4.0, "full": 40.0},
         # Calibrated: a save is seen after one or two watcher steps, so latencies are
         # quantized and one run's median can sit +-15 % off the next: 9 of 15 of +74 %
-        # at 40 %, 0 of 15 of +12 % at 10 %; at 60 %, 0 of 6 of +103 % against a
+        # at 40 %, 0 of 15 of +12 % at 10 %; at 60 %, 0 of 8 (median +93 %) against a
         # baseline run that came out high (stopped). No false alarm at any threshold.
         # Short of the 95 % target: docs/performance.md says so.
         threshold=0.40,
