@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,10 @@ def drifts(baseline: dict[str, Any], files: list[Path]) -> dict[str, list[tuple[
     """Per ``case/subject`` key: (file name, its median ratio / the baseline's median)."""
     rows: dict[str, list[tuple[str, float]]] = {}
     for path in files:
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: {exc}") from None
         name = path.stem
         calibration = data.get("calibration") or {}
         if calibration:
@@ -52,8 +56,14 @@ def main() -> int:
     parser.add_argument("runs", nargs="+", type=Path, help="run or calibration JSON files")
     parser.add_argument("--baseline", type=Path, default=ROOT / "benchmarks" / "baseline.json")
     args = parser.parse_args()
-    baseline = json.loads(args.baseline.read_text())["ratios"]
-    for key, seen in sorted(drifts(baseline, args.runs).items()):
+    try:
+        baseline = json.loads(args.baseline.read_text())["ratios"]
+        rows = drifts(baseline, args.runs)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"drift.py: cannot read the runs or the baseline: {exc}", file=sys.stderr)
+        print("give run or calibration JSON files written by provcfg bench -o", file=sys.stderr)
+        return 2
+    for key, seen in sorted(rows.items()):
         worst = max(ratio for _, ratio in seen)
         cells = "  ".join(f"{name}: {ratio - 1:+.1%}" for name, ratio in seen)
         print(f"{key}\n  largest {worst - 1:+.1%} (+ is slower than the baseline); {cells}")
@@ -61,4 +71,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except BrokenPipeError:  # piped into head: the reader has what it wanted
+        sys.stderr.close()
+        raise SystemExit(0) from None
