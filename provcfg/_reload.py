@@ -420,13 +420,21 @@ class LiveRuntime:
         self._rejected_digest = None
         latency = _latency(now, attempt.saved_at, noticed_at)
         self._record_success(now, latency)
-        event = self._event(True, changes=dict(new.changes), latency=latency, digest=attempt.digest)
+        event = self._event(
+            True,
+            changes=dict(new.changes),
+            latency=latency,
+            digest=attempt.digest,
+            # A save landing while an earlier notice was read is seen by that read.
+            build=min(latency, max(0.0, now - noticed_at)),
+        )
         log.info(
             "config_reloaded",
             file=self.file,
             generation=new.generation,
             changes=dict(new.changes),
             latency_ms=round(latency * 1000, 1),
+            build_ms=round((event.build_s or 0.0) * 1000, 1),
         )
         self._hub.publish(event)
         self._retire_soon(old)
@@ -511,6 +519,7 @@ class LiveRuntime:
         problems: tuple[str, ...] = (),
         error: str = "",
         omitted: int = 0,
+        build: float | None = None,
     ) -> ReloadEvent:
         return ReloadEvent(
             generation=self.generation,
@@ -522,6 +531,7 @@ class LiveRuntime:
             timestamp=time.time(),
             digest=digest,
             omitted=omitted,
+            build_s=build,
         )
 
 

@@ -44,6 +44,10 @@ class ReloadEvent:
         timestamp: wall-clock time (``time.time()``) of the outcome.
         digest: sha256 of the content tried (hex), or ``<missing>``.
         omitted: problems found beyond those in ``problems`` (a file with thousands).
+        build_s: seconds from provcfg noticing the change (the watcher reporting it, or
+            ``reload()`` being called) to the new runtime being live: read, hash,
+            validate, build and swap, provcfg's own share of ``latency_s`` (the rest is
+            the watcher's wait for the save to settle); None when nothing was built.
     """
 
     generation: int
@@ -55,6 +59,7 @@ class ReloadEvent:
     timestamp: float
     digest: str
     omitted: int = 0
+    build_s: float | None = None
 
     def summary(self) -> str:
         """One human line: what changed and how fast, or why it failed."""

@@ -162,12 +162,14 @@ class _Report:
     def reload(self, event: ReloadEvent) -> None:
         if self.json_lines:
             latency = None if event.latency_s is None else round(event.latency_s * 1000, 1)
+            build = None if event.build_s is None else round(event.build_s * 1000, 1)
             self._json(
                 type="reload",
                 ok=event.ok,
                 generation=event.generation,
                 changes=dict(event.changes),
                 latency_ms=latency,
+                build_ms=build,
                 problems=list(event.problems),
                 more_problems=event.omitted,
                 error=event.error,

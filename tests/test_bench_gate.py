@@ -160,3 +160,28 @@ def test_the_spin_sizer_corrects_the_work_by_what_the_pairs_measured() -> None:
     assert lost.seconds() == pytest.approx(0.020)
     with pytest.raises(ValueError):
         SpinSizer(0.0, 0.01)
+
+
+def test_save_to_live_saves_land_half_a_step_after_a_watcher_check() -> None:
+    """reload.save-to-live times each save half a step after one of the watcher's checks
+    (counted from when it went back to waiting), at least 1 ms ahead, and trusts that
+    moment only while the watcher cannot have restarted on its own (under 0.9 s)."""
+    import time
+
+    from provcfg.bench.cases.reload import _Phase
+
+    phase = _Phase(0.03)
+    assert not phase.fresh()
+    phase.mark(100.0)
+    assert phase.delay(100.0) == pytest.approx(0.015)
+    assert phase.delay(100.0145) == pytest.approx(0.0305)  # too close: the next one
+    assert phase.delay(100.5) == pytest.approx(0.025)  # 100.015 + 17 steps
+    for now in (100.0, 100.0051, 100.0149, 100.02, 100.3333, 101.7):
+        delay = phase.delay(now)
+        assert 0.001 <= delay <= 0.031
+        steps = (now + delay - 100.015) / 0.03
+        assert steps == pytest.approx(round(steps))
+    phase.mark(time.perf_counter())
+    assert phase.fresh()
+    phase.mark(time.perf_counter() - 1.0)
+    assert not phase.fresh()

@@ -211,8 +211,9 @@ async def test_provcfg_watch_format_json_writes_one_object_per_report(tmp_path: 
     assert good["ok"] is True and good["generation"] == 2
     assert good["changes"] == {"api": "rebuilt", "local": "unchanged"}
     assert good["latency_ms"] >= 0 and good["problems"] == [] and good["error"] == ""
+    assert 0 <= good["build_ms"] <= good["latency_ms"]
     assert bad["ok"] is False and bad["generation"] == 2 and bad["changes"] == {}
-    assert bad["latency_ms"] is None
+    assert bad["latency_ms"] is None and bad["build_ms"] is None
     assert len(bad["problems"]) == 1 and bad["problems"][0].startswith(f"{path}:3:")
     assert "bogus" in bad["error"]
     assert err == b""
