@@ -198,12 +198,19 @@ async def _save_to_live(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
             spin = ctx.slowed(role)  # type: ignore[arg-type]
 
             class Slowed(LiveRuntime):
-                """provcfg.watch with the calibration's spin inside each reload's work."""
+                """provcfg.watch with the calibration's spin in each reload's last step.
 
-                def _read_and_build(self, previous: Any) -> Any:
+                On the event loop, before the swap: a spin in the worker thread's build
+                ran while watchfiles' thread went back to waiting and held the GIL it
+                needed for up to a switch interval (5 ms), so it moved the watcher's
+                step clock by a varying few ms and each slowed run's wait with it
+                (`-stl-midstep-thread-spin`: 35 of 60 caught).
+                """
+
+                def _apply(self, attempt: Any, noticed_at: float) -> Any:
                     if spin is not None:
                         spin()
-                    return super()._read_and_build(previous)
+                    return super()._apply(attempt, noticed_at)
 
             target = _Watched(root, name)
             live = Slowed(target.path, environ={}, debounce=debounce, step=step)
