@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -109,17 +110,21 @@ class _StopSignal:
 
     watchfiles creates its inotify watches before it starts polling this object from
     its worker thread, so the first ``is_set()`` call proves events are being heard.
+    It polls once per ``step``, as it checks for changes, so ``checked_at`` (the
+    ``time.perf_counter()`` of the last poll) is when the watch last checked.
     """
 
-    __slots__ = ("_loop", "_on_ready", "_polled", "_stopped")
+    __slots__ = ("_loop", "_on_ready", "_polled", "_stopped", "checked_at")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, on_ready: Callable[[], None]) -> None:
         self._loop = loop
         self._on_ready = on_ready
         self._polled = False
         self._stopped = False
+        self.checked_at: float | None = None
 
     def is_set(self) -> bool:
+        self.checked_at = time.perf_counter()
         if not self._polled:
             self._polled = True
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
@@ -170,6 +175,13 @@ class FolderWatcher:
     def watching(self) -> frozenset[str]:
         """The folders the current watch covers."""
         return self._watching
+
+    @property
+    def checked_at(self) -> float | None:
+        """``time.perf_counter()`` when the watch last checked for changes (it checks
+        every ``step``; a change is reported one step after the first check that saw
+        it); None before its first check and while it restarts."""
+        return None if self._stop is None else self._stop.checked_at
 
     async def start(self, timeout: float = 10.0) -> None:
         """Start watching and return once the watch is listening.

@@ -9,8 +9,9 @@ asserted (the verdicts), never a time.
 from __future__ import annotations
 
 import statistics
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
@@ -162,26 +163,57 @@ def test_the_spin_sizer_corrects_the_work_by_what_the_pairs_measured() -> None:
         SpinSizer(0.0, 0.01)
 
 
-def test_save_to_live_saves_land_half_a_step_after_a_watcher_check() -> None:
-    """reload.save-to-live times each save half a step after one of the watcher's checks
-    (counted from when it went back to waiting), at least 1 ms ahead, and trusts that
-    moment only while the watcher cannot have restarted on its own (under 0.9 s)."""
+async def test_save_to_live_times_each_save_half_a_step_after_a_check_it_saw(
+    tmp_path: Path,
+) -> None:
+    """reload.save-to-live waits for the watcher's first check after the last reload
+    (older ones do not count), then half a step more: watchfiles reports a save one
+    step after the first check that sees it, so a save there waits 1.5 steps, the
+    average. The checks are seen where they happen: provcfg's watcher and the
+    stop event the reference hands watchfiles both keep the time of the last poll."""
+    import asyncio
     import time
 
-    from provcfg.bench.cases.reload import _Phase
+    import watchfiles
 
-    phase = _Phase(0.03)
-    assert not phase.fresh()
-    phase.mark(100.0)
-    assert phase.delay(100.0) == pytest.approx(0.015)
-    assert phase.delay(100.0145) == pytest.approx(0.0305)  # too close: the next one
-    assert phase.delay(100.5) == pytest.approx(0.025)  # 100.015 + 17 steps
-    for now in (100.0, 100.0051, 100.0149, 100.02, 100.3333, 101.7):
-        delay = phase.delay(now)
-        assert 0.001 <= delay <= 0.031
-        steps = (now + delay - 100.015) / 0.03
-        assert steps == pytest.approx(round(steps))
-    phase.mark(time.perf_counter())
-    assert phase.fresh()
-    phase.mark(time.perf_counter() - 1.0)
-    assert not phase.fresh()
+    import provcfg
+    from provcfg.bench.cases.reload import _CheckedStop, _mid_step, manifest
+
+    seen: list[float | None] = []
+    since = time.perf_counter()
+    script = iter([None, since - 1.0, since - 0.5, since + 0.001])
+
+    def checks() -> float | None:
+        value = next(script, since + 0.001)
+        seen.append(value)
+        return value
+
+    await _mid_step(checks, since, 0.02)
+    assert seen[:4] == [None, since - 1.0, since - 0.5, since + 0.001]
+    assert time.perf_counter() >= since + 0.001 + 0.01  # half a step after that check
+
+    # A check seen too late to be half a step before the next: wait for the next one.
+    late = [since - 0.05, since - 0.05, time.perf_counter() + 0.002]
+    await _mid_step(lambda: late[0] if len(late) == 1 else late.pop(0), since - 0.06, 0.02)
+    assert time.perf_counter() >= late[0] + 0.01
+
+    path = tmp_path / "providers.yaml"
+    path.write_text(manifest(1, 0))
+
+    async def a_check_after(checked_at: Callable[[], float | None], moment: float) -> None:
+        async with asyncio.timeout(10):
+            while (checked_at() or 0.0) <= moment:
+                await asyncio.sleep(0.005)
+
+    async with provcfg.watch(path, environ={}, step=0.01) as live:
+        watcher = live._watcher
+        assert watcher is not None and watcher.checked_at is not None  # polled once: ready
+        await a_check_after(lambda: watcher.checked_at, time.perf_counter())
+
+    stop = _CheckedStop()
+    watching = watchfiles.awatch(tmp_path, step=10, stop_event=stop)
+    task = asyncio.ensure_future(anext(watching))
+    await a_check_after(lambda: stop.checked_at, since)
+    stop.set()
+    with pytest.raises(StopAsyncIteration):
+        await task

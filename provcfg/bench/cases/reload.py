@@ -5,9 +5,9 @@ the reference is watchfiles used directly (the same step and debounce) seeing th
 save, then read + parse + ``Runtime.build``; the floor is the read + parse + build
 alone; the subject is the wall time from the save to the new generation being live
 under ``provcfg.watch``'s defaults; watchfiles' own defaults and a burst of
-writes beside them. Each timed save is made half a watcher step after one of its
-checks (:class:`_Phase`), the average wait of a save made at a random moment, so
-the wait is the same every round and the ratio shows the work. Each round also
+writes beside them. Each timed save is made half a watcher step after a check the
+watcher was seen to make (:func:`_mid_step`), the average wait of a save made at a
+random moment, so the wait is the same every round and the ratio shows the work. Each round also
 checks that one change rebuilds exactly one provider and keeps the other nine
 instances.
 
@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,49 +69,49 @@ class _Watched:
         save(self.path, manifest(10, self.saves))
 
 
-class _Phase:
-    """Where a watcher's wait for the next save starts, so each timed save lands mid-step.
+class _CheckedStop:
+    """A ``stop_event`` for ``watchfiles.awatch`` that keeps when it was last polled.
 
-    watchfiles checks for changes every ``step`` from the moment it is (re-)entered,
-    and returns once a check finds the changes settled since the check before: a save
-    is seen one step after the first check that follows it, so its latency is a
-    saw-tooth of the moment it lands in the step. Saves a fixed pause after the last
-    reload all land at the same point of it, and that point sat 2-8 ms before a step's
-    check: a build a few ms slower moved the next save past the check, which shortened
-    that save's wait by the same ms, so the slowdown vanished from the total (and a
-    larger one jumped it by a whole step). Each timed save is made half a step after a
-    check, where a save at a random moment waits on average, far from either edge: the
-    wait is the same every round and what is left to differ is the work.
-
-    ``mark(t)`` records that the watcher was re-entered at ``t`` (``perf_counter``); it
-    restarts on its own after ``rust_timeout`` of quiet (1 s here, 5 s by default), so a
-    mark older than ``_FRESH`` is not trusted and the contender first makes an untimed
-    save to get a new one.
+    watchfiles polls its stop event once per ``step``, as it checks for changes, so
+    ``checked_at`` is the time (``perf_counter``) of the watch's last check, as
+    :attr:`provcfg._watchfs.FolderWatcher.checked_at` is for ``provcfg.watch``.
     """
 
-    _FRESH = 0.9
+    def __init__(self) -> None:
+        self.checked_at: float | None = None
+        self._set = False
 
-    def __init__(self, step: float) -> None:
-        self.step = step
-        self.entered: float | None = None
+    def is_set(self) -> bool:
+        self.checked_at = time.perf_counter()
+        return self._set
 
-    def mark(self, entered: float) -> None:
-        self.entered = entered
+    def set(self) -> None:
+        self._set = True
 
-    def fresh(self) -> bool:
-        return self.entered is not None and time.perf_counter() - self.entered < self._FRESH
 
-    def delay(self, now: float) -> float:
-        """Seconds from ``now`` to half a step after the next check, at least 1 ms away
-        (the save itself takes a fraction of that)."""
-        assert self.entered is not None
-        half = self.entered + self.step / 2
-        steps = max(0, math.ceil((now + 0.001 - half) / self.step))
-        return half + steps * self.step - now
+async def _mid_step(checked_at: Callable[[], float | None], since: float, step: float) -> None:
+    """Wait for a watcher's first check after ``since``, then until half a step after it.
 
-    async def mid_step(self) -> None:
-        """Sleep until half a step after one of the watcher's checks (the next one due)."""
-        await asyncio.sleep(self.delay(time.perf_counter()))
+    watchfiles checks for changes every ``step`` and reports them one step after the
+    first check that saw them, so a save waits between one and two steps, a saw-tooth
+    of the moment it lands: the same pause after each reload put every save at the
+    same point of it, and that point sat a few ms before a check, so a slower build
+    pushed the next save past the check and shortened its wait by as much as it
+    added (the slowdown vanished; a larger one jumped a whole step). Even counted
+    from the reload, the step clock moves: each check waits for the GIL, which a
+    reload running in another thread can hold for a switch interval (5 ms). So each
+    timed save is made half a step after a check *seen* to happen, where a save made
+    at a random moment waits on average, far from either edge.
+    """
+    while True:
+        checked = checked_at()
+        if checked is not None and checked > since:
+            delay = checked + step / 2 - time.perf_counter()
+            if delay > 0.001:
+                await asyncio.sleep(delay)
+                return
+            since = checked  # seen too late: the next check
+        await asyncio.sleep(0.001)
 
 
 @asynccontextmanager
@@ -149,36 +148,35 @@ async def _save_to_live(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
         # then read, parse and build: the least any reloader does. Like provcfg's
         # watcher it waits for the next save again before it builds.
         direct_file = _Watched(root, "direct")
+        direct_checks = _CheckedStop()
         changes = watchfiles.awatch(
             direct_file.folder,
             debounce=int(DEFAULT_DEBOUNCE * 1000),
             step=int(DEFAULT_STEP * 1000),
+            stop_event=direct_checks,
         )
         pending: list[Any] = [asyncio.ensure_future(anext(changes))]
-        direct_phase = _Phase(DEFAULT_STEP)
         direct_rt: list[Any] = [None]
 
         async def direct_once() -> float:
-            """One save seen and built; returns when it was made (``perf_counter``)."""
-            saved = time.perf_counter()
+            """One save seen and built: seconds from the save to the build done."""
+            start = time.perf_counter()
             direct_file.next_save()
             await pending[0]
             pending[0] = asyncio.ensure_future(anext(changes))
-            direct_phase.mark(time.perf_counter())
             rt = build_after(direct_file, direct_rt[0])
+            elapsed = time.perf_counter() - start
             if direct_rt[0] is not None:
                 await direct_rt[0].aclose()
             direct_rt[0] = rt
-            return saved
+            return elapsed
 
         async def direct(loops: int) -> Sample:
             elapsed = 0.0
             for _ in range(loops):
-                if not direct_phase.fresh():
-                    await direct_once()
-                await direct_phase.mid_step()
-                saved = await direct_once()
-                elapsed += time.perf_counter() - saved
+                await direct_once()
+                await _mid_step(lambda: direct_checks.checked_at, time.perf_counter(), DEFAULT_STEP)
+                elapsed += await direct_once()
             return Sample(elapsed / loops)
 
         async def close_direct() -> None:
@@ -198,52 +196,42 @@ async def _save_to_live(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
             spin = ctx.slowed(role)  # type: ignore[arg-type]
 
             class Slowed(LiveRuntime):
-                """provcfg.watch with the calibration's spin in each reload's last step.
+                """provcfg.watch with the calibration's spin inside each reload's build."""
 
-                On the event loop, before the swap: a spin in the worker thread's build
-                ran while watchfiles' thread went back to waiting and held the GIL it
-                needed for up to a switch interval (5 ms), so it moved the watcher's
-                step clock by a varying few ms and each slowed run's wait with it
-                (`-stl-midstep-thread-spin`: 35 of 60 caught).
-                """
-
-                def _apply(self, attempt: Any, noticed_at: float) -> Any:
+                def _read_and_build(self, previous: Any) -> Any:
                     if spin is not None:
                         spin()
-                    return super()._apply(attempt, noticed_at)
+                    return super()._read_and_build(previous)
 
             target = _Watched(root, name)
             live = Slowed(target.path, environ={}, debounce=debounce, step=step)
             await stack.enter_async_context(live)
             return target, live
 
-        def live_run(target: _Watched, watcher: LiveRuntime, step: float) -> TimeFunc:
-            phase = _Phase(step)
+        def live_run(target: _Watched, live: LiveRuntime, step: float) -> TimeFunc:
+            def checked_at() -> float | None:
+                return None if live._watcher is None else live._watcher.checked_at
 
             async def once() -> tuple[float, Any]:
                 """One save until its generation is live: (seconds, the event)."""
-                waiting = asyncio.ensure_future(watcher.reload_event(timeout=10))
+                waiting = asyncio.ensure_future(live.reload_event(timeout=10))
                 await asyncio.sleep(0)
                 start = time.perf_counter()
                 target.next_save()
                 event = await waiting
-                end = time.perf_counter()
-                # The watcher went back to waiting as it reported the save.
-                phase.mark(end - (event.build_s or 0.0))
-                return end - start, event
+                return time.perf_counter() - start, event
 
             async def run(loops: int) -> Sample:
                 elapsed = reported = 0.0
                 rebuilt = kept = 0
                 for _ in range(loops):
-                    if not phase.fresh():
-                        await once()
-                    await phase.mid_step()
-                    before = {n: watcher.runtime.provider(n) for n in NAMES}
+                    await once()
+                    await _mid_step(checked_at, time.perf_counter(), step)
+                    before = {n: live.runtime.provider(n) for n in NAMES}
                     seconds, event = await once()
                     elapsed += seconds
                     reported += event.latency_s or 0.0
-                    rt = watcher.runtime
+                    rt = live.runtime
                     rebuilt += sum(1 for s in rt.changes.values() if s == "rebuilt")
                     kept += sum(1 for n in NAMES if n != "p3" and rt.provider(n) is before[n])
                 extra = {
@@ -390,11 +378,10 @@ CASES = [
         build=_save_to_live,
         sample_seconds=0.0,
         rounds={"quick": (6, 20), "full": (30, 60)},
-        seconds={"quick": 4.0, "full": 40.0},
-        # Each timed save lands half a step after a watcher check (see _Phase), so the
-        # wait is the same every round: run-to-run intervals of +-2 %. Calibration in
-        # docs/performance.md (saves at a fixed pause after the last reload sat next to
-        # a check: 9 of 15 of +74 % caught at 40 %, 0 of 8 at 60 %).
+        seconds={"quick": 7.0, "full": 40.0},
+        # Each timed save lands half a step after a check the watcher was seen to make
+        # (see _mid_step), so the wait is the same every round; calibration in
+        # docs/performance.md.
         threshold=0.10,
         budgets=(Budget("save-to-live", "<= 300 ms", max_seconds=0.3),),
         note="each timed save lands mid-step (30 ms), where a save at a random moment waits "
