@@ -53,7 +53,9 @@ async def measure(pauses_ms: list[float], saves: int) -> list[tuple[float, list[
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description="save-to-live latency against when a save lands in the watcher's step"
+    )
     parser.add_argument("pauses", nargs="*", type=float, help="pauses in ms after each reload")
     parser.add_argument("--saves", type=int, default=40, help="saves per pause (default 40)")
     args = parser.parse_args()

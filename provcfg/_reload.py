@@ -425,7 +425,8 @@ class LiveRuntime:
             changes=dict(new.changes),
             latency=latency,
             digest=attempt.digest,
-            # A save landing while an earlier notice was read is seen by that read.
+            # now - max(saved_at, noticed_at): a save made after the notice but before the
+            # read is built by this attempt, and its own latency starts at the save.
             build=min(latency, max(0.0, now - noticed_at)),
         )
         log.info(

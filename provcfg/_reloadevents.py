@@ -45,9 +45,12 @@ class ReloadEvent:
         digest: sha256 of the content tried (hex), or ``<missing>``.
         omitted: problems found beyond those in ``problems`` (a file with thousands).
         build_s: seconds from provcfg noticing the change (the watcher reporting it, or
-            ``reload()`` being called) to the new runtime being live: read, hash,
-            validate, build and swap, provcfg's own share of ``latency_s`` (the rest is
-            the watcher's wait for the save to settle); None when nothing was built.
+            ``reload()`` being called) to the new runtime being live: waiting for an
+            attempt already running, then read, hash, validate, build and swap;
+            provcfg's own share of ``latency_s``, the rest being the watcher's wait for
+            the save to settle (when the file's mtime is not plausible, ``latency_s``
+            is counted from the notice too, and the two are equal). None when nothing
+            was built: a failed attempt, or content already live that came back.
     """
 
     generation: int

@@ -180,8 +180,8 @@ class FolderWatcher:
     def checked_at(self) -> float | None:
         """``time.perf_counter()`` when the watch last checked for changes (it checks
         every ``step``; a change is reported one step after the first check that saw
-        it); None before its first check and while it restarts."""
-        return None if self._stop is None else self._stop.checked_at
+        it); None before its first check, while it restarts and once closed."""
+        return None if self._stop is None or self._closed else self._stop.checked_at
 
     async def start(self, timeout: float = 10.0) -> None:
         """Start watching and return once the watch is listening.

@@ -181,21 +181,39 @@ async def test_save_to_live_times_each_save_half_a_step_after_a_check_it_saw(
 
     seen: list[float | None] = []
     since = time.perf_counter()
-    script = iter([None, since - 1.0, since - 0.5, since + 0.001])
+    script = iter([None, since - 1.0, since - 0.5])
 
     def checks() -> float | None:
-        value = next(script, since + 0.001)
+        # After the old and missing values: a check "now", each time it is asked (a
+        # slow machine that sees one too late still gets a later one).
+        value = next(script, time.perf_counter())
         seen.append(value)
         return value
 
-    await _mid_step(checks, since, 0.02)
-    assert seen[:4] == [None, since - 1.0, since - 0.5, since + 0.001]
-    assert time.perf_counter() >= since + 0.001 + 0.01  # half a step after that check
+    async with asyncio.timeout(5):
+        await _mid_step(checks, since, 0.02)
+    assert seen[:3] == [None, since - 1.0, since - 0.5] and len(seen) >= 4
+    last = seen[-1]
+    assert last is not None and last > since
+    assert time.perf_counter() >= last + 0.01  # half a step after the check it used
 
     # A check seen too late to be half a step before the next: wait for the next one.
-    late = [since - 0.05, since - 0.05, time.perf_counter() + 0.002]
-    await _mid_step(lambda: late[0] if len(late) == 1 else late.pop(0), since - 0.06, 0.02)
-    assert time.perf_counter() >= late[0] + 0.01
+    stale = since - 0.05
+    late = iter([stale, stale])
+    used: list[float] = []
+
+    def late_checks() -> float:
+        used.append(next(late, time.perf_counter()))
+        return used[-1]
+
+    async with asyncio.timeout(5):
+        await _mid_step(late_checks, since - 0.06, 0.02)
+    assert used[0] == stale and used[-1] > stale
+    assert time.perf_counter() >= used[-1] + 0.01
+
+    # A watcher that never checks: an error naming it, not a hang.
+    with pytest.raises(RuntimeError, match="made no check for 2 s"):
+        await _mid_step(lambda: None, since, 0.02)
 
     path = tmp_path / "providers.yaml"
     path.write_text(manifest(1, 0))
@@ -210,10 +228,14 @@ async def test_save_to_live_times_each_save_half_a_step_after_a_check_it_saw(
         assert watcher is not None and watcher.checked_at is not None  # polled once: ready
         await a_check_after(lambda: watcher.checked_at, time.perf_counter())
 
+    assert watcher.checked_at is None  # closed: no stale check time
+
     stop = _CheckedStop()
     watching = watchfiles.awatch(tmp_path, step=10, stop_event=stop)
     task = asyncio.ensure_future(anext(watching))
-    await a_check_after(lambda: stop.checked_at, since)
-    stop.set()
+    try:
+        await a_check_after(lambda: stop.checked_at, since)
+    finally:
+        stop.set()
     with pytest.raises(StopAsyncIteration):
         await task

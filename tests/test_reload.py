@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable
@@ -265,6 +266,24 @@ async def test_events_iterator_and_closing(manifest_path: Path) -> None:
         await anext(stream)
     with pytest.raises(RuntimeClosedError):
         await live.reload_event()
+
+
+async def test_build_s_is_provcfgs_share_not_the_wait_before_it(manifest_path: Path) -> None:
+    """latency_s counts from the save (the file's mtime), build_s from provcfg noticing
+    it: for a file saved half a second before reload() is called, the first holds the
+    half second and the second does not."""
+    async with watch(manifest_path, environ={}, step=1.0, debounce=1.0) as live:
+        # The first outcome, whoever gets there first: reload() now, or the slow watcher
+        # (one-second steps) on a machine too loaded to call reload() before it.
+        first = asyncio.ensure_future(live.reload_event(timeout=10))
+        os_replace(manifest_path, api_manifest({"api": 7, "local": 100}))
+        saved = time.time() - 0.5
+        os.utime(manifest_path, (saved, saved))
+        await live.reload()
+        event = await first
+        assert event.ok and event.generation == 2
+        assert event.latency_s is not None and event.latency_s >= 0.5
+        assert event.build_s is not None and event.build_s < event.latency_s - 0.4
 
 
 async def test_invalid_file_at_start_raises(tmp_path: Path) -> None:

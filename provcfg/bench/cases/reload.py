@@ -26,7 +26,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from provcfg.bench._case import Budget, Case, CaseContext, Contender, Sample, TimeFunc
+from provcfg.bench._case import Budget, Case, CaseContext, Contender, Role, Sample, TimeFunc
 from provcfg.bench.cases._fixtures import scratch
 
 if TYPE_CHECKING:
@@ -103,15 +103,23 @@ async def _mid_step(checked_at: Callable[[], float | None], since: float, step: 
     timed save is made half a step after a check *seen* to happen, where a save made
     at a random moment waits on average, far from either edge.
     """
-    while True:
-        checked = checked_at()
-        if checked is not None and checked > since:
-            delay = checked + step / 2 - time.perf_counter()
-            if delay > 0.001:
-                await asyncio.sleep(delay)
-                return
-            since = checked  # seen too late: the next check
-        await asyncio.sleep(0.001)
+    limit = max(2.0, 40 * step)
+    try:
+        async with asyncio.timeout(limit):
+            while True:
+                checked = checked_at()
+                if checked is not None and checked > since:
+                    delay = checked + step / 2 - time.perf_counter()
+                    if delay > 0.001:
+                        await asyncio.sleep(delay)
+                        return
+                    since = checked  # seen too late: the next check
+                await asyncio.sleep(0.001)
+    except TimeoutError:
+        raise RuntimeError(
+            f"the watcher made no check for {limit:g} s (it checks every {step * 1000:g} ms): "
+            "stopped, or its thread is starved"
+        ) from None
 
 
 @asynccontextmanager
@@ -191,12 +199,15 @@ async def _save_to_live(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
         stack.push_async_callback(close_direct)
 
         async def open_live(
-            name: str, debounce: float, step: float, role: str
+            name: str, debounce: float, step: float, role: Role
         ) -> tuple[_Watched, LiveRuntime]:
-            spin = ctx.slowed(role)  # type: ignore[arg-type]
+            spin = ctx.slowed(role)
 
+            # The bench lives in the package and reaches into the watch on purpose: a
+            # subclass to put the spin in the build, the watcher for its last check.
             class Slowed(LiveRuntime):
-                """provcfg.watch with the calibration's spin inside each reload's build."""
+                """provcfg.watch with the calibration's spin inside each reload's build
+                (the first load's and skipped attempts' too: untimed, harmless)."""
 
                 def _read_and_build(self, previous: Any) -> Any:
                     if spin is not None:
