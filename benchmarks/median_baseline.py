@@ -43,12 +43,21 @@ def main() -> int:
     parser.add_argument("--case", action="append", required=True, help="a case to re-centre")
     parser.add_argument("--baseline", type=Path, default=ROOT / "benchmarks" / "baseline.json")
     args = parser.parse_args()
-    try:
-        baseline = json.loads(args.baseline.read_text())
-        runs = {str(p): json.loads(p.read_text()) for p in args.runs}
-    except (OSError, ValueError) as exc:
-        sys.stderr.write(f"median_baseline: {exc}\n")
-        return 2
+    loaded: dict[str, dict[str, Any]] = {}
+    for path in (args.baseline, *args.runs):
+        try:
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict) or not isinstance(data.get("ratios"), dict):
+                raise ValueError("no 'ratios' object")
+        except (OSError, ValueError) as exc:
+            sys.stderr.write(
+                f"median_baseline: {path}: {exc}; give a baseline and run JSONs "
+                "(provcfg bench -o FILE / --baseline-out FILE)\n"
+            )
+            return 2
+        loaded[str(path)] = data
+    baseline = loaded.pop(str(args.baseline))
+    runs = loaded
     chosen = recentre(baseline, runs, args.case)
     if not chosen:
         sys.stderr.write(f"median_baseline: no entry of {args.case} in the runs\n")
