@@ -169,15 +169,16 @@ async def test_save_to_live_times_each_save_half_a_step_after_a_check_it_saw(
     """reload.save-to-live waits for the watcher's first check after the last reload
     (older ones do not count), then half a step more: watchfiles reports a save one
     step after the first check that sees it, so a save there waits 1.5 steps, the
-    average. The checks are seen where they happen: provcfg's watcher and the
-    stop event the reference hands watchfiles both keep the time of the last poll."""
+    average. The checks are seen where they happen: provcfg's watcher, and the same
+    stop event handed to watchfiles directly, keep the time of the last poll."""
     import asyncio
     import time
 
     import watchfiles
 
     import provcfg
-    from provcfg.bench.cases.reload import _CheckedStop, _mid_step, manifest
+    from provcfg._watchfs import _StopSignal
+    from provcfg.bench.cases.reload import _mid_step, manifest
 
     seen: list[float | None] = []
     since = time.perf_counter()
@@ -230,7 +231,7 @@ async def test_save_to_live_times_each_save_half_a_step_after_a_check_it_saw(
 
     assert watcher.checked_at is None  # closed: no stale check time
 
-    stop = _CheckedStop()
+    stop = _StopSignal(asyncio.get_running_loop(), on_ready=lambda: None)
     watching = watchfiles.awatch(tmp_path, step=10, stop_event=stop)
     task = asyncio.ensure_future(anext(watching))
     try:

@@ -69,26 +69,6 @@ class _Watched:
         save(self.path, manifest(10, self.saves))
 
 
-class _CheckedStop:
-    """A ``stop_event`` for ``watchfiles.awatch`` that keeps when it was last polled.
-
-    watchfiles polls its stop event once per ``step``, as it checks for changes, so
-    ``checked_at`` is the time (``perf_counter``) of the watch's last check, as
-    :attr:`provcfg._watchfs.FolderWatcher.checked_at` is for ``provcfg.watch``.
-    """
-
-    def __init__(self) -> None:
-        self.checked_at: float | None = None
-        self._set = False
-
-    def is_set(self) -> bool:
-        self.checked_at = time.perf_counter()
-        return self._set
-
-    def set(self) -> None:
-        self._set = True
-
-
 async def _mid_step(checked_at: Callable[[], float | None], since: float, step: float) -> None:
     """Wait for a watcher's first check after ``since``, then until half a step after it.
 
@@ -129,6 +109,7 @@ async def _save_to_live(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
     from provcfg._loading import parse_manifest_text
     from provcfg._reload import DEFAULT_DEBOUNCE, DEFAULT_STEP, LiveRuntime
     from provcfg._runtime import Runtime
+    from provcfg._watchfs import _StopSignal
 
     async with contextlib.AsyncExitStack() as stack:
         root = stack.enter_context(scratch())
@@ -156,7 +137,9 @@ async def _save_to_live(ctx: CaseContext) -> AsyncIterator[Sequence[Contender]]:
         # then read, parse and build: the least any reloader does. Like provcfg's
         # watcher it waits for the next save again before it builds.
         direct_file = _Watched(root, "direct")
-        direct_checks = _CheckedStop()
+        # provcfg's own stop event for watchfiles: it keeps when it was last polled,
+        # once per step, as the watch checks for changes.
+        direct_checks = _StopSignal(asyncio.get_running_loop(), on_ready=lambda: None)
         changes = watchfiles.awatch(
             direct_file.folder,
             debounce=int(DEFAULT_DEBOUNCE * 1000),
