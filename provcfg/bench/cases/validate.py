@@ -185,6 +185,11 @@ CASES = [
         name="validate.in-process",
         title="parse + validate 10 providers in process vs libyaml alone",
         build=_in_process,
+        # 15/15 of +15 % at 10 % in a session, but pydantic's Python-side work against
+        # libyaml's C moved +5 to +20 % between VMs and moments (a clean-clone CI run
+        # failed at 10 % on +20.1 %, and so did the baseline's own commit, alternated:
+        # benchmarks/runs/before-after-10dfbbe-validate/); docs/performance.md.
+        threshold=0.25,
         gc_off=True,
         clock="cpu",
         sample_seconds=0.003,
